@@ -1,0 +1,92 @@
+package sender
+
+import (
+	"io"
+	"time"
+)
+
+// Config describes one SMTP or LMTP relay and how to talk to it.
+type Config struct {
+	Host string
+	Port int
+	// Security is "starttls" (default; mandatory, never falls back to
+	// plaintext), "tls" (implicit TLS, RFC 8314) or "none".
+	Security string
+	// CAFile is an optional PEM file of extra trusted CAs.
+	CAFile string
+	Username string
+	// Password is the secret itself; it never appears in errors or traces.
+	Password string
+	// Auth is auto, plain, login, cram-md5, xoauth2 or none.
+	Auth string
+	// HELO is the EHLO/LHLO name; empty means the host name.
+	HELO string
+	// Protocol is "smtp" (default) or "lmtp".
+	Protocol string
+	// Timeout bounds each SMTP command; zero means 60s.
+	Timeout time.Duration
+	// DataTimeout bounds the wait for the reply to the final "."; zero means
+	// 10 minutes (RFC 5321 section 4.5.3.2.6).
+	DataTimeout time.Duration
+	// Debug, when set, receives the protocol trace with AUTH data redacted.
+	Debug io.Writer
+}
+
+// PoolConfig shapes a Pool.
+type PoolConfig struct {
+	// Concurrency is the most simultaneous connections; zero means 1.
+	Concurrency int
+	// PerConnection is how many messages go over one connection before it
+	// is closed and a new one opened; zero means unlimited.
+	PerConnection int
+	// Rate is messages per second shared by all connections; zero means no limit.
+	Rate float64
+	// Burst is the rate limiter's burst; zero means 1.
+	Burst int
+	// Retries is the number of attempts for temporary failures; zero means 1.
+	Retries int
+	// Backoff is the first retry delay; it doubles with jitter, capped.
+	Backoff time.Duration
+	// MaxRcpt is the most recipients per transaction; zero means 100.
+	MaxRcpt int
+}
+
+// Status is the outcome for one recipient.
+type Status int
+
+// The outcomes of one recipient.
+const (
+	// Delivered: the server accepted the message for this recipient.
+	Delivered Status = iota + 1
+	// Rejected: a permanent (5xx) failure; do not retry.
+	Rejected
+	// Deferred: a temporary failure that outlived the retries.
+	Deferred
+	// Unknown: no reply after the final "."; the message may have been
+	// delivered (RFC 1047).
+	Unknown
+)
+
+// Reply is one SMTP reply.
+type Reply struct {
+	Code     int    `json:"code,omitempty"`
+	Enhanced string `json:"enhanced,omitempty"`
+	Text     string `json:"text,omitempty"`
+}
+
+// RcptResult is the outcome for one envelope recipient.
+type RcptResult struct {
+	Addr   string
+	Status Status
+	Reply  Reply
+	// Err is the typed error for a recipient that was not delivered.
+	Err error
+}
+
+// Result is the outcome of one message, per recipient.
+type Result struct {
+	// Rcpts holds one entry per envelope recipient, in envelope order.
+	Rcpts []RcptResult
+	// Attempts is how many transactions were tried.
+	Attempts int
+}
