@@ -1,0 +1,34 @@
+// Package journal is the crash-safe, append-only record of a send run: one
+// JSON line per recipient event, fsynced before it counts, so that a rerun
+// after a crash, Ctrl-C or kill -9 sends to everyone not yet sent and to
+// nobody twice (principle 11 of the project's mail-sending principles).
+//
+// The file starts with a "begin" record (campaign, fingerprint, format
+// version); each later run that records something appends a "run" record;
+// every other line is an Entry. The last entry of a recipient, keyed by
+// Normalize(address), decides its Status.
+//
+// A send run uses it like this:
+//
+//  1. Open locks the journal (flock, so a second run gets ErrLocked),
+//     loads the last status of every recipient (an intent without an
+//     outcome becomes Unknown) and repairs a line torn by a crash.
+//  2. The caller compares Journal.Began's Fingerprint with the current
+//     campaign's and warns when the campaign changed.
+//  3. For each recipient, Journal.Status says whether a previous run
+//     already sent, failed or skipped it.
+//  4. Before the SMTP transaction, Journal.Record writes the Sending
+//     intent and returns once it is fsynced; concurrent workers share one
+//     write and one fsync per batch (group commit, in Journal.writer).
+//  5. After it, Journal.Record (or Journal.Queue, which does not wait)
+//     writes the outcome: Sent, Failed, Deferred, Unknown or Skipped.
+//     Between the server's reply and the fsync a crash leaves at most one
+//     recipient per worker Unknown.
+//  6. Journal.Counts gives the summary; Journal.Close flushes, fsyncs and
+//     unlocks.
+//
+// Readers do not take the lock: Read streams the entries (mailrun status),
+// Latest builds a Report with each recipient's last entry (mailrun
+// report), and ReadIndex finds recipients by Message-ID for the bounce
+// processor, which records them with MarkBounced.
+package journal
