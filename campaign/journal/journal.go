@@ -545,4 +545,3 @@ func syncDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
