@@ -1,0 +1,76 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailrun/mailrun/render"
+)
+
+// Preview renders the campaign and writes one .eml file per recipient into
+// dir (created if needed), named "%05d-<address>.eml" by CSV row, or one
+// "group.eml" in group mode. Each file is written to a temporary name in dir
+// and renamed, so dir never holds a partial message. A limit above zero
+// stops after that many files.
+//
+// Rows with problems are printed to out (as Check prints them) and skipped;
+// the others are written. Rendering runs on GOMAXPROCS workers, writing stays
+// in CSV order, and memory does not grow with the number of recipients. A
+// final line gives the count, the elapsed time and messages per second.
+// The error is non-nil when Preview could not go on (unreadable CSV, write
+// error, or ctx.Err() when cancelled: files already written stay).
+func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Writer) (*Report, error) {
+	start := time.Now()
+	rep := &Report{}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return rep, fmt.Errorf("preview: %w", err)
+	}
+	write := func(name string, msg *render.Message) error {
+		if err := writeAtomic(filepath.Join(dir, name), msg.Data, 0o644, false); err != nil {
+			return fmt.Errorf("preview: %w", err)
+		}
+		rep.Written++
+		if limit > 0 && rep.Written >= limit {
+			return errStop
+		}
+		return nil
+	}
+	err := run(ctx, c, out, rep,
+		func(it *item) error { return write(emlName(it.rec.Row, it.rec.Email), it.msg) },
+		func(msg *render.Message) error { return write("group.eml", msg) })
+	rep.Elapsed = time.Since(start)
+	if err != nil {
+		return rep, err
+	}
+	rate := 0.0
+	if s := rep.Elapsed.Seconds(); s > 0 {
+		rate = float64(rep.Written) / s
+	}
+	_, err = fmt.Fprintf(out, "preview: %s written to %s in %s (%.0f msg/s), %s, %s, %d suppressed\n",
+		plural(rep.Written, "message"), dir, rep.Elapsed.Round(time.Millisecond), rate,
+		plural(rep.Errors, "error"), plural(rep.Warnings, "warning"), rep.Suppressed)
+	return rep, err
+}
+
+// emlName names a preview file by row and address. The address keeps
+// letters, digits and ".@+-_"; anything else, including a path separator,
+// becomes "_", so the name stays inside the folder on every file system.
+func emlName(row int, addr string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%05d-", row)
+	for _, r := range addr {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".@+-_", r):
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	b.WriteString(".eml")
+	return b.String()
+}
