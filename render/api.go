@@ -66,10 +66,14 @@ type Unsubscribe struct {
 
 // DKIM configures signing of rendered messages.
 type DKIM struct {
-	Domain   string
+	// Domain is the signing domain (d=), whose DNS publishes the key.
+	Domain string
+	// Selector names the key record (s=) under Domain.
 	Selector string
-	Signer   crypto.Signer
-	// Headers are the header fields to sign, in order.
+	// Signer is the private key: *rsa.PrivateKey or ed25519.PrivateKey.
+	Signer crypto.Signer
+	// Headers are the header fields to sign, in order (h=). Empty means
+	// DefaultDKIMHeaders plus the List-Unsubscribe pair when present.
 	Headers []string
 }
 

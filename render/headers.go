@@ -1,0 +1,164 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// reservedHeaders are the fields render writes itself; an extra header may
+// not replace or duplicate them (RFC 5322 3.6 allows one of each).
+var reservedHeaders = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
+	"subject": true, "date": true, "message-id": true, "mime-version": true,
+	"list-unsubscribe": true, "list-unsubscribe-post": true, "dkim-signature": true,
+	"return-path": true, "received": true,
+}
+
+// checkHeaderName validates an extra header's name and refuses the fields
+// render writes itself, so a campaign cannot duplicate or replace them.
+func checkHeaderName(name string) error {
+	if err := checkHeaderNameSyntax(name); err != nil {
+		return err
+	}
+	lower := strings.ToLower(name)
+	if reservedHeaders[lower] || strings.HasPrefix(lower, "content-") {
+		return fmt.Errorf("header %q is set by mailrun and cannot be overridden", name)
+	}
+	return nil
+}
+
+// errLineBreak is the cause when a rendered header value would start a new
+// header line (header injection).
+var errLineBreak = errors.New("value contains CR, LF or NUL")
+
+// maxWord bounds an unencoded word in a header value: go-mail folds only at
+// spaces, and RFC 5322 2.1.1 limits a line to 998 octets.
+const maxWord = 900
+
+// checkHeaderValue refuses values that could inject a header or break the
+// line limit. tmpl names the template the value came from.
+func checkHeaderValue(tmpl, v string) error {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return fmt.Errorf("template %q: %w: %q", tmpl, errLineBreak, v)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("template %q: value is not valid UTF-8", tmpl)
+	}
+	for _, w := range strings.Fields(v) {
+		if len(w) > maxWord {
+			return fmt.Errorf("template %q: a word of %d bytes is too long for a header line", tmpl, len(w))
+		}
+	}
+	return nil
+}
+
+// parseMailbox parses one address and refuses display-name tricks that
+// net/mail accepts but would make the envelope differ from the header.
+func parseMailbox(what, s string) (*mail.Address, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return nil, fmt.Errorf("%s %q: %w", what, s, errLineBreak)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, s, err)
+	}
+	return a, nil
+}
+
+// parseList parses an RFC 5322 address list (From, Reply-To, group To).
+func parseList(what, s string) ([]*mail.Address, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return nil, fmt.Errorf("%s %q: %w", what, s, errLineBreak)
+	}
+	l, err := mail.ParseAddressList(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, s, err)
+	}
+	return l, nil
+}
+
+// parseBare parses a recipient's bare addr-spec (the CSV email column).
+func parseBare(s string) (string, error) {
+	if strings.ContainsAny(s, "\r\n\x00<>") {
+		return "", fmt.Errorf("address %q: must be a bare address without <>, CR or LF", s)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", s, err)
+	}
+	if a.Name != "" {
+		return "", fmt.Errorf("address %q: must be a bare address", s)
+	}
+	return a.Address, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func domainOf(addr string) string {
+	return addr[strings.LastIndexByte(addr, '@')+1:]
+}
+
+// unsubscribeHeader builds the RFC 2369 List-Unsubscribe value from a
+// rendered https URL and an optional mailto address (RFC 8058 requires the
+// https URI for one-click). Both are refused unless they are plain ASCII URIs
+// without blanks or angle brackets, so they cannot escape the <...>.
+func unsubscribeHeader(rawURL, mailto string) (string, error) {
+	if err := checkURI(rawURL); err != nil {
+		return "", fmt.Errorf("url %q: %w", rawURL, err)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", rawURL, err)
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("url %q: must be an absolute https URL (RFC 8058)", rawURL)
+	}
+	v := "<" + rawURL + ">"
+	if mailto != "" {
+		m := "mailto:" + strings.TrimPrefix(mailto, "mailto:")
+		if err := checkURI(m); err != nil {
+			return "", fmt.Errorf("mailto %q: %w", mailto, err)
+		}
+		mu, err := url.Parse(m)
+		if err != nil {
+			return "", fmt.Errorf("mailto %q: %w", mailto, err)
+		}
+		if !strings.Contains(mu.Opaque, "@") {
+			return "", fmt.Errorf("mailto %q: not an address", mailto)
+		}
+		v += ", <" + m + ">"
+	}
+	return v, nil
+}
+
+func checkURI(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > maxWord {
+		return fmt.Errorf("%d bytes is too long for a header line", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\r' || c == '\n' || c == 0:
+			return errLineBreak
+		case c <= ' ' || c >= 0x7f:
+			return errors.New("contains a blank, control or non-ASCII character (use urlquery in the template)")
+		case c == '<' || c == '>' || c == '"':
+			return fmt.Errorf("contains %q", c)
+		}
+	}
+	return nil
+}

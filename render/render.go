@@ -1,0 +1,617 @@
+package render
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	htemplate "html/template"
+	"io"
+	"mime"
+	"net/mail"
+	"net/textproto"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	ttemplate "text/template"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/yuin/goldmark"
+)
+
+// FieldError is an error in rendering one part of a message for one
+// recipient. The caller adds the CSV file, row and address.
+type FieldError struct {
+	// Field is one of subject, name, body, text, layout, attachment,
+	// "header <Name>", unsubscribe, address.
+	Field string
+	// Err is the cause; template errors name the template file and line.
+	Err error
+}
+
+// Error returns "field: cause".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
+// Renderer builds messages from one campaign's templates. It is safe for
+// concurrent use by several goroutines: templates, the goldmark instance and
+// static files are read-only after New, and the image cache is locked.
+type Renderer struct {
+	cfg  Config
+	root *os.Root
+	md   goldmark.Markdown
+
+	subject, name *ttemplate.Template
+	markdown      *ttemplate.Template
+	html          *htemplate.Template
+	text          *ttemplate.Template
+	layout        *htemplate.Template
+	bodyFile      string
+	headers       []headerTemplate
+	attachments   []attachTemplate
+	unsubURL      *ttemplate.Template
+	unsubMailto   *ttemplate.Template
+
+	from     []*mail.Address
+	sender   *mail.Address
+	replyTo  []*mail.Address
+	groupTo  []*mail.Address
+	envFrom  string
+	domain   string
+	dkimKeys []string // configured h= list, nil for the default
+
+	imgMu  sync.RWMutex
+	images map[string]*fileData
+}
+
+type headerTemplate struct {
+	name  string
+	field string // "header <name>"
+	t     *ttemplate.Template
+}
+
+type attachTemplate struct {
+	t      *ttemplate.Template // nil when the path has no template action
+	static *fileData
+}
+
+// New parses every template and reads the static attachments once. Paths in
+// cfg are relative to cfg.Dir and confined to it. Errors name the file (and
+// the line, for template syntax errors) or the configuration field.
+func New(cfg Config) (*Renderer, error) {
+	if cfg.Vars == nil {
+		cfg.Vars = map[string]any{}
+	}
+	r := &Renderer{cfg: cfg, md: newMarkdown(), images: map[string]*fileData{}}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("campaign folder: %w", err)
+	}
+	r.root = root
+	if err := r.init(); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the campaign folder handle. Render must not be called after.
+func (r *Renderer) Close() error { return r.root.Close() }
+
+func (r *Renderer) init() error {
+	cfg := &r.cfg
+	var err error
+	if r.from, err = parseList("from", cfg.From); err != nil {
+		return err
+	}
+	if len(r.from) > 1 {
+		for _, a := range r.from {
+			if !isASCII(a.Address) {
+				return fmt.Errorf("from %q: several authors need ASCII addresses", cfg.From)
+			}
+		}
+	}
+	if cfg.Sender != "" {
+		if r.sender, err = parseMailbox("sender", cfg.Sender); err != nil {
+			return err
+		}
+		if !isASCII(r.sender.Address) {
+			return fmt.Errorf("sender %q: address must be ASCII", cfg.Sender)
+		}
+		r.envFrom = r.sender.Address
+	} else if len(r.from) > 1 {
+		return fmt.Errorf("sender: required when from lists %d authors (RFC 5322 3.6.2)", len(r.from))
+	} else {
+		r.envFrom = r.from[0].Address
+	}
+	r.domain = domainOf(r.from[0].Address)
+	if cfg.ReplyTo != "" {
+		if r.replyTo, err = parseList("reply_to", cfg.ReplyTo); err != nil {
+			return err
+		}
+	}
+	if cfg.Group.To != "" {
+		if r.groupTo, err = parseList("group to", cfg.Group.To); err != nil {
+			return err
+		}
+	}
+
+	if r.subject, err = parseText("subject", cfg.Subject); err != nil {
+		return fmt.Errorf("subject: %w", err)
+	}
+	if cfg.Name != "" {
+		if r.name, err = parseText("name", cfg.Name); err != nil {
+			return fmt.Errorf("name: %w", err)
+		}
+	}
+	switch {
+	case cfg.Markdown != "" && cfg.HTML != "":
+		return errors.New("body: give markdown or html, not both")
+	case cfg.Markdown != "":
+		r.bodyFile = cfg.Markdown
+		src, err := r.readTemplate(cfg.Markdown)
+		if err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+	case cfg.HTML != "":
+		r.bodyFile = cfg.HTML
+		src, err := r.readTemplate(cfg.HTML)
+		if err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		if r.html, err = parseHTML(cfg.HTML, src); err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+	default:
+		return errors.New("body: markdown or html is required")
+	}
+	if cfg.Text != "" {
+		src, err := r.readTemplate(cfg.Text)
+		if err != nil {
+			return fmt.Errorf("text: %w", err)
+		}
+		if r.text, err = parseText(cfg.Text, src); err != nil {
+			return fmt.Errorf("text: %w", err)
+		}
+	}
+	if cfg.Layout != "" {
+		src, err := r.readTemplate(cfg.Layout)
+		if err != nil {
+			return fmt.Errorf("layout: %w", err)
+		}
+		if r.layout, err = parseHTML(cfg.Layout, src); err != nil {
+			return fmt.Errorf("layout: %w", err)
+		}
+	}
+
+	names := make([]string, 0, len(cfg.Headers))
+	for name := range cfg.Headers {
+		names = append(names, name)
+	}
+	slices.Sort(names) // deterministic errors and output
+	seen := map[string]bool{}
+	for _, name := range names {
+		field := "header " + name
+		if err := checkHeaderName(name); err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		if seen[strings.ToLower(name)] {
+			return fmt.Errorf("%s: given twice", field)
+		}
+		seen[strings.ToLower(name)] = true
+		t, err := parseText(field, cfg.Headers[name])
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		r.headers = append(r.headers, headerTemplate{name: name, field: field, t: t})
+	}
+
+	for i, p := range cfg.Attachments {
+		if !strings.Contains(p, "{{") {
+			f, err := r.loadFile(p)
+			if err != nil {
+				return fmt.Errorf("attachment %s: %w", p, err)
+			}
+			r.attachments = append(r.attachments, attachTemplate{static: f})
+			continue
+		}
+		t, err := parseText("attachment "+strconv.Itoa(i+1), p)
+		if err != nil {
+			return fmt.Errorf("attachment %s: %w", p, err)
+		}
+		r.attachments = append(r.attachments, attachTemplate{t: t})
+	}
+
+	if cfg.Unsubscribe.URL != "" {
+		if r.unsubURL, err = parseText("unsubscribe url", cfg.Unsubscribe.URL); err != nil {
+			return fmt.Errorf("unsubscribe: %w", err)
+		}
+		if cfg.Unsubscribe.Mailto != "" {
+			if r.unsubMailto, err = parseText("unsubscribe mailto", cfg.Unsubscribe.Mailto); err != nil {
+				return fmt.Errorf("unsubscribe: %w", err)
+			}
+		}
+	} else if cfg.Unsubscribe.Mailto != "" {
+		return errors.New("unsubscribe: mailto needs url too (RFC 8058 one-click needs https)")
+	}
+	if cfg.DKIM != nil {
+		if err := checkDKIM(cfg.DKIM); err != nil {
+			return fmt.Errorf("dkim: %w", err)
+		}
+		r.dkimKeys = cfg.DKIM.Headers
+	}
+	return nil
+}
+
+func (r *Renderer) readTemplate(p string) (string, error) {
+	b, err := r.readFile(p)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func parseText(name, src string) (*ttemplate.Template, error) {
+	return ttemplate.New(name).Option("missingkey=error").Parse(src)
+}
+
+func parseHTML(name, src string) (*htemplate.Template, error) {
+	return htemplate.New(name).Option("missingkey=error").Parse(src)
+}
+
+// content is what one message says, before it becomes MIME.
+type content struct {
+	subject     string
+	headers     [][2]string
+	html, text  string
+	embeds      []*fileData
+	attachments []*fileData
+}
+
+// Render builds the individual message for one recipient. Errors are
+// *FieldError values naming the part that failed.
+func (r *Renderer) Render(rc Recipient) (*Message, error) {
+	addr, err := parseBare(rc.Email)
+	if err != nil {
+		return nil, fieldErr("address", err)
+	}
+	data := r.data(rc.Fields, false)
+	to := &mail.Address{Address: addr}
+	if r.name != nil {
+		name, err := execText(r.name, data)
+		if err != nil {
+			return nil, fieldErr("name", err)
+		}
+		name = strings.TrimSpace(name)
+		if err := checkHeaderValue("name", name); err != nil {
+			return nil, fieldErr("name", err)
+		}
+		to.Name = name
+	}
+	var unsub string
+	if r.unsubURL != nil {
+		u, err := execText(r.unsubURL, data)
+		if err != nil {
+			return nil, fieldErr("unsubscribe", err)
+		}
+		var m string
+		if r.unsubMailto != nil {
+			if m, err = execText(r.unsubMailto, data); err != nil {
+				return nil, fieldErr("unsubscribe", err)
+			}
+		}
+		if unsub, err = unsubscribeHeader(strings.TrimSpace(u), strings.TrimSpace(m)); err != nil {
+			return nil, fieldErr("unsubscribe", err)
+		}
+	}
+	c, err := r.content(rc.Fields, data)
+	if err != nil {
+		return nil, err
+	}
+	if unsub != "" {
+		c.headers = append(c.headers,
+			[2]string{gomail.HeaderListUnsubscribe.String(), unsub},
+			[2]string{gomail.HeaderListUnsubscribePost.String(), "List-Unsubscribe=One-Click"})
+	}
+	return r.compose(c, []*mail.Address{to}, "", []string{addr})
+}
+
+// RenderGroup builds the one group message for all of to (bare addresses).
+// Templates see only .Vars. The visible To is Config.Group.To and the
+// recipients travel as Bcc (only in the envelope), unless Group.Visible.
+// Group messages carry no per-recipient List-Unsubscribe.
+func (r *Renderer) RenderGroup(to []string) (*Message, error) {
+	env := make([]string, 0, len(to))
+	for _, t := range to {
+		a, err := parseBare(t)
+		if err != nil {
+			return nil, fieldErr("address", err)
+		}
+		env = append(env, a)
+	}
+	if len(env) == 0 {
+		return nil, fieldErr("address", errors.New("group message without recipients"))
+	}
+	data := r.data(nil, false)
+	c, err := r.content(nil, data)
+	if err != nil {
+		return nil, err
+	}
+	var hdrTo []*mail.Address
+	undisclosed := ""
+	if r.cfg.Group.Visible {
+		for _, a := range env {
+			hdrTo = append(hdrTo, &mail.Address{Address: a})
+		}
+	} else if len(r.groupTo) > 0 {
+		hdrTo = r.groupTo
+	} else {
+		// RFC 5322 A.1.3: an empty group keeps the Bcc recipients hidden.
+		undisclosed = "undisclosed-recipients:;"
+	}
+	return r.compose(c, hdrTo, undisclosed, env)
+}
+
+// data is the template data: CSV columns by header plus Vars. For Markdown
+// every CSV value is escaped so it stays literal text.
+func (r *Renderer) data(fields map[string]string, markdown bool) map[string]any {
+	d := make(map[string]any, len(fields)+2)
+	for k, v := range fields {
+		if markdown {
+			v = mdEscape(v)
+		}
+		d[k] = v
+	}
+	d["Vars"] = r.cfg.Vars
+	return d
+}
+
+// content renders subject, extra headers, bodies, images and attachments:
+// everything both message kinds share.
+func (r *Renderer) content(fields map[string]string, data map[string]any) (*content, error) {
+	c := &content{}
+	var err error
+	if c.subject, err = execText(r.subject, data); err != nil {
+		return nil, fieldErr("subject", err)
+	}
+	if err := checkHeaderValue("subject", c.subject); err != nil {
+		return nil, fieldErr("subject", err)
+	}
+	for _, h := range r.headers {
+		v, err := execText(h.t, data)
+		if err != nil {
+			return nil, fieldErr(h.field, err)
+		}
+		if err := checkHeaderValue(h.field, v); err != nil {
+			return nil, fieldErr(h.field, err)
+		}
+		c.headers = append(c.headers, [2]string{h.name, v})
+	}
+
+	// Body: Markdown runs its template on escaped values, then goldmark; the
+	// HTML body runs html/template, which escapes values itself.
+	var body, derived string
+	if r.markdown != nil {
+		src, err := execText(r.markdown, r.data(fields, true))
+		if err != nil {
+			return nil, fieldErr("body", err)
+		}
+		if body, derived, err = r.markdownToHTML([]byte(src)); err != nil {
+			return nil, fieldErr("body", fmt.Errorf("%s: markdown: %w", r.bodyFile, err))
+		}
+	} else {
+		var b strings.Builder
+		if err := r.html.Execute(&b, data); err != nil {
+			return nil, fieldErr("body", err)
+		}
+		body = b.String()
+	}
+	if body, c.embeds, err = r.embedImages(body, r.bodyFile, c.embeds); err != nil {
+		return nil, fieldErr("body", err)
+	}
+	c.html = body
+	if r.layout != nil {
+		ld := make(map[string]any, len(data)+1)
+		for k, v := range data {
+			ld[k] = v
+		}
+		ld["Body"] = htemplate.HTML(body)
+		var b strings.Builder
+		if err := r.layout.Execute(&b, ld); err != nil {
+			return nil, fieldErr("layout", err)
+		}
+		if c.html, c.embeds, err = r.embedImages(b.String(), r.cfg.Layout, c.embeds); err != nil {
+			return nil, fieldErr("layout", err)
+		}
+	}
+	switch {
+	case r.text != nil:
+		if c.text, err = execText(r.text, data); err != nil {
+			return nil, fieldErr("text", err)
+		}
+	case r.markdown != nil:
+		c.text = derived
+	default:
+		c.text = htmlToText(body)
+	}
+
+	for _, a := range r.attachments {
+		if a.static != nil {
+			c.attachments = append(c.attachments, a.static)
+			continue
+		}
+		p, err := execText(a.t, data)
+		if err != nil {
+			return nil, fieldErr("attachment", err)
+		}
+		f, err := r.loadFile(p)
+		if err != nil {
+			return nil, fieldErr("attachment", err)
+		}
+		c.attachments = append(c.attachments, f)
+	}
+	return c, nil
+}
+
+func execText(t *ttemplate.Template, data any) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// compose turns content into the bytes of one message with go-mail, then
+// signs them. hdrTo is the visible To (or the literal group syntax in
+// undisclosed); env are the envelope recipients.
+func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string, env []string) (*Message, error) {
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	// go-mail writes generic headers sorted by name and address headers in
+	// a fixed order; preformatted headers come out in map order, so none are
+	// used and every value set here is already valid ASCII or gets RFC 2047
+	// encoding from go-mail.
+	if len(r.from) == 1 {
+		m.FromMailAddress(r.from[0])
+	} else {
+		// go-mail writes only the first From mailbox; RFC 5322 3.6.2 allows
+		// several when Sender names the one who sent it.
+		m.SetGenHeader(gomail.Header("From"), joinAddrs(r.from))
+	}
+	if r.sender != nil {
+		m.SetGenHeader(gomail.Header("Sender"), r.sender.String())
+	}
+	if len(r.replyTo) > 0 {
+		m.ReplyToMailAddress(r.replyTo...)
+	}
+	if undisclosed != "" {
+		m.SetGenHeader(gomail.Header("To"), undisclosed)
+	} else {
+		m.ToMailAddress(hdrTo...)
+	}
+	m.Subject(c.subject)
+	now := time.Now
+	if r.cfg.Now != nil {
+		now = r.cfg.Now
+	}
+	m.SetDateWithValue(now())
+	id, err := r.messageID()
+	if err != nil {
+		return nil, err
+	}
+	m.SetMessageIDWithValue(id)
+	for _, h := range c.headers {
+		m.SetGenHeader(gomail.Header(h[0]), h[1])
+	}
+
+	m.SetBodyWriter(gomail.TypeTextPlain, writeString(c.text))
+	m.AddAlternativeWriter(gomail.TypeTextHTML, writeString(c.html))
+	if len(c.embeds) > 0 {
+		files := make([]*gomail.File, len(c.embeds))
+		for i, f := range c.embeds {
+			files[i] = mimeFile(f, "inline")
+		}
+		m.SetEmbeds(files)
+	}
+	if len(c.attachments) > 0 {
+		files := make([]*gomail.File, len(c.attachments))
+		for i, f := range c.attachments {
+			files[i] = mimeFile(f, "attachment")
+		}
+		m.SetAttachments(files)
+	}
+
+	var buf bytes.Buffer
+	buf.Grow(4096 + 2*len(c.html) + 2*len(c.text) + filesSize(c.embeds) + filesSize(c.attachments))
+	if _, err := m.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("compose: %w", err)
+	}
+	data := buf.Bytes()
+	if r.cfg.DKIM != nil {
+		if data, err = r.sign(data); err != nil {
+			return nil, err
+		}
+	}
+	return &Message{From: r.envFrom, To: env, MessageID: id, Subject: c.subject, Data: data}, nil
+}
+
+func joinAddrs(l []*mail.Address) string {
+	s := make([]string, len(l))
+	for i, a := range l {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func filesSize(l []*fileData) int {
+	n := 0
+	for _, f := range l {
+		n += len(f.Data) * 4 / 3
+	}
+	return n
+}
+
+func writeString(s string) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		n, err := io.WriteString(w, s)
+		return int64(n), err
+	}
+}
+
+// mimeFile wraps shared, read-only file bytes in a fresh gomail.File per
+// message: go-mail mutates File.Header while writing, and AttachReader would
+// copy the bytes for every message. Content-Type and Content-Disposition are
+// set here because go-mail v0.8.1 puts RFC 2047 words inside quoted
+// parameters; mime.FormatMediaType uses RFC 2231 for non-ASCII names.
+func mimeFile(f *fileData, disposition string) *gomail.File {
+	h := textproto.MIMEHeader{}
+	typ, params, err := mime.ParseMediaType(f.Type)
+	if err != nil {
+		typ, params = "application/octet-stream", map[string]string{}
+	}
+	params["name"] = f.Name
+	h.Set("Content-Type", mime.FormatMediaType(typ, params))
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": f.Name}))
+	if f.CID != "" {
+		h.Set("Content-ID", "<"+f.CID+">")
+	}
+	data := f.Data
+	return &gomail.File{
+		Name:        f.Name,
+		ContentType: gomail.ContentType(f.Type),
+		Header:      h,
+		Writer: func(w io.Writer) (int64, error) {
+			n, err := w.Write(data)
+			return int64(n), err
+		},
+	}
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// messageID returns Config.MessageID's value or a random id in the From
+// domain (RFC 5322 3.6.4: unique, with a domain the sender controls).
+func (r *Renderer) messageID() (string, error) {
+	if r.cfg.MessageID != nil {
+		id := r.cfg.MessageID()
+		if id == "" || strings.ContainsAny(id, "<> \t\r\n\x00") || !strings.Contains(id, "@") {
+			return "", fmt.Errorf("message-id %q: want id-left@id-right without brackets or blanks", id)
+		}
+		return id, nil
+	}
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("message-id: %w", err)
+	}
+	return strings.ToLower(idEncoding.EncodeToString(b[:])) + "@" + r.domain, nil
+}
