@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/mailrun/mailrun/render"
-	"github.com/mailrun/mailrun/sender"
 )
 
 // RenderConfig maps the campaign to render.Config and loads the DKIM key.
@@ -42,38 +41,11 @@ func (c *Campaign) RenderConfig() (render.Config, error) {
 	return rc, nil
 }
 
-// SenderConfig maps the smtp section to sender.Config, with the password
-// read by Password. The error names the missing variable or file.
-func (c *Campaign) SenderConfig() (sender.Config, error) {
-	pw, err := c.Password("smtp")
-	if err != nil {
-		return sender.Config{}, err
-	}
-	s := c.SMTP
-	return sender.Config{
-		Host: s.Host, Port: s.Port, Security: s.Security, CAFile: c.join(s.CAFile),
-		Username: s.Username, Password: pw, Auth: s.Auth, HELO: s.HELO,
-		Protocol: s.Protocol, Timeout: c.Send.Timeout,
-	}, nil
-}
-
-// PoolConfig maps the send section to sender.PoolConfig. The error names a
-// bad rate.
-func (c *Campaign) PoolConfig() (sender.PoolConfig, error) {
-	r, err := c.Rate()
-	if err != nil {
-		return sender.PoolConfig{}, err
-	}
-	d := c.Send
-	return sender.PoolConfig{
-		Concurrency: d.Concurrency, PerConnection: d.PerConnection, Rate: r, Burst: d.Burst,
-		Retries: d.Retries, Backoff: d.Backoff, MaxRcpt: d.MaxRcpt,
-	}, nil
-}
-
-// join makes a campaign path usable by packages that open files themselves;
-// Load has already checked that it stays inside the folder.
-func (c *Campaign) join(name string) string {
+// File returns the path of the campaign file name (relative to Dir) for
+// packages that open it themselves, e.g. smtp.ca_file for sender or
+// bounces.write_to for AppendSuppress. Load has checked that the names in
+// the campaign stay inside the folder; "" stays "".
+func (c *Campaign) File(name string) string {
 	if name == "" {
 		return ""
 	}

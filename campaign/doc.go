@@ -9,8 +9,8 @@
 //     are errors with their line), applies the defaults and validates every
 //     section, collecting every Problem ("campaign.yaml:7: subject: ...").
 //  2. RenderConfig maps the campaign to render.Config (loading the DKIM key);
-//     SenderConfig and PoolConfig map the smtp and send sections for package
-//     sender, reading the password through Password.
+//     Password, Rate and File give what the smtp, send and bounces sections
+//     need beyond their fields.
 //  3. OpenRecipients streams the CSV; Recipients.Next returns one
 //     render.Recipient per row, or the row's Problems (bad address, wrong
 //     field count, duplicate in another letter case, ...) and goes on.

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -475,6 +476,8 @@ func (j *Journal) writer() {
 		head := j.head
 		j.mu.Unlock()
 
+		Batches++
+		Batched += len(b.keys)
 		if err == nil && len(b.keys) > 0 {
 			p := b.buf
 			if head != nil {
@@ -498,6 +501,7 @@ func (j *Journal) writer() {
 		b.err = err
 		close(b.done)
 		spare = b.buf
+		runtime.Gosched()
 	}
 }
 
@@ -545,3 +549,5 @@ func syncDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+var Batches, Batched int
