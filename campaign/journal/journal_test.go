@@ -243,6 +243,13 @@ func TestConcurrentRecord(t *testing.T) {
 	if got := j.Counts(); got != (Summary{Sent: workers * per}) {
 		t.Errorf("Counts: got %+v, want %d sent", got, workers*per)
 	}
+	j.mu.Lock()
+	batches := j.batches
+	j.mu.Unlock()
+	t.Logf("%d records in %d writes", 2*workers*per, batches)
+	if batches >= 2*workers*per {
+		t.Errorf("got %d writes for %d records, want fewer (group commit)", batches, 2*workers*per)
+	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
