@@ -162,6 +162,7 @@ var (
 // become line breaks, links read "text <url>", images their alt text, list
 // items get "* ", table cells are joined with " | ", entities are decoded.
 func htmlToText(s string) string {
+	s = stripComments(s)
 	var b strings.Builder
 	b.Grow(len(s) / 2)
 	var (
@@ -301,4 +302,19 @@ func tidyText(s string) string {
 		return ""
 	}
 	return res + "\n"
+}
+
+// stripComments removes <!-- ... --> (an unterminated one runs to the end).
+func stripComments(s string) string {
+	for {
+		i := strings.Index(s, "<!--")
+		if i < 0 {
+			return s
+		}
+		j := strings.Index(s[i+4:], "-->")
+		if j < 0 {
+			return s[:i]
+		}
+		s = s[:i] + s[i+4+j+3:]
+	}
 }
