@@ -50,14 +50,6 @@ func mustLoad(t *testing.T, dir string) *Campaign {
 	return c
 }
 
-// problemStrings prints an error's problems (or the error) one per line.
-func problemStrings(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 func containsAll(t *testing.T, got string, want []string) {
 	t.Helper()
 	for _, w := range want {

@@ -1,0 +1,139 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with testdata/name, rewriting it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestCheckOutput pins the exact output of check on a fixture with one
+// problem of each kind: the format is the user interface.
+func TestCheckOutput(t *testing.T) {
+	c, err := Load("testdata/check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "check.golden", out.String())
+	want := Report{Recipients: 8, OK: 1, Failed: 5, Duplicates: 1, Suppressed: 1, Errors: 5, Warnings: 2}
+	rep.Elapsed = 0
+	if *rep != want {
+		t.Errorf("got %+v, want %+v", *rep, want)
+	}
+}
+
+func TestCheckTemplateMissingColumn(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"body.md": "Hi {{.first_name}}, plan {{.plan}}\n",
+		"recipients.csv": "email,first_name\na@x.example,A\nb@x.example,B\n"})
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), mustLoad(t, dir), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 2 || rep.OK != 0 {
+		t.Errorf("got %+v, want 2 errors", rep)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "recipients.csv:2: body: ") || !strings.Contains(lines[0], "plan") ||
+		!strings.HasPrefix(lines[1], "recipients.csv:3: body: ") {
+		t.Errorf("got\n%s\nwant a body error naming plan on rows 2 and 3", out.String())
+	}
+	if lines[2] != "check: 2 recipients, 0 ok, 2 errors, 0 warnings, 0 suppressed" {
+		t.Errorf("got summary %q", lines[2])
+	}
+}
+
+// TestCheckConfigProblems: check prints the campaign file's problems and
+// still reads the recipients.
+func TestCheckConfigProblems(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"campaign.yaml": baseYAML + "send:\n  rate: fast\n",
+		"recipients.csv": "email,first_name\nbad,A\n"})
+	c, err := Load(dir)
+	if c == nil || err == nil {
+		t.Fatalf("got %v, %v, want a campaign and its problems", c, err)
+	}
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "campaign.yaml:7: send.rate: \"fast\" is not N/s, N/m or N/h\n" +
+		"recipients.csv:2: email: invalid address \"bad\": missing '@' or angle-addr\n" +
+		"check: 1 recipient, 0 ok, 2 errors, 0 warnings, 0 suppressed\n"
+	if out.String() != want || rep.Errors != 2 {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+func TestCheckGroup(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"campaign.yaml":  baseYAML + "mode: group\ngroup:\n  to: Team <team@x.example>\n",
+		"body.md":        "Hello team\n",
+		"recipients.csv": "email,first_name\na@x.example,A\nbad,B\nb@x.example,C\n",
+	})
+	var out bytes.Buffer
+	c := mustLoad(t, dir)
+	c.Subject = "Team news" // the group message has no row data
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK != 2 || rep.Errors != 1 || rep.Failed != 1 {
+		t.Errorf("got %+v\n%s, want 2 ok and 1 error", rep, out.String())
+	}
+}
+
+func TestCheckCancelled(t *testing.T) {
+	c := mustLoad(t, writeFiles(t, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Check(ctx, c, &bytes.Buffer{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+// parseEML parses a written message and returns its header.
+func parseEML(t *testing.T, path string) mail.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mail.ReadMessage(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m.Header
+}
