@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"fmt"
 	"io"
 	"time"
 )
@@ -13,7 +14,7 @@ type Config struct {
 	// plaintext), "tls" (implicit TLS, RFC 8314) or "none".
 	Security string
 	// CAFile is an optional PEM file of extra trusted CAs.
-	CAFile string
+	CAFile   string
 	Username string
 	// Password is the secret itself; it never appears in errors or traces.
 	Password string
@@ -89,4 +90,20 @@ type Result struct {
 	Rcpts []RcptResult
 	// Attempts is how many transactions were tried.
 	Attempts int
+}
+
+// String returns the lower-case name a journal or report uses:
+// "delivered", "rejected", "deferred" or "unknown".
+func (s Status) String() string {
+	switch s {
+	case Delivered:
+		return "delivered"
+	case Rejected:
+		return "rejected"
+	case Deferred:
+		return "deferred"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
 }

@@ -1,0 +1,438 @@
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gsmtp "github.com/emersion/go-smtp"
+	mailsmtp "github.com/wneessen/go-mail/smtp"
+)
+
+// Conn is one open SMTP or LMTP connection. It is not safe for concurrent
+// use; a Pool shares connections between goroutines.
+type Conn struct {
+	c   *Client
+	sc  *mailsmtp.Client // SMTP, dialled by go-mail
+	lc  *gsmtp.Client    // LMTP, go-smtp
+	raw *trackedConn
+	tr  *tracer
+	// broken is set once the connection cannot carry another transaction
+	// (network error, 421, unknown outcome); it is then closed.
+	broken bool
+}
+
+// dialLMTP opens an LMTP connection with go-smtp's client, which, unlike
+// go-mail, speaks LHLO and returns one reply per recipient after DATA.
+func (c *Client) dialLMTP(ctx context.Context) (*Conn, error) {
+	tr := newTracer(c.cfg.Debug, c.secrets)
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", c.addr)
+	if err != nil {
+		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
+	}
+	raw := &trackedConn{Conn: nc}
+	var conn net.Conn = raw
+	if c.cfg.Security == "tls" {
+		tc := tls.Client(raw, c.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = raw.Close()
+			if isTLSError(err) {
+				return nil, &Error{Command: "CONNECT", Text: "TLS failure", Err: err, fatal: true}
+			}
+			return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
+		}
+		conn = tc
+	}
+	lc := gsmtp.NewClientLMTP(conn)
+	lc.CommandTimeout = c.cfg.Timeout
+	lc.SubmissionTimeout = c.cfg.DataTimeout
+	lc.DebugWriter = &lmtpTrace{t: tr}
+	fail := func(cmd string, err error) (*Conn, error) {
+		_ = lc.Close()
+		e := wireError(cmd, err)
+		e.fatal = e.Code/100 == 5 || (!e.hasReply() && !isNetError(err))
+		if e.fatal {
+			e.Temporary = false
+		}
+		return nil, e
+	}
+	if err := lc.Hello(c.cfg.HELO); err != nil {
+		return fail("EHLO", err)
+	}
+	if c.cfg.Auth != "none" {
+		var a sasl.Client
+		switch {
+		case c.cfg.Auth == "plain" || (c.cfg.Auth == "auto" && lc.SupportsAuth(sasl.Plain)):
+			a = sasl.NewPlainClient("", c.cfg.Username, c.cfg.Password)
+		case c.cfg.Auth == "login" || (c.cfg.Auth == "auto" && lc.SupportsAuth(sasl.Login)):
+			a = sasl.NewLoginClient(c.cfg.Username, c.cfg.Password)
+		default:
+			return fail("AUTH", errors.New("server offers neither PLAIN nor LOGIN"))
+		}
+		if err := lc.Auth(a); err != nil {
+			return fail("AUTH", err)
+		}
+	}
+	tr.dialDone()
+	return &Conn{c: c, lc: lc, raw: raw, tr: tr}, nil
+}
+
+// checkAddr refuses what would let an address change the command line.
+func checkAddr(a string) error {
+	if a == "" || strings.ContainsAny(a, "\r\n\x00<> ") {
+		return fmt.Errorf("invalid address %q", a)
+	}
+	return nil
+}
+
+// Send runs one transaction: MAIL FROM, one RCPT TO per address, DATA and
+// the message. msg is sent as is (lines may end in LF or CRLF; dots are
+// stuffed). The Result has one entry per address of to, in order.
+//
+// A rejected recipient (5xx) does not stop the others; a 4xx leaves that
+// recipient Deferred with a temporary *Error. If no recipient is accepted,
+// DATA is skipped. The returned error is non-nil when the transaction
+// failed as a whole (MAIL FROM refused, connection lost, 421): every
+// recipient not yet decided is then Deferred, and IsFatal tells whether
+// the run must stop. A connection lost after the final "." was sent leaves
+// the accepted recipients Unknown (RFC 1047) and returns an error.
+func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
+	res := &Result{Rcpts: make([]RcptResult, len(to)), Attempts: 1}
+	for i, a := range to {
+		res.Rcpts[i] = RcptResult{Addr: a}
+	}
+	fail := func(err *Error) (*Result, error) {
+		for i := range res.Rcpts {
+			if res.Rcpts[i].Status == 0 {
+				res.Rcpts[i].Status = Deferred
+				res.Rcpts[i].Err = err
+				res.Rcpts[i].Reply = err.Reply()
+			}
+		}
+		return res, err
+	}
+	if cn.broken {
+		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: errors.New("connection is closed")})
+	}
+	if err := checkAddr(from); err != nil {
+		return fail(&Error{Command: "MAIL FROM", Err: err, fatal: true})
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
+	}
+	if cn.lc != nil {
+		return cn.sendLMTP(ctx, res, from, to, msg, fail)
+	}
+	cn.deadline(cn.c.cfg.Timeout)
+	if err := cn.sc.Mail("<" + from + ">"); err != nil {
+		e := cn.cmdError("MAIL FROM", err)
+		e.fatal = e.Code/100 == 5
+		return fail(e)
+	}
+	accepted := cn.rcpts(ctx, res)
+	if cn.broken {
+		return fail(res.firstErr())
+	}
+	if len(accepted) == 0 {
+		// End the empty transaction so the connection can be reused.
+		if err := cn.Reset(); err != nil {
+			return res, nil
+		}
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		_ = cn.Reset()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	w, err := cn.sc.Data()
+	if err != nil {
+		e := cn.cmdError("DATA", err)
+		cn.settle(res, accepted, e)
+		if cn.broken {
+			return fail(e)
+		}
+		return res, nil
+	}
+	dc, ok := w.(*mailsmtp.DataCloser)
+	if !ok {
+		cn.kill()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: fmt.Errorf("unexpected data writer %T", w)})
+	}
+	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
+	if _, err := dc.Write(msg); err != nil {
+		cn.kill()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	// Close the dot-writer ourselves: go-mail's DataCloser.Close drops the
+	// write error, and without it we cannot tell "the final . never left"
+	// (retry) from "no reply to the final ." (unknown).
+	if err := dc.WriteCloser.Close(); err != nil {
+		cn.kill()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	cn.tr.note("C: ", ".")
+	cn.deadline(cn.c.cfg.DataTimeout)
+	code, text, err := cn.sc.Text.ReadResponse(250)
+	if err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) {
+			cn.kill()
+			e := &Error{Command: "DATA", Text: "no reply after the final \".\"", Err: err}
+			for _, i := range accepted {
+				res.Rcpts[i] = RcptResult{Addr: to[i], Status: Unknown, Err: e}
+			}
+			return res, e
+		}
+		cn.tr.note("S: ", fmt.Sprintf("%d %s", te.Code, te.Msg))
+		e := cn.cmdError("DATA", err)
+		cn.settle(res, accepted, e)
+		if cn.broken {
+			return fail(e)
+		}
+		return res, nil
+	}
+	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
+	r := parseReply(code, text)
+	for _, i := range accepted {
+		res.Rcpts[i] = RcptResult{Addr: to[i], Status: Delivered, Reply: r}
+	}
+	return res, nil
+}
+
+// rcpts sends RCPT TO for every address and returns the indexes of the
+// accepted ones. A 452 ends the batch early (RFC 5321 section 4.5.3.1.10):
+// it and the remaining addresses are Deferred with that reply, so a Pool
+// sends them in the next transaction.
+func (cn *Conn) rcpts(ctx context.Context, res *Result) []int {
+	var accepted []int
+	for i := range res.Rcpts {
+		rr := &res.Rcpts[i]
+		if err := checkAddr(rr.Addr); err != nil {
+			rr.Status = Rejected
+			rr.Err = &Error{Command: "RCPT TO", Err: err}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			e := &Error{Command: "RCPT TO", Temporary: true, Err: err}
+			cn.deferFrom(res, i, e)
+			return accepted
+		}
+		cn.deadline(cn.c.cfg.Timeout)
+		var err error
+		if cn.lc != nil {
+			err = cn.lc.Rcpt(rr.Addr, nil)
+		} else {
+			err = cn.sc.Rcpt("<" + rr.Addr + ">")
+		}
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		e := cn.cmdError("RCPT TO", err)
+		if cn.broken {
+			cn.deferFrom(res, i, e)
+			return accepted
+		}
+		if e.Code == 452 {
+			cn.deferFrom(res, i, e)
+			return accepted
+		}
+		rr.Err, rr.Reply = e, e.Reply()
+		rr.Status = Rejected
+		if e.Temporary {
+			rr.Status = Deferred
+		}
+	}
+	return accepted
+}
+
+// deferFrom marks recipient i and all later undecided ones Deferred.
+func (cn *Conn) deferFrom(res *Result, i int, e *Error) {
+	for j := i; j < len(res.Rcpts); j++ {
+		if res.Rcpts[j].Status == 0 {
+			res.Rcpts[j].Status, res.Rcpts[j].Err, res.Rcpts[j].Reply = Deferred, e, e.Reply()
+		}
+	}
+}
+
+// settle applies one reply to all accepted recipients: 4xx Deferred, 5xx
+// Rejected.
+func (cn *Conn) settle(res *Result, accepted []int, e *Error) {
+	st := Rejected
+	if e.Temporary {
+		st = Deferred
+	}
+	for _, i := range accepted {
+		res.Rcpts[i].Status, res.Rcpts[i].Err, res.Rcpts[i].Reply = st, e, e.Reply()
+	}
+}
+
+// firstErr returns the error of the first undecided-by-server recipient.
+func (r *Result) firstErr() *Error {
+	for _, rr := range r.Rcpts {
+		var e *Error
+		if rr.Status == Deferred && errors.As(rr.Err, &e) {
+			return e
+		}
+	}
+	return &Error{Command: "RCPT TO", Temporary: true, Err: errors.New("connection lost")}
+}
+
+// cmdError converts a command's error and marks the connection broken on
+// a lost connection or a 421 (RFC 5321 section 3.8: the server is closing).
+func (cn *Conn) cmdError(cmd string, err error) *Error {
+	e := wireError(cmd, err)
+	if !e.hasReply() || e.Code == 421 {
+		cn.kill()
+	}
+	return e
+}
+
+// deadline bounds the next command. go-mail set one deadline for the
+// whole dial (its WithTimeout) and never moves it when driven directly, so
+// every command sets its own.
+func (cn *Conn) deadline(d time.Duration) {
+	if cn.raw != nil {
+		_ = cn.raw.SetDeadline(time.Now().Add(d))
+	}
+}
+
+// kill closes the socket without QUIT.
+func (cn *Conn) kill() {
+	if cn.broken {
+		return
+	}
+	cn.broken = true
+	if cn.raw != nil {
+		_ = cn.raw.Close()
+	}
+}
+
+// sendLMTP is Send over LMTP: after the final "." the server answers once
+// per accepted recipient (RFC 2033 section 4.2).
+func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
+	if err := cn.lc.Mail(from, nil); err != nil {
+		e := cn.cmdError("MAIL FROM", err)
+		e.fatal = e.Code/100 == 5
+		return fail(e)
+	}
+	accepted := cn.rcpts(ctx, res)
+	if cn.broken {
+		return fail(res.firstErr())
+	}
+	if len(accepted) == 0 {
+		_ = cn.Reset()
+		return res, nil
+	}
+	w, err := cn.lc.Data()
+	if err != nil {
+		e := cn.cmdError("DATA", err)
+		cn.settle(res, accepted, e)
+		if cn.broken {
+			return fail(e)
+		}
+		return res, nil
+	}
+	if _, err := w.Write(msg); err != nil {
+		cn.kill()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	before := cn.raw.writeErrs.Load()
+	resp, err := w.CloseWithLMTPResponse()
+	var lerr gsmtp.LMTPDataError
+	for _, i := range accepted {
+		a := to[i]
+		if dr := resp[a]; dr != nil {
+			res.Rcpts[i] = RcptResult{Addr: a, Status: Delivered, Reply: parseReply(250, dr.StatusText)}
+			continue
+		}
+		if errors.As(err, &lerr) && lerr[a] != nil {
+			e := wireError("DATA", lerr[a])
+			st := Rejected
+			if e.Temporary {
+				st = Deferred
+			}
+			res.Rcpts[i] = RcptResult{Addr: a, Status: st, Reply: e.Reply(), Err: e}
+		}
+	}
+	if _, onlyReplies := err.(gsmtp.LMTPDataError); err == nil || onlyReplies {
+		return res, nil
+	}
+	// The connection failed: before the "." left (write error) it is safe
+	// to retry; after, the recipients without a reply are unknown.
+	cn.kill()
+	if cn.raw.writeErrs.Load() != before {
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	e := &Error{Command: "DATA", Text: "no reply after the final \".\"", Err: err}
+	for _, i := range accepted {
+		if res.Rcpts[i].Status == 0 {
+			res.Rcpts[i] = RcptResult{Addr: to[i], Status: Unknown, Err: e}
+		}
+	}
+	return res, e
+}
+
+// Reset sends RSET, ending any transaction; a Pool calls it before
+// reusing a connection, which also proves the connection is still alive.
+// The error is an *Error for "RSET".
+func (cn *Conn) Reset() error {
+	if cn.broken {
+		return &Error{Command: "RSET", Temporary: true, Err: errors.New("connection is closed")}
+	}
+	cn.deadline(cn.c.cfg.Timeout)
+	var err error
+	if cn.lc != nil {
+		err = cn.lc.Reset()
+	} else {
+		err = cn.sc.Reset()
+	}
+	if err != nil {
+		e := wireError("RSET", err)
+		cn.kill()
+		return e
+	}
+	return nil
+}
+
+// Close sends QUIT and waits for the server to close its side, so that a
+// new connection opened right after never overlaps this one on the
+// server. A broken connection is just closed.
+func (cn *Conn) Close() error {
+	if cn.broken {
+		return nil
+	}
+	cn.broken = true
+	defer cn.raw.Close()
+	cn.deadline(min(cn.c.cfg.Timeout, 10*time.Second))
+	if cn.lc != nil {
+		if err := cn.lc.Quit(); err != nil {
+			return wireError("QUIT", err)
+		}
+		return nil
+	}
+	id, err := cn.sc.Text.Cmd("QUIT")
+	if err != nil {
+		return wireError("QUIT", err)
+	}
+	cn.sc.Text.StartResponse(id)
+	cn.tr.note("C: ", "QUIT")
+	code, text, err := cn.sc.Text.ReadResponse(221)
+	cn.sc.Text.EndResponse(id)
+	if err != nil {
+		return wireError("QUIT", err)
+	}
+	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
+	_, _ = io.Copy(io.Discard, cn.sc.Text.R)
+	return nil
+}

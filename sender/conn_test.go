@@ -1,0 +1,259 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mailrun/mailrun/sender/smtptest"
+)
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" means success
+	}{
+		{"ok defaults", Config{Host: "smtp.example.org"}, ""},
+		{"no host", Config{}, "host is empty"},
+		{"bad security", Config{Host: "h", Security: "ssl"}, `unknown security "ssl"`},
+		{"bad auth", Config{Host: "h", Auth: "digest"}, `unknown auth "digest"`},
+		{"bad protocol", Config{Host: "h", Protocol: "esmtp"}, `unknown protocol "esmtp"`},
+		{"auth without tls to remote", Config{Host: "smtp.example.org", Security: "none", Auth: "plain", Username: "u", Password: "p"}, "refusing AUTH without TLS"},
+		{"auth without tls to loopback", Config{Host: "127.0.0.1", Security: "none", Auth: "plain", Username: "u", Password: "p"}, ""},
+		{"auth without tls to localhost", Config{Host: "localhost", Security: "none", Username: "u", Password: "p"}, ""},
+		{"auth without password", Config{Host: "h", Auth: "login", Username: "u"}, "needs a username and a password"},
+		{"crlf in helo", Config{Host: "h", HELO: "x\r\nMAIL FROM:<a@b>"}, "must not contain CR"},
+		{"missing ca file", Config{Host: "h", CAFile: "/nonexistent/ca.pem"}, "ca_file"},
+		{"lmtp starttls", Config{Host: "h", Protocol: "lmtp", Security: "starttls"}, "lmtp supports security"},
+		{"lmtp cram", Config{Host: "127.0.0.1", Protocol: "lmtp", Security: "none", Auth: "cram-md5", Username: "u", Password: "p"}, "lmtp supports auth"},
+		{"bad port", Config{Host: "h", Port: 70000}, "invalid port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("got error %v, want none", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	tests := []struct {
+		cfg      Config
+		port     int
+		security string
+		auth     string
+	}{
+		{Config{Host: "h"}, 587, "starttls", "none"},
+		{Config{Host: "h", Security: "tls"}, 465, "tls", "none"},
+		{Config{Host: "h", Security: "none"}, 25, "none", "none"},
+		{Config{Host: "h", Username: "u", Password: "p"}, 587, "starttls", "auto"},
+		{Config{Host: "h", Protocol: "lmtp", Security: "none"}, 24, "none", "none"},
+	}
+	for _, tt := range tests {
+		c := mustClient(t, tt.cfg)
+		if c.cfg.Port != tt.port || c.cfg.Security != tt.security || c.cfg.Auth != tt.auth {
+			t.Errorf("%+v: got port %d security %s auth %s, want %d %s %s", tt.cfg, c.cfg.Port, c.cfg.Security, c.cfg.Auth, tt.port, tt.security, tt.auth)
+		}
+		if c.cfg.HELO == "" {
+			t.Errorf("%+v: HELO not defaulted", tt.cfg)
+		}
+	}
+}
+
+func TestSendReplyClasses(t *testing.T) {
+	to := []string{"ok@example.org", "perm@example.org", "temp@example.org", "ok2@example.org"}
+	tests := []struct {
+		name    string
+		setup   func(s *smtptest.Server)
+		want    string
+		wantErr string // Error() of the returned error, "" for none
+		fatal   bool
+		broken  bool
+		stored  int // messages the server accepted
+	}{
+		{
+			name:   "all delivered",
+			setup:  func(s *smtptest.Server) {},
+			want:   "ok=delivered perm=delivered temp=delivered ok2=delivered",
+			stored: 1,
+		},
+		{
+			name: "rcpt 5xx and 4xx do not sink the others",
+			setup: func(s *smtptest.Server) {
+				s.RejectRcpt("perm@example.org", 550, "5.1.1", "no such user")
+				s.RejectRcpt("temp@example.org", 450, "4.2.1", "mailbox busy")
+			},
+			want:   "ok=delivered perm=rejected(550) temp=deferred(450) ok2=delivered",
+			stored: 1,
+		},
+		{
+			name:  "no rcpt accepted skips DATA",
+			setup: func(s *smtptest.Server) { s.FailCommand("RCPT", -1, 550, "5.1.1", "no such user") },
+			want:  "ok=rejected(550) perm=rejected(550) temp=rejected(550) ok2=rejected(550)",
+		},
+		{
+			name:  "final reply 4xx defers all accepted",
+			setup: func(s *smtptest.Server) { s.FailCommand("DATA", 1, 451, "4.7.1", "try later") },
+			want:  "ok=deferred(451) perm=deferred(451) temp=deferred(451) ok2=deferred(451)",
+		},
+		{
+			name:  "final reply 5xx rejects all accepted",
+			setup: func(s *smtptest.Server) { s.FailCommand("DATA", 1, 554, "5.7.1", "spam") },
+			want:  "ok=rejected(554) perm=rejected(554) temp=rejected(554) ok2=rejected(554)",
+		},
+		{
+			name:    "mail from 5xx is fatal",
+			setup:   func(s *smtptest.Server) { s.FailCommand("MAIL", 1, 553, "5.7.1", "sender not allowed") },
+			want:    "ok=deferred(553) perm=deferred(553) temp=deferred(553) ok2=deferred(553)",
+			wantErr: "MAIL FROM: 553 5.7.1 sender not allowed",
+			fatal:   true,
+		},
+		{
+			name:    "mail from 4xx is temporary",
+			setup:   func(s *smtptest.Server) { s.FailCommand("MAIL", 1, 451, "4.3.0", "busy") },
+			want:    "ok=deferred(451) perm=deferred(451) temp=deferred(451) ok2=deferred(451)",
+			wantErr: "MAIL FROM: 451 4.3.0 busy",
+		},
+		{
+			name:    "421 on rcpt closes the connection",
+			setup:   func(s *smtptest.Server) { s.RejectRcpt("perm@example.org", 421, "4.3.2", "shutting down") },
+			want:    "ok=deferred(421) perm=deferred(421) temp=deferred(421) ok2=deferred(421)",
+			wantErr: "RCPT TO: 421 4.3.2 shutting down",
+			broken:  true,
+		},
+		{
+			name:    "dropped before the final dot is temporary",
+			setup:   func(s *smtptest.Server) { s.DropAt("RCPT", 1) },
+			want:    "ok=deferred perm=deferred temp=deferred ok2=deferred",
+			wantErr: "RCPT TO:",
+			broken:  true,
+		},
+		{
+			name:    "dropped after the final dot is unknown",
+			setup:   func(s *smtptest.Server) { s.DropAfterData(1) },
+			want:    "ok=unknown perm=unknown temp=unknown ok2=unknown",
+			wantErr: `DATA: no reply after the final "."`,
+			broken:  true,
+			stored:  1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			tt.setup(srv)
+			cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+			res, err := cn.Send(context.Background(), "sender@example.org", to, testMsg)
+			if got := statuses(res); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("got error %v, want none", err)
+			case tt.wantErr != "":
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Errorf("got error %v, want %q", err, tt.wantErr)
+				}
+				if IsFatal(err) != tt.fatal {
+					t.Errorf("IsFatal = %v, want %v", IsFatal(err), tt.fatal)
+				}
+				// Unknown is never retried, so it is not temporary either.
+				wantTemp := !tt.fatal && !strings.Contains(tt.want, "unknown")
+				if e := asError(t, err); e.Temporary != wantTemp {
+					t.Errorf("Temporary = %v, want %v", e.Temporary, wantTemp)
+				}
+			}
+			if cn.broken != tt.broken {
+				t.Errorf("broken = %v, want %v", cn.broken, tt.broken)
+			}
+			if n := len(srv.Messages()); n != tt.stored {
+				t.Errorf("server stored %d messages, want %d", n, tt.stored)
+			}
+			for _, rr := range res.Rcpts {
+				if (rr.Status == Delivered) != (rr.Err == nil) {
+					t.Errorf("%s: status %s with Err %v", rr.Addr, rr.Status, rr.Err)
+				}
+			}
+		})
+	}
+}
+
+func TestSendReplyDetails(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.RejectRcpt("ann@example.org", 550, "5.1.1", "no such user")
+	cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"ann@example.org", "bob@example.org"}, testMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := asError(t, res.Rcpts[0].Err)
+	if got, want := e.Error(), "RCPT TO: 550 5.1.1 no such user"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if want := (Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}); res.Rcpts[0].Reply != want {
+		t.Errorf("got reply %+v, want %+v", res.Rcpts[0].Reply, want)
+	}
+	if e.Temporary || IsFatal(e) {
+		t.Errorf("a rejected RCPT must be neither temporary nor fatal: %+v", e)
+	}
+	if r := res.Rcpts[1].Reply; r.Code != 250 || r.Enhanced != "2.0.0" {
+		t.Errorf("got delivered reply %+v, want 250 2.0.0", r)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || msgs[0].From != "s@example.org" || strings.Join(msgs[0].To, ",") != "bob@example.org" {
+		t.Fatalf("got %+v", msgs)
+	}
+	// The server stores the message as sent, dot-unstuffed, with CRLF.
+	if !bytes.Equal(msgs[0].Data, testMsg) {
+		t.Errorf("got data %q, want %q", msgs[0].Data, testMsg)
+	}
+}
+
+func TestConnReuseWithReset(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+	for i := range 3 {
+		if i > 0 {
+			if err := cn.Reset(); err != nil {
+				t.Fatalf("Reset: %v", err)
+			}
+		}
+		if _, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cn.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := srv.Sessions(); got != 1 {
+		t.Errorf("got %d sessions, want 1", got)
+	}
+	if got := len(srv.Messages()); got != 3 {
+		t.Errorf("got %d messages, want 3", got)
+	}
+}
+
+func TestSendRefusesInjection(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org\r\nRCPT TO:<evil@example.org>", "b@example.org"}, testMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := statuses(res), "a=rejected b=delivered"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if srv.Deliveries("evil@example.org") != 0 {
+		t.Error("injected recipient got the message")
+	}
+	_, err = cn.Send(context.Background(), "s@example.org>\r\nRSET", []string{"b@example.org"}, testMsg)
+	if !IsFatal(err) {
+		t.Errorf("got %v, want a fatal error for a bad sender", err)
+	}
+}

@@ -1,0 +1,164 @@
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"syscall"
+
+	gsmtp "github.com/emersion/go-smtp"
+)
+
+// Error is a failed SMTP or LMTP command. It is built from the library's
+// typed errors with errors.As, never by reading error strings, and it never
+// holds a password: Text is the server's own reply text.
+type Error struct {
+	// Command is CONNECT, EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA
+	// or RSET.
+	Command string
+	// Code is the reply code, or 0 when there was no reply (network error,
+	// timeout, TLS failure, client-side refusal).
+	Code int
+	// Enhanced is the RFC 3463 enhanced status code, e.g. "5.1.1", if the
+	// server sent one.
+	Enhanced string
+	// Text is the reply text without the codes.
+	Text string
+	// Temporary reports a failure worth retrying later: a 4xx reply or a
+	// network error before the message was complete.
+	Temporary bool
+	// Err is the underlying error, if any.
+	Err error
+
+	fatal bool
+}
+
+// Error prints like "RCPT TO: 550 5.1.1 no such user".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Command)
+	b.WriteString(":")
+	if e.Code != 0 {
+		fmt.Fprintf(&b, " %d", e.Code)
+	}
+	if e.Enhanced != "" {
+		b.WriteString(" " + e.Enhanced)
+	}
+	if e.Text != "" {
+		b.WriteString(" " + e.Text)
+	}
+	if e.Code == 0 && e.Err != nil {
+		if e.Text != "" {
+			b.WriteString(":")
+		}
+		b.WriteString(" " + e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reply returns the server reply carried by e.
+func (e *Error) Reply() Reply { return Reply{Code: e.Code, Enhanced: e.Enhanced, Text: e.Text} }
+
+// IsFatal reports whether err means the whole run must stop because every
+// further message would fail the same way: a 5xx to MAIL FROM, EHLO or
+// AUTH, bad credentials, a TLS failure, or a server without STARTTLS when
+// STARTTLS is required (no silent downgrade, RFC 3207 section 4).
+func IsFatal(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.fatal
+}
+
+// enhancedRE matches an RFC 3463 status code at the start of a reply.
+var enhancedRE = regexp.MustCompile(`^([245])\.(\d{1,3})\.(\d{1,3})$`)
+
+// parseReply splits reply text into the enhanced code and the rest. Lines
+// of a multi-line reply are joined with spaces, each losing its repeated
+// enhanced code (RFC 2034 section 4).
+func parseReply(code int, msg string) Reply {
+	lines := strings.Split(msg, "\n")
+	r := Reply{Code: code}
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if first, rest, ok := strings.Cut(l, " "); ok && enhancedRE.MatchString(first) && int(first[0]-'0') == code/100 {
+			if i == 0 {
+				r.Enhanced = first
+			}
+			l = rest
+		} else if enhancedRE.MatchString(l) && int(l[0]-'0') == code/100 {
+			if i == 0 {
+				r.Enhanced = l
+			}
+			l = ""
+		}
+		lines[i] = l
+	}
+	r.Text = strings.TrimSpace(strings.Join(lines, " "))
+	return r
+}
+
+// replyError builds an Error for a reply code; 4xx is temporary.
+func replyError(cmd string, r Reply, cause error) *Error {
+	return &Error{
+		Command: cmd, Code: r.Code, Enhanced: r.Enhanced, Text: r.Text,
+		Temporary: r.Code/100 == 4, Err: cause,
+	}
+}
+
+// wireError turns an error from a command into an *Error: a reply from
+// either library keeps its codes, anything else counts as a lost
+// connection and is temporary.
+func wireError(cmd string, err error) *Error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return replyError(cmd, parseReply(te.Code, te.Msg), err)
+	}
+	var se *gsmtp.SMTPError
+	if errors.As(err, &se) {
+		r := Reply{Code: se.Code, Text: strings.ReplaceAll(se.Message, "\n", " ")}
+		if se.EnhancedCode[0] > 0 {
+			r.Enhanced = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+		return replyError(cmd, r, err)
+	}
+	return &Error{Command: cmd, Temporary: true, Err: err}
+}
+
+// hasReply reports whether err carries a server reply.
+func (e *Error) hasReply() bool { return e.Code != 0 }
+
+// isNetError reports a failure of the connection itself (as opposed to a
+// reply or a local refusal): these are worth retrying on a new connection.
+func isNetError(err error) bool {
+	var ne net.Error
+	var errno syscall.Errno
+	return errors.As(err, &ne) || errors.As(err, &errno) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled)
+}
+
+// isTLSError reports a TLS handshake or certificate failure. These never
+// heal by retrying and must not fall back to plaintext.
+func isTLSError(err error) bool {
+	var (
+		cve   *tls.CertificateVerificationError
+		alert tls.AlertError
+		rhe   tls.RecordHeaderError
+		uae   x509.UnknownAuthorityError
+		he    x509.HostnameError
+		cie   x509.CertificateInvalidError
+		ech   *tls.ECHRejectionError
+	)
+	return errors.As(err, &cve) || errors.As(err, &alert) || errors.As(err, &rhe) ||
+		errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cie) || errors.As(err, &ech)
+}

@@ -1,0 +1,424 @@
+package smtptest
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Options shapes a test server. The zero value is a plain SMTP server
+// without TLS or AUTH.
+type Options struct {
+	// TLS is "" (plaintext, no STARTTLS), "starttls" or "tls" (implicit).
+	TLS string
+	// Auth makes AUTH mandatory before MAIL FROM.
+	Auth bool
+	// Username and Password are the accepted credentials; they default to
+	// "user" and "secret". For XOAUTH2 the password is the token.
+	Username, Password string
+	// Mechanisms lists the advertised AUTH mechanisms; nil means PLAIN,
+	// LOGIN, CRAM-MD5 and XOAUTH2.
+	Mechanisms []string
+	// LMTP makes the server speak LMTP (RFC 2033).
+	LMTP bool
+	// MaxRecipients is advertised as LIMITS RCPTMAX; further RCPTs in a
+	// transaction get 452 4.5.3. Zero means no limit.
+	MaxRecipients int
+}
+
+// Message is one accepted message.
+type Message struct {
+	From string
+	// To holds the recipients the message was accepted for.
+	To   []string
+	Data []byte
+}
+
+// Server is an in-process go-smtp server on 127.0.0.1 that records what it
+// accepts and fails chosen commands. Its methods are safe for concurrent use.
+type Server struct {
+	opt    Options
+	srv    *smtp.Server
+	addr   *net.TCPAddr
+	caFile string
+
+	mu       sync.Mutex
+	msgs     []Message
+	rules    []*rule
+	lmtp     map[string]*smtp.SMTPError
+	active   int
+	peak     int
+	sessions int
+}
+
+// rule is one injected failure: cmd is "MAIL", "RCPT" or "DATA"; addr,
+// when set, limits a RCPT rule to one recipient; left < 0 means forever.
+type rule struct {
+	cmd  string
+	addr string
+	left int
+	err  *smtp.SMTPError
+	drop bool
+}
+
+// Start runs a server on 127.0.0.1:0. It is accepting connections when
+// Start returns and is closed by t.Cleanup. Start fails the test on error.
+func Start(t testing.TB, opt Options) *Server {
+	t.Helper()
+	if opt.Username == "" {
+		opt.Username = "user"
+	}
+	if opt.Password == "" {
+		opt.Password = "secret"
+	}
+	if opt.Mechanisms == nil {
+		opt.Mechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
+	}
+	s := &Server{opt: opt, lmtp: map[string]*smtp.SMTPError{}}
+	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
+	s.srv.Domain = "localhost"
+	s.srv.LMTP = opt.LMTP
+	s.srv.MaxRecipients = opt.MaxRecipients
+	s.srv.AllowInsecureAuth = opt.TLS == ""
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+
+	var tlsConfig *tls.Config
+	if opt.TLS != "" {
+		cert, pemBytes, err := newCert()
+		if err != nil {
+			t.Fatalf("smtptest: %v", err)
+		}
+		s.caFile = filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(s.caFile, pemBytes, 0o600); err != nil {
+			t.Fatalf("smtptest: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("smtptest: listen: %v", err)
+	}
+	s.addr = ln.Addr().(*net.TCPAddr)
+	var l net.Listener = &countingListener{Listener: ln, s: s}
+	switch opt.TLS {
+	case "":
+	case "starttls":
+		s.srv.TLSConfig = tlsConfig
+	case "tls":
+		l = tls.NewListener(l, tlsConfig)
+	default:
+		_ = ln.Close()
+		t.Fatalf("smtptest: unknown TLS mode %q", opt.TLS)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		_ = s.srv.Close()
+		<-done
+	})
+	return s
+}
+
+// Host returns the listening IP address, "127.0.0.1".
+func (s *Server) Host() string { return s.addr.IP.String() }
+
+// Port returns the listening TCP port.
+func (s *Server) Port() int { return s.addr.Port }
+
+// Addr returns host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host(), strconv.Itoa(s.Port())) }
+
+// CAFile returns the path of the PEM certificate that a client must trust
+// to talk TLS to the server; it is empty when TLS is off.
+func (s *Server) CAFile() string { return s.caFile }
+
+// Username returns the accepted user name.
+func (s *Server) Username() string { return s.opt.Username }
+
+// Password returns the accepted password.
+func (s *Server) Password() string { return s.opt.Password }
+
+// Messages returns a copy of the accepted messages, in order of acceptance.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, len(s.msgs))
+	for i, m := range s.msgs {
+		out[i] = Message{From: m.From, To: append([]string(nil), m.To...), Data: append([]byte(nil), m.Data...)}
+	}
+	return out
+}
+
+// Deliveries counts how many accepted messages were for addr (compared
+// without regard to case), so a test can assert "exactly once".
+func (s *Server) Deliveries(addr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.msgs {
+		for _, to := range m.To {
+			if strings.EqualFold(to, addr) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Sessions returns how many connections the server has accepted.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+// MaxConcurrent returns the peak number of simultaneous connections.
+func (s *Server) MaxConcurrent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// RejectRcpt makes every RCPT TO for addr fail with the given reply, e.g.
+// RejectRcpt("ann@example.org", 550, "5.1.1", "no such user").
+func (s *Server) RejectRcpt(addr string, code int, enhanced, text string) {
+	s.RejectRcptTimes(addr, -1, code, enhanced, text)
+}
+
+// RejectRcptTimes is RejectRcpt for the next n RCPT TO commands for addr
+// only; n < 0 means forever.
+func (s *Server) RejectRcptTimes(addr string, n, code int, enhanced, text string) {
+	s.addRule(&rule{cmd: "RCPT", addr: addr, left: n, err: smtpErr(code, enhanced, text)})
+}
+
+// FailCommand makes the next n commands cmd ("MAIL", "RCPT" or "DATA",
+// where DATA means the reply to the final ".") fail with the given reply;
+// n < 0 means forever. A 421 reply is sent but the connection stays open,
+// as a client must close it itself (RFC 5321 section 3.8).
+func (s *Server) FailCommand(cmd string, n, code int, enhanced, text string) {
+	s.addRule(&rule{cmd: strings.ToUpper(cmd), left: n, err: smtpErr(code, enhanced, text)})
+}
+
+// DropAt makes the next n commands cmd ("MAIL", "RCPT" or "DATA") close the
+// connection without a reply. For "DATA" the whole message is read and
+// recorded first: the client has sent the final "." and gets no answer,
+// the ambiguous case of RFC 1047.
+func (s *Server) DropAt(cmd string, n int) {
+	s.addRule(&rule{cmd: strings.ToUpper(cmd), left: n, drop: true})
+}
+
+// DropAfterData is DropAt("DATA", n).
+func (s *Server) DropAfterData(n int) { s.DropAt("DATA", n) }
+
+// LMTPStatus sets the per-recipient reply an LMTP server gives for addr
+// after the final "."; recipients without one get 250.
+func (s *Server) LMTPStatus(addr string, code int, enhanced, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lmtp[strings.ToLower(addr)] = smtpErr(code, enhanced, text)
+}
+
+func (s *Server) addRule(r *rule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = append(s.rules, r)
+}
+
+// match consumes the first live rule for cmd (and addr, for RCPT).
+func (s *Server) match(cmd, addr string) *rule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rules {
+		if r.cmd != cmd || r.left == 0 {
+			continue
+		}
+		if r.addr != "" && !strings.EqualFold(r.addr, addr) {
+			continue
+		}
+		if r.left > 0 {
+			r.left--
+		}
+		return r
+	}
+	return nil
+}
+
+// smtpErr builds a reply; enhanced "" means none.
+func smtpErr(code int, enhanced, text string) *smtp.SMTPError {
+	ec := smtp.NoEnhancedCode
+	if enhanced != "" {
+		var a, b, c int
+		if _, err := fmt.Sscanf(enhanced, "%d.%d.%d", &a, &b, &c); err == nil {
+			ec = smtp.EnhancedCode{a, b, c}
+		}
+	}
+	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text}
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: s, c: c}, nil
+}
+
+// session keeps its authenticated flag apart from the transaction state,
+// because go-smtp calls Reset after every message and on RSET.
+type session struct {
+	s      *Server
+	c      *smtp.Conn
+	authed bool
+	from   string
+	to     []string
+}
+
+// errDropped is returned after the connection was closed on purpose.
+var errDropped = errors.New("smtptest: connection dropped")
+
+func (se *session) drop() error {
+	_ = se.c.Conn().Close()
+	return errDropped
+}
+
+func (se *session) AuthMechanisms() []string {
+	if !se.s.opt.Auth {
+		return nil
+	}
+	return se.s.opt.Mechanisms
+}
+
+func (se *session) Auth(mech string) (sasl.Server, error) {
+	return newAuthServer(mech, se.s.opt.Username, se.s.opt.Password, func() { se.authed = true })
+}
+
+func (se *session) Mail(from string, _ *smtp.MailOptions) error {
+	if se.s.opt.Auth && !se.authed {
+		return smtp.ErrAuthRequired
+	}
+	if r := se.s.match("MAIL", from); r != nil {
+		if r.drop {
+			return se.drop()
+		}
+		return r.err
+	}
+	se.from = from
+	return nil
+}
+
+func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if r := se.s.match("RCPT", to); r != nil {
+		if r.drop {
+			return se.drop()
+		}
+		return r.err
+	}
+	se.to = append(se.to, to)
+	return nil
+}
+
+func (se *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if ru := se.s.match("DATA", ""); ru != nil {
+		if ru.drop {
+			se.s.record(Message{From: se.from, To: se.to, Data: data})
+			return se.drop()
+		}
+		return ru.err
+	}
+	se.s.record(Message{From: se.from, To: se.to, Data: data})
+	return nil
+}
+
+// LMTPData answers once per recipient, as RFC 2033 section 4.2 requires.
+func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if ru := se.s.match("DATA", ""); ru != nil && !ru.drop {
+		return ru.err
+	}
+	var ok []string
+	se.s.mu.Lock()
+	for _, to := range se.to {
+		if e := se.s.lmtp[strings.ToLower(to)]; e != nil {
+			status.SetStatus(to, e)
+			continue
+		}
+		status.SetStatus(to, nil)
+		ok = append(ok, to)
+	}
+	se.s.mu.Unlock()
+	if len(ok) > 0 {
+		se.s.record(Message{From: se.from, To: ok, Data: data})
+	}
+	return nil
+}
+
+func (se *session) Reset() {
+	se.from = ""
+	se.to = nil
+}
+
+func (se *session) Logout() error { return nil }
+
+func (s *Server) record(m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.To = append([]string(nil), m.To...)
+	s.msgs = append(s.msgs, m)
+}
+
+// countingListener counts connections at the socket level, because go-smtp
+// opens a second Session on the same connection after STARTTLS.
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	l.s.sessions++
+	l.s.active++
+	l.s.peak = max(l.s.peak, l.s.active)
+	l.s.mu.Unlock()
+	return &countingConn{Conn: c, s: l.s}, nil
+}
+
+// countingConn lowers the active count before the socket closes, so a
+// client that has seen the server close (EOF after QUIT) also sees the
+// count already lowered.
+type countingConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *countingConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.active--
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
