@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,7 +90,7 @@ type item struct {
 // Memory stays flat: at most a few rows per worker are in flight.
 func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*item) error, group func(*render.Message) error) error {
 	var werr error // the first write error to out
-	print := func(p Problem) {
+	emit := func(p Problem) {
 		if p.Warning {
 			rep.Warnings++
 		} else {
@@ -100,7 +101,7 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 		}
 	}
 	for _, p := range c.problems {
-		print(p)
+		emit(p)
 	}
 	rc, err := c.RenderConfig()
 	var rd *render.Renderer
@@ -108,12 +109,12 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 		rd, err = render.New(rc)
 	}
 	if err != nil {
-		print(Problem{File: c.base(), Message: err.Error()})
+		emit(c.configProblem(err))
 		rd = nil
 	}
 	sup, err := LoadSuppressions(c)
 	if err != nil {
-		print(Problem{File: c.base(), Field: "suppress", Message: err.Error()})
+		emit(Problem{File: c.base(), Field: "suppress", Message: err.Error()})
 	}
 	recs, err := OpenRecipients(c)
 	if err != nil {
@@ -122,7 +123,7 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 			return err
 		}
 		for _, p := range ps {
-			print(p)
+			emit(p)
 		}
 		return werr
 	}
@@ -195,7 +196,7 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 		switch {
 		case it.problems != nil:
 			for _, p := range it.problems {
-				print(p)
+				emit(p)
 			}
 			if it.problems.HasErrors() {
 				rep.Failed++
@@ -213,7 +214,7 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 			groupTo = append(groupTo, it.rec.Email)
 			rep.OK++
 		case it.err != nil:
-			print(renderProblem(recs.file, it.rec.Row, it.err))
+			emit(renderProblem(recs.file, it.rec.Row, it.err))
 			rep.Failed++
 		default:
 			if sinkErr = ok(it); sinkErr != nil {
@@ -237,9 +238,9 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 	}
 	if c.Mode == "group" && rd != nil && sinkErr == nil {
 		if len(groupTo) == 0 {
-			print(Problem{File: recs.file, Message: "no valid recipient for the group message"})
+			emit(Problem{File: recs.file, Message: "no valid recipient for the group message"})
 		} else if msg, err := rd.RenderGroup(groupTo); err != nil {
-			print(renderProblem(c.base(), 0, err))
+			emit(renderProblem(c.base(), 0, err))
 		} else if err := group(msg); err != nil {
 			return err
 		}
@@ -254,6 +255,28 @@ func renderProblem(file string, row int, err error) Problem {
 		return Problem{File: file, Line: row, Field: fe.Field, Message: fe.Err.Error()}
 	}
 	return Problem{File: file, Line: row, Message: err.Error()}
+}
+
+// renderKeys maps render's field names to the campaign keys they come from.
+var renderKeys = map[string]string{"subject": "subject", "name": "recipients.name", "body": "body",
+	"text": "body.text", "layout": "body.layout", "attachment": "attachments", "unsubscribe": "unsubscribe",
+	"address": "from", "dkim": "dkim"}
+
+// configProblem places an error of render.New (a bad template, say) on the
+// campaign key it comes from.
+func (c *Campaign) configProblem(err error) Problem {
+	var fe *render.FieldError
+	if !errors.As(err, &fe) {
+		return Problem{File: c.base(), Message: err.Error()}
+	}
+	key, ok := renderKeys[fe.Field]
+	if h, isHeader := strings.CutPrefix(fe.Field, "header "); isHeader {
+		key, ok = "headers."+h, true
+	}
+	if !ok {
+		key = fe.Field
+	}
+	return Problem{File: c.base(), Line: c.line(key), Field: key, Message: fe.Err.Error()}
 }
 
 // base is the campaign file's name, as problems print it.

@@ -137,3 +137,18 @@ func parseEML(t *testing.T, path string) mail.Header {
 	}
 	return m.Header
 }
+
+// TestCheckBrokenTemplate: a template that does not parse is a problem on
+// the campaign key naming it, and check still reads the CSV.
+func TestCheckBrokenTemplate(t *testing.T) {
+	c := mustLoad(t, writeFiles(t, map[string]string{"body.md": "Hi {{.first_name\n"}))
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(out.String(), "\n")[0]
+	if !strings.HasPrefix(got, "campaign.yaml:4: body: ") || !strings.Contains(got, "body.md:") || rep.Errors != 1 || rep.Recipients != 1 {
+		t.Errorf("got %q and %+v, want a body problem on line 4 naming body.md", got, rep)
+	}
+}

@@ -66,9 +66,10 @@ type Campaign struct {
 	// Bounces is the mailbox that delivery status notifications reach.
 	Bounces Bounces `yaml:"bounces"`
 
-	path     string    // the campaign file as given to Load
-	dir      string    // the campaign folder
-	problems []Problem // warnings and errors found by Load, sorted by line
+	path     string         // the campaign file as given to Load
+	dir      string         // the campaign folder
+	problems []Problem      // warnings and errors found by Load, sorted by line
+	keys     map[string]int // YAML key path -> line, for problems found later
 }
 
 // RecipientsFile locates the recipient CSV. In YAML it is either a file name
@@ -296,8 +297,9 @@ func Load(path string) (*Campaign, error) {
 		sortProblems(ps)
 		return nil, ps
 	}
+	c.keys = keys
 	c.defaults()
-	c.validate(file, keys)
+	c.validate(file)
 	sortProblems(c.problems)
 	if Problems(c.problems).HasErrors() {
 		return c, Problems(c.problems)
@@ -473,6 +475,21 @@ func (c *Campaign) defaults() {
 	}
 }
 
+// line finds the line of a key path, or of its nearest parent; 0 if none.
+func (c *Campaign) line(field string) int {
+	for f := field; f != ""; {
+		if l, ok := c.keys[f]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(f, '.')
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return 0
+}
+
 func setDefault(v *int, d int) {
 	if *v == 0 {
 		*v = d
@@ -555,21 +572,9 @@ func (c *Campaign) readFile(name string) ([]byte, error) {
 }
 
 // validate checks everything that needs no recipient and appends problems.
-func (c *Campaign) validate(file string, keys map[string]int) {
+func (c *Campaign) validate(file string) {
 	add := func(field string, warning bool, format string, args ...any) {
-		line := 0
-		for f := field; f != ""; {
-			if l, ok := keys[f]; ok {
-				line = l
-				break
-			}
-			i := strings.LastIndexByte(f, '.')
-			if i < 0 {
-				break
-			}
-			f = f[:i]
-		}
-		c.problems = append(c.problems, Problem{File: file, Line: line, Field: field,
+		c.problems = append(c.problems, Problem{File: file, Line: c.line(field), Field: field,
 			Message: fmt.Sprintf(format, args...), Warning: warning})
 	}
 	errorf := func(field, format string, args ...any) { add(field, false, format, args...) }
