@@ -263,20 +263,25 @@ var renderKeys = map[string]string{"subject": "subject", "name": "recipients.nam
 	"address": "from", "dkim": "dkim"}
 
 // configProblem places an error of render.New (a bad template, say) on the
-// campaign key it comes from.
+// campaign key it comes from. render.New words its errors "field: cause";
+// a *render.FieldError is used as such, otherwise the known field prefix is
+// read (presentation only: an unknown prefix just prints without a line).
 func (c *Campaign) configProblem(err error) Problem {
+	field, msg := "", err.Error()
 	var fe *render.FieldError
-	if !errors.As(err, &fe) {
-		return Problem{File: c.base(), Message: err.Error()}
+	if errors.As(err, &fe) {
+		field, msg = fe.Field, fe.Err.Error()
+	} else if f, rest, ok := strings.Cut(msg, ": "); ok {
+		field, msg = f, rest
 	}
-	key, ok := renderKeys[fe.Field]
-	if h, isHeader := strings.CutPrefix(fe.Field, "header "); isHeader {
+	key, ok := renderKeys[field]
+	if h, isHeader := strings.CutPrefix(field, "header "); isHeader {
 		key, ok = "headers."+h, true
 	}
 	if !ok {
-		key = fe.Field
+		return Problem{File: c.base(), Message: err.Error()}
 	}
-	return Problem{File: c.base(), Line: c.line(key), Field: key, Message: fe.Err.Error()}
+	return Problem{File: c.base(), Line: c.line(key), Field: key, Message: msg}
 }
 
 // base is the campaign file's name, as problems print it.
