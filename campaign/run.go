@@ -1,0 +1,551 @@
+package campaign
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/render"
+	"github.com/mailrun/mailrun/sender"
+)
+
+// Mailer delivers one rendered message to its envelope recipients. It is all
+// the send run needs of the wire: sender.Pool satisfies it, and so can a test
+// recorder. The Result holds one entry per address of to, in order; an error
+// with no Result means nothing was delivered to anybody.
+type Mailer interface {
+	Send(ctx context.Context, from string, to []string, msg []byte) (*sender.Result, error)
+}
+
+var _ Mailer = (*sender.Pool)(nil)
+
+// RunOptions shapes one send run. The zero value journals next to the
+// campaign and skips everyone the journal already holds as sent or failed.
+type RunOptions struct {
+	// Journal is the journal file; default "<name>.journal" next to the
+	// campaign file.
+	Journal string
+	// RetryFailed sends again to recipients that failed permanently before.
+	RetryFailed bool
+	// ResendUnknown sends again to recipients whose outcome is unknown (the
+	// connection died after the final "."): they may get the message twice.
+	ResendUnknown bool
+	// Force continues a journal although the campaign files changed since it
+	// began.
+	Force bool
+	// Hard, when cancelled, abandons the messages in flight (a second
+	// Ctrl-C). Cancelling the ctx given to Run only stops taking new
+	// recipients. Nil means only ctx counts, for taking new recipients.
+	Hard context.Context
+	// Out receives notices: what the journal lets the run skip, problems of
+	// rows, the reason of a stop. Nil discards them.
+	Out io.Writer
+	// Progress, when set, is called once for every recipient the run
+	// settles (sent, failed, deferred, unknown or skipped), from several
+	// goroutines at once.
+	Progress func(journal.Entry)
+}
+
+// RunSummary counts what one send run did, not what earlier runs did.
+type RunSummary struct {
+	Sent, Failed, Deferred, Unknown, Skipped int
+	// Previously counts recipients not attempted because the journal
+	// already had an outcome for them.
+	Previously int
+	// Elapsed is the wall time of the run.
+	Elapsed time.Duration
+	// Journal is the journal file used.
+	Journal string
+}
+
+// Rate is messages sent per second over the run.
+func (s *RunSummary) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Sent) / s.Elapsed.Seconds()
+}
+
+// String is the summary line printed at the end of a run.
+func (s *RunSummary) String() string {
+	return fmt.Sprintf("send: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d done before; %s, %.1f msg/s",
+		s.Sent, s.Failed, s.Deferred, s.Unknown, s.Skipped, s.Previously, s.Elapsed.Round(time.Millisecond), s.Rate())
+}
+
+// JournalPath is where the journal of c lives unless a run names another.
+func JournalPath(c *Campaign) string {
+	return filepath.Join(c.Dir(), c.Name+".journal")
+}
+
+// ErrChanged is returned by Run when the campaign files changed since the
+// journal began and RunOptions.Force is not set.
+var ErrChanged = errors.New("campaign files changed since the journal began")
+
+// AbortError stops a run that is likely misconfigured: the relay refused
+// the sender or the login, TLS failed, or too many recipients in a row
+// failed permanently.
+type AbortError struct {
+	Reason string
+	Err    error
+}
+
+func (e *AbortError) Error() string { return "run stopped: " + e.Reason + ": " + e.Err.Error() }
+func (e *AbortError) Unwrap() error { return e.Err }
+
+// Run sends the campaign through m, recording every recipient's outcome in
+// the journal before it counts, so that running it again after a crash, a
+// Ctrl-C or kill -9 sends to everyone not yet sent and to nobody twice.
+//
+// The flow: open and lock the journal; stream the recipients, skipping
+// suppressed, invalid and duplicate rows (recorded as skipped) and those the
+// journal settled in an earlier run; render each message; record the intent
+// (sending, fsynced); send; record the outcome. A recipient whose intent has
+// no outcome after a crash is unknown and is not sent again unless
+// ResendUnknown.
+//
+// Cancelling ctx stops taking new recipients; the messages in flight finish
+// and Run returns ctx's error with the summary. Run returns an *AbortError
+// when the relay refuses the sender or the login, when TLS fails, or after
+// send.abort_after permanent failures in a row; ErrChanged when the campaign
+// changed since the journal began (without Force); and an error matching
+// journal.ErrLocked when another run holds the journal.
+func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSummary, error) {
+	start := time.Now()
+	if opts.Journal == "" {
+		opts.Journal = JournalPath(c)
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	sum := &RunSummary{Journal: opts.Journal}
+
+	rc, err := c.RenderConfig()
+	if err != nil {
+		return sum, err
+	}
+	rd, err := render.New(rc)
+	if err != nil {
+		return sum, err
+	}
+	sup, err := LoadSuppressions(c)
+	if err != nil {
+		return sum, err
+	}
+	fp, err := Fingerprint(c)
+	if err != nil {
+		return sum, err
+	}
+	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Command: "send"})
+	if err != nil {
+		return sum, err
+	}
+	defer j.Close()
+	if began := j.Began(); began.Fingerprint != fp {
+		if !opts.Force {
+			return sum, fmt.Errorf("%s: %w (%s); check them and run again with --force", opts.Journal, ErrChanged, began.Time.Format(time.DateTime))
+		}
+		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on (--force)\n", opts.Journal, began.Time.Format(time.DateTime))
+	}
+	hard := opts.Hard
+	if hard == nil {
+		hard = context.WithoutCancel(ctx)
+	}
+
+	r := &runner{c: c, m: m, j: j, rd: rd, opts: opts, out: out, sum: sum, hard: hard}
+	r.stopCtx, r.stop = context.WithCancelCause(ctx)
+	defer r.stop(nil)
+	if c.Mode == "group" {
+		err = r.group(sup)
+	} else {
+		err = r.individual(sup)
+	}
+	if ferr := j.Close(); err == nil && ferr != nil {
+		err = fmt.Errorf("journal: %w", ferr)
+	}
+	r.notePrevious()
+	sum.Elapsed = time.Since(start)
+	if err == nil {
+		if cause := context.Cause(r.stopCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		} else if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
+	return sum, err
+}
+
+// runner is the state of one Run.
+type runner struct {
+	c    *Campaign
+	m    Mailer
+	j    *journal.Journal
+	rd   *render.Renderer
+	opts RunOptions
+	out  io.Writer
+	hard context.Context
+
+	stopCtx context.Context
+	stop    context.CancelCauseFunc
+
+	mu      sync.Mutex // guards sum, the counters below and writes to out
+	sum     *RunSummary
+	prev    map[journal.Status]int
+	permRun int // consecutive permanent failures
+	jerr    error
+}
+
+// job is one recipient on its way to a worker.
+type job struct {
+	rec render.Recipient
+}
+
+// individual sends one message per recipient on send.concurrency workers.
+func (r *runner) individual(sup *Suppressions) error {
+	workers := max(r.c.Send.Concurrency, 1)
+	jobs := make(chan job, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for jb := range jobs {
+				r.deliver(jb.rec)
+			}
+		})
+	}
+	err := r.each(sup, func(rec render.Recipient) bool {
+		select {
+		case jobs <- job{rec}:
+			return true
+		case <-r.stopCtx.Done():
+			return false
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return r.journalErr()
+}
+
+// each streams the recipients and hands every one that must be sent to
+// send, recording the others as skipped. It stops when send returns false
+// or the run is stopped.
+func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error {
+	recs, err := OpenRecipients(r.c)
+	if err != nil {
+		return err
+	}
+	defer recs.Close()
+	for r.stopCtx.Err() == nil {
+		rec, err := recs.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var ps Problems
+		if err != nil && !errors.As(err, &ps) {
+			return err
+		}
+		if ps != nil {
+			r.print(ps.Error())
+			if rec.Email != "" && ps.HasErrors() {
+				r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: ps.Error()})
+			} else if rec.Email != "" {
+				r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "duplicate"})
+			}
+			continue
+		}
+		if sup.Suppressed(rec.Email) {
+			r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "suppressed"})
+			continue
+		}
+		if st, ok := r.j.Status(rec.Email); ok && !r.again(st) {
+			r.mu.Lock()
+			if r.prev == nil {
+				r.prev = map[journal.Status]int{}
+			}
+			r.prev[st]++
+			r.sum.Previously++
+			r.mu.Unlock()
+			continue
+		}
+		if !send(rec) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// again reports whether a recipient with last status st is sent in this run.
+func (r *runner) again(st journal.Status) bool {
+	switch st {
+	case journal.Sent, journal.Bounced:
+		return false
+	case journal.Failed:
+		return r.opts.RetryFailed
+	case journal.Unknown, journal.Sending:
+		return r.opts.ResendUnknown
+	default: // deferred, skipped: their cause may be gone
+		return true
+	}
+}
+
+// notePrevious tells what the journal made the run skip, and how to change it.
+func (r *runner) notePrevious() {
+	if len(r.prev) == 0 {
+		return
+	}
+	var parts []string
+	for _, st := range []journal.Status{journal.Sent, journal.Bounced, journal.Failed, journal.Unknown} {
+		n := r.prev[st]
+		if n == 0 {
+			continue
+		}
+		s := fmt.Sprintf("%d %s", n, st)
+		switch st {
+		case journal.Failed:
+			s += " (--retry-failed sends them again)"
+		case journal.Unknown:
+			s += " (--resend-unknown sends them again; they may get it twice)"
+		}
+		parts = append(parts, s)
+	}
+	r.print(fmt.Sprintf("journal %s: skipped recipients settled by an earlier run: %s", r.opts.Journal, strings.Join(parts, ", ")))
+}
+
+// deliver renders, journals and sends the message of one recipient.
+func (r *runner) deliver(rec render.Recipient) {
+	msg, err := r.rd.Render(rec)
+	if err != nil {
+		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
+		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.Recipients.File, rec.Row, rec.Email, err))
+		r.settle(e)
+		return
+	}
+	intent := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}
+	if err := r.j.Record(intent); err != nil {
+		r.fail(fmt.Errorf("journal: %w", err))
+		return
+	}
+	res, err := r.m.Send(r.hard, msg.From, msg.To, msg.Data)
+	r.outcome([]render.Recipient{rec}, msg, res, err)
+}
+
+// group sends one message to every valid recipient, in transactions of
+// send.max_rcpt recipients (the Mailer does the batching).
+func (r *runner) group(sup *Suppressions) error {
+	var recs []render.Recipient
+	if err := r.each(sup, func(rec render.Recipient) bool {
+		recs = append(recs, rec)
+		return true
+	}); err != nil {
+		return err
+	}
+	if len(recs) == 0 || r.stopCtx.Err() != nil {
+		return r.journalErr()
+	}
+	to := make([]string, len(recs))
+	for i, rec := range recs {
+		to[i] = rec.Email
+	}
+	msg, err := r.rd.RenderGroup(to)
+	if err != nil {
+		return fmt.Errorf("render group message: %w", err)
+	}
+	for _, rec := range recs {
+		if err := r.j.Queue(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	if err := r.j.Flush(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	res, err := r.m.Send(r.hard, msg.From, msg.To, msg.Data)
+	r.outcome(recs, msg, res, err)
+	return r.journalErr()
+}
+
+// outcome records what happened to recs, whose addresses are the envelope
+// of msg in order, and stops the run on a fatal error.
+func (r *runner) outcome(recs []render.Recipient, msg *render.Message, res *sender.Result, err error) {
+	fatal := err != nil && sender.IsFatal(err)
+	for i, rec := range recs {
+		e := journal.Entry{Row: rec.Row, Email: rec.Email, MessageID: msg.MessageID}
+		var rr *sender.RcptResult
+		if res != nil && i < len(res.Rcpts) {
+			rr = &res.Rcpts[i]
+			e.Attempts = res.Attempts
+		}
+		switch {
+		case rr != nil && rr.Status != 0:
+			e.Status = statusOf(rr.Status)
+			if rr.Reply.Code != 0 {
+				e.Reply = &journal.Reply{Code: rr.Reply.Code, Enhanced: rr.Reply.Enhanced, Text: rr.Reply.Text}
+			}
+			if rr.Err != nil {
+				e.Error = rr.Err.Error()
+			}
+		case err != nil:
+			// Nothing reached the server for this recipient: it is sent
+			// again by the next run.
+			e.Status = journal.Deferred
+			e.Error = err.Error()
+			var se *sender.Error
+			if errors.As(err, &se) && se.Code != 0 {
+				e.Reply = &journal.Reply{Code: se.Code, Enhanced: se.Enhanced, Text: se.Text}
+			}
+		default:
+			e.Status = journal.Unknown
+			e.Error = "no result from the mailer"
+		}
+		if e.Status != journal.Sent {
+			cause := e.Error
+			if cause == "" && e.Reply != nil {
+				cause = fmt.Sprintf("%d %s %s", e.Reply.Code, e.Reply.Enhanced, e.Reply.Text)
+			}
+			r.print(fmt.Sprintf("%s:%d <%s>: send: %s: %s", r.c.Recipients.File, rec.Row, rec.Email, e.Status, cause))
+		}
+		r.settle(e)
+	}
+	if fatal {
+		r.stop(&AbortError{Reason: "the relay refused this campaign", Err: err})
+	}
+}
+
+func statusOf(s sender.Status) journal.Status {
+	switch s {
+	case sender.Delivered:
+		return journal.Sent
+	case sender.Rejected:
+		return journal.Failed
+	case sender.Deferred:
+		return journal.Deferred
+	default:
+		return journal.Unknown
+	}
+}
+
+// settle journals the final entry of a recipient, counts it and reports
+// progress. Outcomes are queued, not awaited: the worker's next intent
+// waits for them (see journal.Queue), so at most one outcome per worker is
+// lost by a crash, and it reads back as unknown.
+func (r *runner) settle(e journal.Entry) {
+	if err := r.j.Queue(e); err != nil {
+		r.fail(fmt.Errorf("journal: %w", err))
+		return
+	}
+	r.mu.Lock()
+	switch e.Status {
+	case journal.Sent:
+		r.sum.Sent++
+		r.permRun = 0
+	case journal.Failed:
+		r.sum.Failed++
+		r.permRun++
+	case journal.Deferred:
+		r.sum.Deferred++
+	case journal.Unknown:
+		r.sum.Unknown++
+	case journal.Skipped:
+		r.sum.Skipped++
+	}
+	abort := e.Status == journal.Failed && r.c.Send.AbortAfter > 0 && r.permRun >= r.c.Send.AbortAfter
+	r.mu.Unlock()
+	if r.opts.Progress != nil {
+		r.opts.Progress(e)
+	}
+	if abort {
+		r.stop(&AbortError{
+			Reason: fmt.Sprintf("%d permanent failures in a row (send.abort_after), likely a configuration problem", r.c.Send.AbortAfter),
+			Err:    errors.New(e.Error),
+		})
+	}
+}
+
+// fail stops the run on a journal error: without a durable journal a rerun
+// could send twice.
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	if r.jerr == nil {
+		r.jerr = err
+	}
+	r.mu.Unlock()
+	r.stop(err)
+}
+
+func (r *runner) journalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.jerr
+}
+
+func (r *runner) print(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintln(r.out, s)
+}
+
+// Fingerprint identifies the content of the campaign: the campaign file,
+// the recipient list and the body templates. A journal keeps the
+// fingerprint it began with, so a rerun notices edited campaign files. The
+// files are streamed through the hash: a large list costs no memory.
+func Fingerprint(c *Campaign) (string, error) {
+	root, err := os.OpenRoot(c.Dir())
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	defer root.Close()
+	h := sha256.New()
+	for _, name := range []string{filepath.Base(c.Path()), c.Recipients.File, c.Body.Markdown, c.Body.HTML, c.Body.Text, c.Body.Layout} {
+		if name == "" {
+			continue
+		}
+		f, err := root.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("fingerprint: %w", err)
+		}
+		fmt.Fprintf(h, "%s\n", name)
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("fingerprint: %s: %w", name, err)
+		}
+		fmt.Fprintf(h, "\n%d\n", n)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// Count is the number of usable recipient rows, before suppression and the
+// journal: what send announces before it asks for confirmation. It streams
+// the list, so it costs time, not memory.
+func Count(c *Campaign) (int, error) {
+	recs, err := OpenRecipients(c)
+	if err != nil {
+		return 0, err
+	}
+	defer recs.Close()
+	n := 0
+	for {
+		_, err := recs.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		var ps Problems
+		if errors.As(err, &ps) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}

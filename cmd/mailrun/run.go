@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/sender"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // some recipients failed
+	exitUsage       = 2 // usage or configuration error
+	exitInterrupted = 130
+)
+
+const usage = `mailrun: template-driven bulk mail from a YAML campaign and a CSV list.
+
+Usage:
+  mailrun check   CAMPAIGN                      find every problem before anything is sent
+  mailrun preview CAMPAIGN -o DIR [--limit N]   write one .eml per recipient, send nothing
+  mailrun send    CAMPAIGN [flags]              deliver through the smtp section's relay
+  mailrun status  CAMPAIGN                      summarise the journal of earlier sends
+  mailrun report  CAMPAIGN [--format csv|json]  every recipient's outcome
+  mailrun bounces CAMPAIGN [--dry-run]          read bounces from the bounce mailbox
+  mailrun init    DIR                           write a small working campaign
+
+CAMPAIGN is a campaign file or a folder holding campaign.yaml.
+Run "mailrun COMMAND -h" for a command's flags.
+Exit codes: 0 success, 1 some recipients failed, 2 usage or configuration error, 130 interrupted.
+`
+
+// run is mailrun without the process: tests call it with their own
+// arguments and writers.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
+		"check":   cmdCheck,
+		"preview": cmdPreview,
+		"send":    cmdSend,
+		"status":  cmdStatus,
+		"report":  cmdReport,
+		"init":    cmdInit,
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "mailrun: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	return cmd(ctx, args[1:], stdin, stdout, stderr)
+}
+
+// parse parses flags that may come before or after the positional
+// arguments ("preview CAMPAIGN -o DIR") and checks their count.
+func parse(fs *flag.FlagSet, args []string, want int, stderr io.Writer) ([]string, bool) {
+	fs.SetOutput(stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != want {
+		fmt.Fprintf(stderr, "mailrun %s: want %d argument(s), got %d\n", fs.Name(), want, len(pos))
+		fs.Usage()
+		return nil, false
+	}
+	return pos, true
+}
+
+// load loads a campaign for a command that must not go on with errors.
+func load(path string, stderr io.Writer) (*campaign.Campaign, bool) {
+	c, err := campaign.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "mailrun: fix the campaign first (mailrun check %s shows every problem)\n", path)
+		return nil, false
+	}
+	for _, p := range c.Problems() {
+		fmt.Fprintln(stderr, p)
+	}
+	return c, true
+}
+
+func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	c, err := campaign.Load(pos[0])
+	var ps campaign.Problems
+	if err != nil && (c == nil || !errors.As(err, &ps)) {
+		fmt.Fprintln(stdout, err)
+		fmt.Fprintln(stdout, "check: the campaign file cannot be read")
+		return exitUsage
+	}
+	rep, err := campaign.Check(ctx, c, stdout)
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun check:", err)
+		return exitUsage
+	}
+	if rep.Errors > 0 {
+		return exitUsage
+	}
+	return exitOK
+}
+
+func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
+	dir := fs.String("o", "", "folder to write the .eml files into (required)")
+	limit := fs.Int("limit", 0, "write at most N messages (0: all)")
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "mailrun preview: -o DIR is required")
+		return exitUsage
+	}
+	c, ok := load(pos[0], stderr)
+	if !ok {
+		return exitUsage
+	}
+	rep, err := campaign.Preview(ctx, c, *dir, *limit, stdout)
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun preview:", err)
+		return exitUsage
+	}
+	if rep.Failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if err := campaign.Init(pos[0]); err != nil {
+		fmt.Fprintln(stderr, "mailrun init:", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "init: wrote a campaign to %s; try: mailrun check %s && mailrun preview %s -o out\n", pos[0], pos[0], pos[0])
+	return exitOK
+}
+
+func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "send without asking for confirmation")
+	testAddr := fs.String("test", "", "send one message, subject prefixed [TEST], to this address only (not journaled)")
+	only := fs.String("only", "", "with --test: the recipient to render, by CSV row or address")
+	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
+	retryFailed := fs.Bool("retry-failed", false, "send again to recipients that failed permanently")
+	resendUnknown := fs.Bool("resend-unknown", false, "send again to recipients whose outcome is unknown (they may get it twice)")
+	force := fs.Bool("force", false, "go on although the campaign files changed since the journal began")
+	smtpURL := fs.String("smtp", "", "relay URL overriding the smtp section, e.g. smtps://user@host:465")
+	debug := fs.Bool("debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	c, ok := load(pos[0], stderr)
+	if !ok {
+		return exitUsage
+	}
+	if *smtpURL != "" {
+		if err := c.OverrideSMTP(*smtpURL); err != nil {
+			fmt.Fprintln(stderr, "mailrun send:", err)
+			return exitUsage
+		}
+	}
+	var trace io.Writer
+	if *debug {
+		trace = stderr
+	}
+	cfg, pc, err := c.SenderConfig(trace)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun send:", err)
+		return exitUsage
+	}
+	client, err := sender.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun send:", err)
+		return exitUsage
+	}
+	pool := sender.NewPool(client, pc)
+	defer pool.Close()
+
+	if *testAddr != "" {
+		rec, err := campaign.TestSend(ctx, c, pool, *testAddr, *only)
+		if err != nil {
+			fmt.Fprintln(stderr, "mailrun send:", err)
+			if errors.Is(err, context.Canceled) {
+				return exitInterrupted
+			}
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "send: test message (row %d, %s) sent to <%s>\n", rec.Row, rec.Email, *testAddr)
+		return exitOK
+	}
+
+	rows, err := campaign.Count(c)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun send:", err)
+		return exitUsage
+	}
+	journalPath := *jpath
+	if journalPath == "" {
+		journalPath = campaign.JournalPath(c)
+	}
+	rate := "no limit"
+	if pc.Rate > 0 {
+		rate = c.Send.Rate
+	}
+	login := "no AUTH"
+	if cfg.Username != "" {
+		login = "AUTH as " + cfg.Username
+	}
+	fmt.Fprintf(stdout, "send: %q: %d recipient rows (%s, mode %s) via %s %s:%d (%s, %s), rate %s, %d connections; journal %s\n",
+		c.Name, rows, c.Recipients.File, c.Mode, cfg.Protocol, cfg.Host, cfg.Port, cfg.Security, login, rate, pc.Concurrency, journalPath)
+	if !*yes {
+		if !isTerminal(stdin) {
+			fmt.Fprintln(stderr, "mailrun send: refusing to send without confirmation: stdin is not a terminal; add --yes")
+			return exitUsage
+		}
+		fmt.Fprint(stdout, "Send now? [y/N] ")
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			fmt.Fprintln(stdout, "send: cancelled, nothing sent")
+			return exitUsage
+		}
+	}
+
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	go secondInterrupt(ctx, hard, cancelHard, stderr)
+
+	prog := newProgress(rows, stderr)
+	sum, err := campaign.Run(ctx, c, pool, campaign.RunOptions{
+		Journal:       journalPath,
+		RetryFailed:   *retryFailed,
+		ResendUnknown: *resendUnknown,
+		Force:         *force,
+		Hard:          hard,
+		Out:           prog.logWriter(),
+		Progress:      prog.add,
+	})
+	prog.finish()
+	fmt.Fprintln(stdout, sum)
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		fmt.Fprintln(stderr, "mailrun send: interrupted; the journal is consistent: run the same command again to go on")
+		return exitInterrupted
+	case errors.Is(err, journal.ErrLocked), errors.Is(err, campaign.ErrChanged):
+		fmt.Fprintln(stderr, "mailrun send:", err)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintln(stderr, "mailrun send:", err)
+		var ae *campaign.AbortError
+		if errors.As(err, &ae) {
+			return exitUsage
+		}
+		return exitFailed
+	case sum.Failed+sum.Deferred+sum.Unknown > 0:
+		return exitFailed
+	}
+	return exitOK
+}
+
+// secondInterrupt cancels hard on the second Ctrl-C or SIGTERM: the first
+// one (ctx) only stops taking new recipients.
+func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, stderr io.Writer) {
+	select {
+	case <-ctx.Done():
+	case <-hard.Done():
+		return
+	}
+	fmt.Fprintln(stderr, "\nmailrun send: stopping: finishing the messages in flight (interrupt again to stop at once)")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case <-sig:
+		fmt.Fprintln(stderr, "mailrun send: stopping at once")
+		cancelHard()
+	case <-hard.Done():
+	}
+}
+
+func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	path, ok := journalOf(pos[0], *jpath, stderr)
+	if !ok {
+		return exitUsage
+	}
+	rep, err := journal.Latest(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun status:", err)
+		return exitUsage
+	}
+	s := rep.Summary
+	fmt.Fprintf(stdout, "journal %s: campaign %q began %s, %d run(s)\n", path, rep.Began.Campaign, rep.Began.Time.Local().Format(time.DateTime), len(rep.Runs))
+	fmt.Fprintf(stdout, "%d recipients: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d bounced\n",
+		s.Total(), s.Sent, s.Failed, s.Deferred, s.Unknown+s.Sending, s.Skipped, s.Bounced)
+	if s.Unknown+s.Sending > 0 {
+		fmt.Fprintln(stdout, "unknown: the connection ended after the message was sent; check the relay's log, then send --resend-unknown if they did not get it")
+	}
+	if s.Deferred > 0 {
+		fmt.Fprintln(stdout, "deferred: temporary failures; the next send tries them again")
+	}
+	return exitOK
+}
+
+func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	format := fs.String("format", "csv", "csv or json (one object per line)")
+	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	path, ok := journalOf(pos[0], *jpath, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if err := campaign.WriteReport(stdout, path, *format); err != nil {
+		fmt.Fprintln(stderr, "mailrun report:", err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+// journalOf is the journal path of a campaign, or override.
+func journalOf(path, override string, stderr io.Writer) (string, bool) {
+	if override != "" {
+		return override, true
+	}
+	c, ok := load(path, stderr)
+	if !ok {
+		return "", false
+	}
+	return campaign.JournalPath(c), true
+}
+
+// interrupted maps a cancelled context to exit code 130, or returns 0.
+func interrupted(ctx context.Context, err error, stderr io.Writer) int {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintln(stderr, "mailrun: interrupted")
+		return exitInterrupted
+	}
+	return 0
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress shows a send: a bar on a terminal, otherwise a line every ten
+// seconds, so logs of unattended runs stay readable.
+type progress struct {
+	out                       io.Writer
+	bar                       *progressbar.ProgressBar
+	start                     time.Time
+	done, failed, sent, other atomic.Int64
+	stop                      chan struct{}
+	stopped                   chan struct{}
+}
+
+func newProgress(total int, stderr io.Writer) *progress {
+	p := &progress{out: stderr, start: time.Now(), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("sending"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("msg"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetWidth(30),
+		)
+		close(p.stopped)
+		return p
+	}
+	go func() {
+		defer close(p.stopped)
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.line()
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) line() {
+	el := time.Since(p.start)
+	fmt.Fprintf(p.out, "send: %d done (%d sent, %d failed or deferred), %.1f msg/s, %s elapsed\n",
+		p.done.Load(), p.sent.Load(), p.failed.Load(), float64(p.sent.Load())/el.Seconds(), el.Round(time.Second))
+}
+
+func (p *progress) add(e journal.Entry) {
+	p.done.Add(1)
+	switch e.Status {
+	case journal.Sent:
+		p.sent.Add(1)
+	case journal.Failed, journal.Deferred, journal.Unknown:
+		p.failed.Add(1)
+	}
+	if p.bar != nil {
+		p.bar.Add(1)
+	}
+}
+
+// logWriter is where run notices go: above the bar, without breaking it.
+func (p *progress) logWriter() io.Writer {
+	if p.bar == nil {
+		return p.out
+	}
+	return writerFunc(func(b []byte) (int, error) {
+		progressbar.Bprintln(p.bar, strings.TrimRight(string(b), "\n"))
+		return len(b), nil
+	})
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.out)
+		return
+	}
+	close(p.stop)
+	<-p.stopped
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
