@@ -94,6 +94,10 @@ func (c *Campaign) SenderConfig(debug io.Writer) (sender.Config, sender.PoolConf
 	if err != nil {
 		return sender.Config{}, sender.PoolConfig{}, err
 	}
+	auth := c.SMTP.Auth
+	if c.SMTP.Username == "" && (auth == "" || auth == "auto") {
+		auth = "none" // auto means "whatever the server offers", for a login we have
+	}
 	cfg := sender.Config{
 		Host:     c.SMTP.Host,
 		Port:     c.SMTP.Port,
@@ -101,7 +105,7 @@ func (c *Campaign) SenderConfig(debug io.Writer) (sender.Config, sender.PoolConf
 		CAFile:   c.File(c.SMTP.CAFile),
 		Username: c.SMTP.Username,
 		Password: pw,
-		Auth:     c.SMTP.Auth,
+		Auth:     auth,
 		HELO:     c.SMTP.HELO,
 		Protocol: c.SMTP.Protocol,
 		Timeout:  c.Send.Timeout,

@@ -343,7 +343,7 @@ func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	s := rep.Summary
-	fmt.Fprintf(stdout, "journal %s: campaign %q began %s, %d run(s)\n", path, rep.Began.Campaign, rep.Began.Time.Local().Format(time.DateTime), len(rep.Runs))
+	fmt.Fprintf(stdout, "journal %s: campaign %q began %s, %d run(s) recorded\n", path, rep.Began.Campaign, rep.Began.Time.Local().Format(time.DateTime), 1+len(rep.Runs))
 	fmt.Fprintf(stdout, "%d recipients: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d bounced\n",
 		s.Total(), s.Sent, s.Failed, s.Deferred, s.Unknown+s.Sending, s.Skipped, s.Bounced)
 	if s.Unknown+s.Sending > 0 {
