@@ -343,4 +343,3 @@ func clean(s string, max int) string {
 	}
 	return s
 }
-
