@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -35,7 +36,7 @@ func newMarkdown() goldmark.Markdown {
 // start a block (indented code, lists, headings) nor end a line with a hard
 // break.
 func mdEscape(s string) string {
-	s = strings.TrimFunc(s, isBlank)
+	s = strings.TrimFunc(s, unicode.IsSpace)
 	clean := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x80 && (util.IsPunct(c) || c == '\r' || c == '\n') {

@@ -260,3 +260,31 @@ func TestFieldErrorUnwrap(t *testing.T) {
 func writeFile(dir, name, body string) error {
 	return os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
 }
+
+func TestAddressEdgeCases(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Name = "{{.first_name}}"
+	r := newRenderer(t, cfg)
+	for _, tc := range []struct{ name, email string }{
+		{`\ë`, "zoe@example.org"},
+		{`Zoë "Z" (x), Ünïcødé`, "zoe@example.org"},
+		{"Zoë", "zoë@bücher.example"},
+		{"", "plain@example.org"},
+	} {
+		rc := zoe()
+		rc.Email = tc.email
+		rc.Fields["first_name"] = tc.name
+		m, err := r.Render(rc)
+		if err != nil {
+			t.Fatalf("%q <%s>: %v", tc.name, tc.email, err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := msg.Header.AddressList("To")
+		if err != nil || len(to) != 1 || to[0].Name != tc.name || to[0].Address != tc.email {
+			t.Errorf("To for %q <%s>: got %v, %v (raw %q)", tc.name, tc.email, to, err, msg.Header.Get("To"))
+		}
+	}
+}

@@ -112,11 +112,9 @@ func (r *Renderer) init() error {
 	if r.from, err = parseList("from", cfg.From); err != nil {
 		return err
 	}
-	if len(r.from) > 1 {
-		for _, a := range r.from {
-			if !isASCII(a.Address) {
-				return fmt.Errorf("from %q: several authors need ASCII addresses", cfg.From)
-			}
+	for _, a := range r.from {
+		if !isASCII(a.Address) {
+			return fmt.Errorf("from %q: the address must be ASCII", cfg.From)
 		}
 	}
 	if cfg.Sender != "" {
@@ -136,6 +134,11 @@ func (r *Renderer) init() error {
 	if cfg.ReplyTo != "" {
 		if r.replyTo, err = parseList("reply_to", cfg.ReplyTo); err != nil {
 			return err
+		}
+		for _, a := range r.replyTo {
+			if !isASCII(a.Address) {
+				return fmt.Errorf("reply_to %q: the address must be ASCII", cfg.ReplyTo)
+			}
 		}
 	}
 	if cfg.Group.To != "" {
@@ -296,6 +299,9 @@ func (r *Renderer) Render(rc Recipient) (*Message, error) {
 		name = strings.TrimSpace(name)
 		if err := checkHeaderValue("name", name); err != nil {
 			return nil, fieldErr("name", err)
+		}
+		if len(name) > maxName {
+			return nil, fieldErr("name", fmt.Errorf("template \"name\": %d bytes is longer than %d", len(name), maxName))
 		}
 		to.Name = name
 	}
@@ -477,27 +483,28 @@ func execText(t *ttemplate.Template, data any) (string, error) {
 // undisclosed); env are the envelope recipients.
 func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string, env []string) (*Message, error) {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	// go-mail writes generic headers sorted by name and address headers in
-	// a fixed order; preformatted headers come out in map order, so none are
-	// used and every value set here is already valid ASCII or gets RFC 2047
-	// encoding from go-mail.
-	if len(r.from) == 1 {
-		m.FromMailAddress(r.from[0])
-	} else {
-		// go-mail writes only the first From mailbox; RFC 5322 3.6.2 allows
-		// several when Sender names the one who sent it.
-		m.SetGenHeader(gomail.Header("From"), joinAddrs(r.from))
-	}
+	// go-mail writes generic headers sorted by name but preformatted ones in
+	// map order, so every header goes through SetGenHeader with a value that
+	// is either plain ASCII (left alone) or text go-mail RFC 2047-encodes.
+	// Address headers are formatted here rather than by go-mail: it writes
+	// only the first From mailbox, and see formatAddress.
+	m.SetGenHeader(gomail.Header("From"), joinAddrs(r.from))
 	if r.sender != nil {
-		m.SetGenHeader(gomail.Header("Sender"), r.sender.String())
+		m.SetGenHeader(gomail.Header("Sender"), formatAddress(r.sender))
 	}
 	if len(r.replyTo) > 0 {
-		m.ReplyToMailAddress(r.replyTo...)
+		m.SetGenHeader(gomail.Header("Reply-To"), joinAddrs(r.replyTo))
 	}
-	if undisclosed != "" {
+	switch to := joinAddrs(hdrTo); {
+	case undisclosed != "":
 		m.SetGenHeader(gomail.Header("To"), undisclosed)
-	} else {
-		m.ToMailAddress(hdrTo...)
+	case isASCII(to):
+		m.SetGenHeader(gomail.Header("To"), to)
+	default:
+		// An internationalised address (RFC 6532) must stay raw UTF-8, which
+		// SetGenHeader would RFC 2047-encode. It is the only preformatted
+		// header, so the order stays deterministic.
+		m.SetGenHeaderPreformatted(gomail.Header("To"), to)
 	}
 	m.Subject(c.subject)
 	now := time.Now
@@ -548,9 +555,20 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 func joinAddrs(l []*mail.Address) string {
 	s := make([]string, len(l))
 	for i, a := range l {
-		s[i] = a.String()
+		s[i] = formatAddress(a)
 	}
 	return strings.Join(s, ", ")
+}
+
+// formatAddress is mail.Address.String, except that a non-ASCII display name
+// with a backslash gets base64 encoding: the standard library Q-encodes it
+// and leaves the backslash raw, which RFC 2047 5(3) forbids in a phrase and
+// net/mail then refuses to parse (found by FuzzHeaderValue).
+func formatAddress(a *mail.Address) string {
+	if a.Name == "" || isASCII(a.Name) || !strings.ContainsRune(a.Name, '\\') {
+		return a.String()
+	}
+	return mime.BEncoding.Encode("utf-8", a.Name) + " " + (&mail.Address{Address: a.Address}).String()
 }
 
 func filesSize(l []*fileData) int {
@@ -596,6 +614,10 @@ func mimeFile(f *fileData, disposition string) *gomail.File {
 		},
 	}
 }
+
+// maxName bounds a display name: it keeps the To line foldable even when it
+// cannot be folded (internationalised addresses) and catches broken data.
+const maxName = 256
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 

@@ -1,0 +1,117 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"mime"
+	"net/mail"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzHeaderValue puts one CSV value into the display name, the subject and
+// an extra header. Either the row is refused with a FieldError for one of
+// those fields, or the message's header block parses and holds exactly the
+// expected fields, once each: no value can inject a header.
+func FuzzHeaderValue(f *testing.F) {
+	for _, s := range []string{"Zoë", "a\r\nBcc: x@evil.example", "=?utf-8?q?x?=", "\"quoted\" <x@y>", strings.Repeat("é ", 60)} {
+		f.Add(s)
+	}
+	cfg := Config{
+		Dir: "testdata/campaign", From: "news@acme.example", Subject: "S {{.v}}", Name: "{{.v}}",
+		HTML: "group.html", Headers: map[string]string{"X-V": "{{.v}}"},
+		Vars: map[string]any{"issue": 1}, Now: fixedNow, MessageID: func() string { return "m@acme.example" },
+	}
+	r := newRenderer(f, cfg)
+	want := []string{"Content-Type", "Date", "From", "Message-Id", "Mime-Version", "Subject", "To", "X-V"}
+	f.Fuzz(func(t *testing.T, v string) {
+		m, err := r.Render(Recipient{Email: "zoe@example.org", Fields: map[string]string{"v": v}})
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || (fe.Field != "name" && fe.Field != "subject" && fe.Field != "header X-V") {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		head := m.Data[:bytes.Index(m.Data, []byte("\r\n\r\n"))+4]
+		for _, line := range strings.Split(string(head), "\r\n") {
+			if len(line) > 998 {
+				t.Fatalf("header line of %d octets", len(line))
+			}
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Fatalf("parse: %v\n%s", err, head)
+		}
+		var keys []string
+		for k, vals := range msg.Header {
+			if len(vals) != 1 {
+				t.Errorf("%s appears %d times", k, len(vals))
+			}
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("header fields: got %v, want %v\n%s", keys, want, head)
+		}
+		to, err := msg.Header.AddressList("To")
+		if err != nil || len(to) != 1 || to[0].Address != "zoe@example.org" {
+			t.Fatalf("To: got %v, %v\n%s", to, err, head)
+		}
+		if !strings.Contains(v, "=?") && utf8.ValidString(v) {
+			got, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+			if err != nil {
+				t.Fatalf("subject: %v", err)
+			}
+			if strings.Join(strings.Fields(got), " ") != strings.Join(strings.Fields("S "+v), " ") {
+				t.Fatalf("subject: got %q, want %q", got, "S "+v)
+			}
+		}
+	})
+}
+
+// FuzzMarkdownValue puts one CSV value into Markdown text, emphasis and a raw
+// HTML block; the rendered HTML must have the same tags as with a plain word,
+// so a value never creates a tag, link or image of its own.
+func FuzzMarkdownValue(f *testing.F) {
+	for _, s := range []string{"[x](javascript:alert(1))", "<script>", "**b**", "![i](http://evil)", "www.evil.example", "a@b.example", " \u00a0x"} {
+		f.Add(s)
+	}
+	r := markdownRenderer(f, "Hello {{.v}}!\n\n*{{.v}}*\n\n<div>{{.v}}</div>\n\n- {{.v}}\n")
+	tagsOf := func(t *testing.T, v string) []string {
+		out, _ := renderValue(t, r, v)
+		var tags []string
+		for i := 0; ; {
+			tg, ok := nextTag(out, i)
+			if !ok {
+				break
+			}
+			i = tg.end
+			name := tg.name
+			if tg.closing {
+				name = "/" + name
+			}
+			tags = append(tags, name)
+		}
+		if strings.Contains(out, "href") || strings.Contains(out, "src=") {
+			t.Fatalf("value %q made a link or image:\n%s", v, out)
+		}
+		return tags
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if !utf8.ValidString(v) {
+			return // CSV values are UTF-8 (the campaign reader checks)
+		}
+		ref := "x"
+		if strings.TrimSpace(mdEscape(v)) == "" {
+			ref = ""
+		}
+		got, want := tagsOf(t, v), tagsOf(t, ref)
+		if !slices.Equal(got, want) {
+			out, _ := renderValue(t, r, v)
+			t.Fatalf("value %q: tags %v, want %v\n%s", v, got, want, out)
+		}
+	})
+}
