@@ -565,7 +565,7 @@ func joinAddrs(l []*mail.Address) string {
 // and leaves the backslash raw, which RFC 2047 5(3) forbids in a phrase and
 // net/mail then refuses to parse (found by FuzzHeaderValue).
 func formatAddress(a *mail.Address) string {
-	if a.Name == "" || isASCII(a.Name) || !strings.ContainsRune(a.Name, '\\') {
+	if a.Name == "" || !strings.ContainsRune(a.Name, '\\') || !strings.ContainsFunc(a.Name, needsWord) {
 		return a.String()
 	}
 	return mime.BEncoding.Encode("utf-8", a.Name) + " " + (&mail.Address{Address: a.Address}).String()
@@ -618,6 +618,9 @@ func mimeFile(f *fileData, disposition string) *gomail.File {
 // maxName bounds a display name: it keeps the To line foldable even when it
 // cannot be folded (internationalised addresses) and catches broken data.
 const maxName = 256
+
+// needsWord reports a rune that mail.Address.String puts in an encoded word.
+func needsWord(r rune) bool { return (r < ' ' || r > '~') && r != '\t' }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
