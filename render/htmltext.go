@@ -123,7 +123,6 @@ func (t tag) attr(name string) (val string, vs, ve int, ok bool) {
 			q := a[i]
 			k := strings.IndexByte(a[i+1:], q)
 			if k < 0 {
-				k = len(a) - i - 1
 				raw, i = a[i+1:], len(a)
 			} else {
 				raw, i = a[i+1:i+1+k], i+k+2

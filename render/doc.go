@@ -1,0 +1,48 @@
+// Package render turns a campaign's templates and one recipient into the
+// complete bytes of one MIME message. It is the only place message bytes
+// are made: preview writes them to .eml files and send transmits exactly
+// them. It imports neither campaign nor sender.
+//
+// New prepares a Renderer once per run:
+//
+//  1. Open the campaign folder as an os.Root, so every file read later
+//     stays inside it (no "..", no absolute paths, no symlinks out).
+//  2. Parse From, Sender, Reply-To and the group To; several From authors
+//     require a Sender (RFC 5322 3.6.2).
+//  3. Parse every template with missingkey=error, named after its file
+//     ("body.md") or its role ("subject", "name", "header X-Foo"), so errors
+//     read "template: body.md:3:12: ...": text/template for subject, name,
+//     headers, text, Markdown, attachment paths and unsubscribe URLs;
+//     html/template for the HTML body and the layout.
+//  4. Validate extra header names (RFC 5322 3.6.8; no overriding of the
+//     fields render writes) and the DKIM key.
+//  5. Read static attachments once. Inline images are read on first use
+//     and cached for the Renderer's life (Renderer.image).
+//
+// Renderer.Render (individual) and Renderer.RenderGroup (one message for
+// everybody, data = .Vars only) then, per message, in Renderer.content and
+// Renderer.compose:
+//
+//  1. Build the data: every CSV column by header, plus .Vars.
+//  2. Render name, subject, extra headers and the List-Unsubscribe URIs
+//     (RFC 2369, RFC 8058; individual messages only); refuse CR, LF and NUL
+//     so a value can never start a header.
+//  3. Body: the Markdown template runs on values escaped by mdEscape, then
+//     goldmark (GFM, raw HTML allowed for the author) produces the HTML and
+//     textWriter the plain text from the same AST; or html/template renders
+//     the HTML body, and htmlToText derives the plain text.
+//  4. Embed local <img src> of body and layout (embedImages): each becomes
+//     cid:, the image a multipart/related part.
+//  5. Wrap the body in the layout ({{.Body}}); render the text template if
+//     there is one.
+//  6. Render and read per-recipient attachment paths (Renderer.loadFile).
+//  7. Compose with go-mail: headers (all through SetGenHeader, so their
+//     order is deterministic), text/plain + text/html alternatives, images,
+//     attachments with RFC 2231 file names (mimeFile); CRLF line endings.
+//  8. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) and
+//     prepend the DKIM-Signature.
+//
+// Errors from Render and RenderGroup are *FieldError values naming the part
+// that failed; the caller adds the CSV file, row and address. A Renderer is
+// safe for concurrent use.
+package render
