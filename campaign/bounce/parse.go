@@ -30,6 +30,7 @@ const (
 	Hard
 )
 
+// String returns "hard", "soft" or "not a bounce", as reports print it.
 func (k Kind) String() string {
 	switch k {
 	case Soft:

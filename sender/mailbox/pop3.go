@@ -86,6 +86,7 @@ type ServerError struct {
 	Text string
 }
 
+// Error returns the reply as the server sent it.
 func (e *ServerError) Error() string { return "-ERR " + e.Text }
 
 // deadline applies ctx and the command timeout to the connection for one
