@@ -111,6 +111,8 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 	if err != nil {
 		emit(c.configProblem(err))
 		rd = nil
+	} else {
+		defer rd.Close()
 	}
 	sup, err := LoadSuppressions(c)
 	if err != nil {

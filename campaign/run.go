@@ -137,6 +137,7 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	if err != nil {
 		return sum, err
 	}
+	defer rd.Close()
 	sup, err := LoadSuppressions(c)
 	if err != nil {
 		return sum, err

@@ -34,6 +34,7 @@ func TestSend(ctx context.Context, c *Campaign, m Mailer, addr, only string) (re
 	if err != nil {
 		return none, err
 	}
+	defer rd.Close()
 	recs, err := OpenRecipients(c)
 	if err != nil {
 		return none, err

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"send":    cmdSend,
 		"status":  cmdStatus,
 		"report":  cmdReport,
+		"bounces": cmdBounces,
 		"init":    cmdInit,
 	}
 	switch args[0] {

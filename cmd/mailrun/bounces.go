@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/campaign/bounce"
+	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/sender/mailbox"
+)
+
+func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bounces", flag.ContinueOnError)
+	dryRun := fs.Bool("dry-run", false, "read and classify, change nothing")
+	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
+	pos, ok := parse(fs, args, 1, stderr)
+	if !ok {
+		return exitUsage
+	}
+	c, ok := load(pos[0], stderr)
+	if !ok {
+		return exitUsage
+	}
+	b := c.Bounces
+	if b.Host == "" {
+		fmt.Fprintf(stderr, "mailrun bounces: %s: bounces.host: no bounce mailbox configured\n", c.Path())
+		return exitUsage
+	}
+	pw, err := c.Password("bounces")
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun bounces:", err)
+		return exitUsage
+	}
+	journalPath := *jpath
+	if journalPath == "" {
+		journalPath = campaign.JournalPath(c)
+	}
+	mb, err := mailbox.Open(ctx, mailbox.Config{
+		Protocol: b.Protocol, Host: b.Host, Port: b.Port, Security: b.Security,
+		CAFile: c.File(b.CAFile), Username: b.Username, Password: pw, Mailbox: b.Mailbox,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun bounces:", err)
+		return exitUsage
+	}
+	sum, err := bounce.Process(ctx, mb, bounce.Options{
+		After:   b.After,
+		WriteTo: c.File(b.WriteTo),
+		DryRun:  *dryRun,
+		Mark:    marker(journalPath, c.Name),
+	})
+	// For POP3, Close (QUIT) is what commits the deletions.
+	if cerr := mb.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close mailbox: %w", cerr)
+	}
+	if sum != nil {
+		sum.Print(stdout)
+	}
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun bounces:", err)
+		return exitFailed
+	}
+	if len(sum.Errors()) > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// marker marks a hard-bounced recipient in the campaign's journal. A
+// campaign never sent has no journal: there is nothing to mark then.
+func marker(path, name string) func(messageID, addr string) error {
+	return func(messageID, addr string) error {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		_, err := journal.MarkBounced(path, journal.Header{Campaign: name, Command: "bounces"},
+			[]journal.Bounce{{Email: addr, MessageID: messageID}})
+		return err
+	}
+}
