@@ -69,11 +69,11 @@ func newRunEnv(t *testing.T, example string, opt smtptest.Options, send string) 
 	if send != "" {
 		yaml += "send:\n" + send
 	}
-	appendFile(t, filepath.Join(dir, "campaign.yaml"), yaml)
+	runAppend(t, filepath.Join(dir, "campaign.yaml"), yaml)
 	return &runEnv{t: t, dir: dir, srv: srv}
 }
 
-func appendFile(t *testing.T, path, text string) {
+func runAppend(t *testing.T, path, text string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -192,8 +192,8 @@ func (e *runEnv) wantDeliveries(want map[string]int) {
 	}
 }
 
-// each builds a map giving every address of addrs the value v.
-func each[V any](addrs []string, v V) map[string]V {
+// allOf builds a map giving every address of addrs the value v.
+func allOf[V any](addrs []string, v V) map[string]V {
 	m := make(map[string]V, len(addrs))
 	for _, a := range addrs {
 		m[a] = v
@@ -212,8 +212,8 @@ func TestRunIndividual(t *testing.T) {
 	if sum.Journal != filepath.Join(e.dir, "november-news.journal") {
 		t.Errorf("got journal %q, want november-news.journal in the campaign folder", sum.Journal)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
-	e.wantStatus(each(newsletterAddrs, journal.Sent))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
+	e.wantStatus(allOf(newsletterAddrs, journal.Sent))
 	for _, m := range e.srv.Messages() {
 		if m.From != "news@acme.example" || len(m.To) != 1 {
 			t.Errorf("got envelope %s -> %v, want news@acme.example to one recipient", m.From, m.To)
@@ -238,7 +238,7 @@ func TestRunIndividual(t *testing.T) {
 	if !strings.Contains(out, "skipped recipients settled by an earlier run: 5 sent") {
 		t.Errorf("rerun: got notices %q, want it to say that 5 sent were skipped", out)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
 }
 
 func TestRunRcptRejected(t *testing.T) {
@@ -261,7 +261,7 @@ func TestRunRcptRejected(t *testing.T) {
 	if en.Status != journal.Failed || en.Reply == nil || en.Reply.Code != 550 || en.Reply.Enhanced != "5.1.1" || en.Row != 3 {
 		t.Errorf("journal: got %+v, want row 3 failed with 550 5.1.1", en)
 	}
-	want := each(newsletterAddrs, 1)
+	want := allOf(newsletterAddrs, 1)
 	want[bad] = 0
 	e.wantDeliveries(want)
 
@@ -275,8 +275,8 @@ func TestRunRcptRejected(t *testing.T) {
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("retry-failed run: got %+v, want 1 sent and 4 done before", sum)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
-	e.wantStatus(each(newsletterAddrs, journal.Sent))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
+	e.wantStatus(allOf(newsletterAddrs, journal.Sent))
 }
 
 func TestRunTemporaryFailureRetried(t *testing.T) {
@@ -286,7 +286,7 @@ func TestRunTemporaryFailureRetried(t *testing.T) {
 	if sum.Sent != 5 || sum.Deferred != 0 {
 		t.Errorf("got %+v, want 5 sent", sum)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
 	if en := e.journal()["lilei@example.com"]; en.Status != journal.Sent || en.Attempts != 2 {
 		t.Errorf("journal: got %+v, want sent after 2 attempts", en)
 	}
@@ -308,7 +308,7 @@ func TestRunTemporaryFailureDeferred(t *testing.T) {
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("rerun: got %+v, want 1 sent and 4 done before", sum)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
 }
 
 func TestRunUnknownAfterData(t *testing.T) {
@@ -328,8 +328,8 @@ func TestRunUnknownAfterData(t *testing.T) {
 	}
 	// The server kept the message although the client never heard so:
 	// exactly why the outcome is unknown, not failed.
-	e.wantDeliveries(each(newsletterAddrs, 1))
-	want := each(newsletterAddrs, journal.Sent)
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
+	want := allOf(newsletterAddrs, journal.Sent)
 	want[first] = journal.Unknown
 	e.wantStatus(want)
 
@@ -340,16 +340,16 @@ func TestRunUnknownAfterData(t *testing.T) {
 	if !strings.Contains(out, "1 unknown (--resend-unknown") {
 		t.Errorf("rerun: got notices %q, want the unknown count with the way to resend", out)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
 
 	sum = e.mustRun(RunOptions{ResendUnknown: true})
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("resend-unknown run: got %+v, want 1 sent and 4 done before", sum)
 	}
-	again := each(newsletterAddrs, 1)
+	again := allOf(newsletterAddrs, 1)
 	again[first] = 2
 	e.wantDeliveries(again)
-	e.wantStatus(each(newsletterAddrs, journal.Sent))
+	e.wantStatus(allOf(newsletterAddrs, journal.Sent))
 }
 
 func TestRunAbort(t *testing.T) {
@@ -436,7 +436,7 @@ func TestRunGroup(t *testing.T) {
 		if want := []string{"dana@acme.example", "farah@acme.example", "gus@acme.example"}; !slices.Equal(msgs[0].To, want) {
 			t.Errorf("got envelope %v, want %v", msgs[0].To, want)
 		}
-		want := each(team, journal.Sent)
+		want := allOf(team, journal.Sent)
 		want["eli@acme.example"] = journal.Failed
 		e.wantStatus(want)
 		j := e.journal()
@@ -463,8 +463,8 @@ func TestRunGroup(t *testing.T) {
 		if !bytes.Equal(msgs[0].Data, msgs[1].Data) {
 			t.Error("got different messages in the two transactions, want the same group message")
 		}
-		e.wantDeliveries(each(team, 1))
-		e.wantStatus(each(team, journal.Sent))
+		e.wantDeliveries(allOf(team, 1))
+		e.wantStatus(allOf(team, journal.Sent))
 	})
 	t.Run("server limit 452", func(t *testing.T) {
 		// The server takes 2 recipients per transaction and answers 452
@@ -477,13 +477,13 @@ func TestRunGroup(t *testing.T) {
 		if n := len(e.srv.Messages()); n != 2 {
 			t.Errorf("got %d transactions, want 2", n)
 		}
-		e.wantDeliveries(each(team, 1))
+		e.wantDeliveries(allOf(team, 1))
 	})
 }
 
 func TestRunSuppressed(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
-	appendFile(t, filepath.Join(e.dir, "campaign.yaml"), "suppress: [stop.txt]\n")
+	runAppend(t, filepath.Join(e.dir, "campaign.yaml"), "suppress: [stop.txt]\n")
 	if err := os.WriteFile(filepath.Join(e.dir, "stop.txt"), []byte("renee@EXAMPLE.fr\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestRunSuppressed(t *testing.T) {
 	if sum.Sent != 4 || sum.Skipped != 1 {
 		t.Errorf("got %+v, want 4 sent and 1 skipped", sum)
 	}
-	want := each(newsletterAddrs, 1)
+	want := allOf(newsletterAddrs, 1)
 	want["renee@example.fr"] = 0
 	e.wantDeliveries(want)
 	if en := e.journal()["renee@example.fr"]; en.Status != journal.Skipped || en.Reason != "suppressed" {
@@ -501,7 +501,7 @@ func TestRunSuppressed(t *testing.T) {
 
 func TestRunInvalidRowSkipped(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
-	appendFile(t, filepath.Join(e.dir, "recipients.csv"), "zoe@example.org,Zoë,Again,x1,pro\nnot-an-address,N,A,x2,free\n")
+	runAppend(t, filepath.Join(e.dir, "recipients.csv"), "zoe@example.org,Zoë,Again,x1,pro\nnot-an-address,N,A,x2,free\n")
 	sum, out, err := e.run(context.Background(), RunOptions{})
 	if err != nil || sum.Sent != 5 {
 		t.Fatalf("got %+v, %v, want 5 sent", sum, err)
@@ -509,13 +509,32 @@ func TestRunInvalidRowSkipped(t *testing.T) {
 	if !strings.Contains(out, "recipients.csv:8: email: invalid address") || !strings.Contains(out, "recipients.csv:7: email: warning: duplicate of row 2") {
 		t.Errorf("got notices %q, want the invalid and the duplicate row", out)
 	}
-	e.wantDeliveries(each(newsletterAddrs, 1))
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
+}
+
+func TestRunDuplicateRowNotResent(t *testing.T) {
+	t.Skip("BUG: a duplicate row is journaled as skipped under the address of the first row, so a later run sends to it again (see the report)")
+	e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 2\n")
+	runAppend(t, filepath.Join(e.dir, "recipients.csv"), "ZOE@example.org,Zoë,Again,x1,pro\n")
+	// The journal keys recipients by address, so a duplicate row must not
+	// become the last status of the address, in the first run or a rerun:
+	// a skipped recipient is tried again by the next run.
+	for run := 1; run <= 3; run++ {
+		sum := e.mustRun(RunOptions{})
+		if want := map[bool]int{true: 5, false: 0}[run == 1]; sum.Sent != want || sum.Skipped != 1 {
+			t.Errorf("run %d: got %+v, want %d sent and the duplicate skipped", run, sum, want)
+		}
+		if en := e.journal()["zoe@example.org"]; en.Status != journal.Sent || en.Row != 2 {
+			t.Errorf("run %d: journal: got %+v, want row 2 sent", run, en)
+		}
+	}
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
 }
 
 func TestRunChanged(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
 	e.mustRun(RunOptions{})
-	appendFile(t, filepath.Join(e.dir, "body.md"), "\nP.S. one more thing.\n")
+	runAppend(t, filepath.Join(e.dir, "body.md"), "\nP.S. one more thing.\n")
 	sum, _, err := e.run(context.Background(), RunOptions{})
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("got %v, want ErrChanged", err)
@@ -583,8 +602,42 @@ func TestRunCancelled(t *testing.T) {
 	if sum.Previously != first || sum.Sent != len(addrs)-first {
 		t.Errorf("rerun: got %+v, want %d sent and %d done before", sum, len(addrs)-first, first)
 	}
-	e.wantDeliveries(each(addrs, 1))
-	e.wantStatus(each(addrs, journal.Sent))
+	e.wantDeliveries(allOf(addrs, 1))
+	e.wantStatus(allOf(addrs, journal.Sent))
+}
+
+func TestRunStopsTakingRecipients(t *testing.T) {
+	t.Skip("BUG: after a stop, the jobs already queued for the workers (up to send.concurrency) are still sent (see the report)")
+	t.Run("abort", func(t *testing.T) {
+		e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 1\n")
+		e.generatedAddrs(10)
+		e.srv.FailCommand("MAIL", -1, 550, "5.7.1", "sender not allowed")
+		if _, _, err := e.run(context.Background(), RunOptions{}); err == nil {
+			t.Fatal("got no error, want an *AbortError")
+		}
+		// One connection: the refused transaction is the only one.
+		if n := len(e.journal()); n != 1 {
+			t.Errorf("got %d recipients attempted, want 1: the relay refused the sender", n)
+		}
+	})
+	t.Run("cancel", func(t *testing.T) {
+		const concurrency = 3
+		e := newRunEnv(t, "newsletter", smtptest.Options{}, fmt.Sprintf("  concurrency: %d\n", concurrency))
+		e.generatedAddrs(60)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var settled atomic.Int64
+		sum, _, _ := e.run(ctx, RunOptions{Progress: func(journal.Entry) {
+			if settled.Add(1) == 10 {
+				cancel()
+			}
+		}})
+		// The tenth outcome cancels; only the other connections' messages
+		// in flight may still finish.
+		if limit := 10 + concurrency - 1; sum.Sent > limit {
+			t.Errorf("got %d sent, want at most %d", sum.Sent, limit)
+		}
+	})
 }
 
 func TestTestSend(t *testing.T) {
