@@ -130,6 +130,9 @@ func Start(t testing.TB, opt Options) *Server {
 	}()
 	t.Cleanup(func() {
 		_ = s.srv.Close()
+		// go-smtp's Close only closes listeners that Serve has registered;
+		// a test that never connected may end before Serve ran.
+		_ = l.Close()
 		<-done
 	})
 	return s

@@ -1,0 +1,303 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailrun/mailrun/sender/smtptest"
+)
+
+func newPool(t testing.TB, srv *smtptest.Server, opt smtptest.Options, pc PoolConfig) *Pool {
+	t.Helper()
+	c, err := New(config(srv, opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPool(c, pc)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func TestPoolConcurrencyAndExactlyOnce(t *testing.T) {
+	opt := smtptest.Options{TLS: "starttls"}
+	srv := smtptest.Start(t, opt)
+	p := newPool(t, srv, opt, PoolConfig{Concurrency: 3})
+	const n = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			res, err := p.Send(context.Background(), "s@example.org", []string{fmt.Sprintf("r%d@example.org", i)}, testMsg)
+			if err == nil && res.Rcpts[0].Status != Delivered {
+				err = fmt.Errorf("r%d: %s", i, res.Rcpts[0].Status)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if got := srv.Deliveries(fmt.Sprintf("r%d@example.org", i)); got != 1 {
+			t.Errorf("r%d delivered %d times, want 1", i, got)
+		}
+	}
+	if got := srv.MaxConcurrent(); got > 3 || got < 1 {
+		t.Errorf("got %d simultaneous sessions, want 1..3", got)
+	}
+	if got := srv.Sessions(); got > 3 {
+		t.Errorf("got %d sessions, want at most 3 (connections are reused)", got)
+	}
+}
+
+func TestPoolPerConnection(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Concurrency: 1, PerConnection: 3})
+	for i := range 9 {
+		if _, err := p.Send(context.Background(), "s@example.org", []string{fmt.Sprintf("r%d@example.org", i)}, testMsg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := srv.Sessions(); got != 3 {
+		t.Errorf("got %d sessions, want 3", got)
+	}
+	if got := srv.MaxConcurrent(); got != 1 {
+		t.Errorf("got %d simultaneous sessions, want 1", got)
+	}
+}
+
+func TestPoolRateLimit(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Concurrency: 4, Rate: 20, Burst: 1})
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			if _, err := p.Send(context.Background(), "s@example.org", []string{fmt.Sprintf("r%d@example.org", i)}, testMsg); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// Burst 1 at 20/s: the 5th transaction cannot start before 4/20 s.
+	if el := time.Since(start); el < 200*time.Millisecond {
+		t.Errorf("5 messages took %v, want at least 200ms at 20/s", el)
+	}
+}
+
+func TestPoolRateLimitCancel(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Rate: 0.001, Burst: 1})
+	if _, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := p.Send(ctx, "s@example.org", []string{"b@example.org"}, testMsg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if got := statuses(res); got != "b=deferred" {
+		t.Errorf("got %s, want b=deferred", got)
+	}
+}
+
+func TestPoolRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(*smtptest.Server)
+		retries  int
+		want     string
+		attempts int
+		sessions int
+	}{
+		{
+			name:     "4xx then success",
+			setup:    func(s *smtptest.Server) { s.RejectRcptTimes("b@example.org", 2, 450, "4.2.1", "busy") },
+			retries:  3,
+			want:     "a=delivered b=delivered",
+			attempts: 3,
+			sessions: 1,
+		},
+		{
+			name:     "4xx outlives the retries",
+			setup:    func(s *smtptest.Server) { s.RejectRcptTimes("b@example.org", 2, 450, "4.2.1", "busy") },
+			retries:  2,
+			want:     "a=delivered b=deferred(450)",
+			attempts: 2,
+			sessions: 1,
+		},
+		{
+			name:     "421 redials",
+			setup:    func(s *smtptest.Server) { s.FailCommand("MAIL", 1, 421, "4.3.2", "closing") },
+			retries:  2,
+			want:     "a=delivered b=delivered",
+			attempts: 2,
+			sessions: 2,
+		},
+		{
+			name:     "dropped before the dot is retried",
+			setup:    func(s *smtptest.Server) { s.DropAt("RCPT", 1) },
+			retries:  2,
+			want:     "a=delivered b=delivered",
+			attempts: 2,
+			sessions: 2,
+		},
+		{
+			name:     "unknown is never retried",
+			setup:    func(s *smtptest.Server) { s.DropAfterData(1) },
+			retries:  5,
+			want:     "a=unknown b=unknown",
+			attempts: 1,
+			sessions: 1,
+		},
+		{
+			name:     "5xx is not retried",
+			setup:    func(s *smtptest.Server) { s.RejectRcpt("b@example.org", 550, "5.1.1", "no such user") },
+			retries:  5,
+			want:     "a=delivered b=rejected(550)",
+			attempts: 1,
+			sessions: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			tt.setup(srv)
+			p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: tt.retries, Backoff: time.Millisecond})
+			res, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org", "b@example.org"}, testMsg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := statuses(res); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			if res.Attempts != tt.attempts {
+				t.Errorf("got %d attempts, want %d", res.Attempts, tt.attempts)
+			}
+			if got := srv.Sessions(); got != tt.sessions {
+				t.Errorf("got %d sessions, want %d", got, tt.sessions)
+			}
+			for _, a := range []string{"a@example.org", "b@example.org"} {
+				if n := srv.Deliveries(a); n > 1 {
+					t.Errorf("%s delivered %d times", a, n)
+				}
+			}
+		})
+	}
+}
+
+func TestPoolBackoffIsALowerBound(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.RejectRcptTimes("a@example.org", 2, 451, "4.3.0", "later")
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: 3, Backoff: 40 * time.Millisecond})
+	start := time.Now()
+	res, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if err != nil || res.Rcpts[0].Status != Delivered {
+		t.Fatalf("got %v %v", statuses(res), err)
+	}
+	// Equal jitter: round 0 waits >= 20ms, round 1 >= 40ms.
+	if el := time.Since(start); el < 60*time.Millisecond {
+		t.Errorf("took %v, want at least 60ms of backoff", el)
+	}
+}
+
+func TestPoolFatal(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.FailCommand("MAIL", -1, 550, "5.7.1", "relay denied")
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: 5, Backoff: time.Millisecond})
+	res, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if !IsFatal(err) {
+		t.Fatalf("got %v, want fatal", err)
+	}
+	if res.Attempts != 1 || res.Rcpts[0].Status != Deferred {
+		t.Errorf("got %d attempts, %s; want 1, deferred", res.Attempts, statuses(res))
+	}
+}
+
+func TestPoolGroupBatches(t *testing.T) {
+	opt := smtptest.Options{MaxRecipients: 2}
+	srv := smtptest.Start(t, opt)
+	srv.RejectRcpt("r2@example.org", 550, "5.1.1", "no such user")
+	srv.RejectRcpt("r5@example.org", 553, "5.1.3", "bad address")
+	var to []string
+	for i := range 8 {
+		to = append(to, fmt.Sprintf("r%d@example.org", i))
+	}
+	p := newPool(t, srv, opt, PoolConfig{MaxRcpt: 3, Retries: 1})
+	res, err := p.Send(context.Background(), "s@example.org", to, testMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "r0=delivered r1=delivered r2=rejected(550) r3=delivered r4=delivered r5=rejected(553) r6=delivered r7=delivered"
+	if got := statuses(res); got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	for i, a := range to {
+		if res.Rcpts[i].Addr != a {
+			t.Errorf("Rcpts[%d] = %s, want %s", i, res.Rcpts[i].Addr, a)
+		}
+		wantN := 1
+		if i == 2 || i == 5 {
+			wantN = 0
+		}
+		if got := srv.Deliveries(a); got != wantN {
+			t.Errorf("%s delivered %d times, want %d", a, got, wantN)
+		}
+	}
+	for _, m := range srv.Messages() {
+		if len(m.To) > 2 {
+			t.Errorf("a transaction carried %d recipients, server limit is 2", len(m.To))
+		}
+	}
+	// r0 r1 [r2 gets 452] | r2(550) r3 r4 | r5(553) r6 r7: the 452 moves r2
+	// into the next transaction without costing it a retry.
+	if res.Attempts != 3 {
+		t.Errorf("got %d transactions, want 3", res.Attempts)
+	}
+}
+
+func TestPoolClosed(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{})
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err == nil {
+		t.Fatal("send after Close succeeded")
+	}
+}
+
+// BenchmarkPoolSend sends a 20 KB message over 4 connections without a
+// rate limit and reports messages per second.
+func BenchmarkPoolSend(b *testing.B) {
+	srv := smtptest.Start(b, smtptest.Options{})
+	p := newPool(b, srv, smtptest.Options{}, PoolConfig{Concurrency: 4})
+	line := bytes.Repeat([]byte("x"), 76)
+	msg := []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n")
+	for len(msg) < 20<<10 {
+		msg = append(append(msg, line...), '\r', '\n')
+	}
+	b.SetBytes(int64(len(msg)))
+	b.SetParallelism(1) // GOMAXPROCS goroutines; the pool caps connections at 4
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := p.Send(context.Background(), "s@example.org", []string{"r@example.org"}, msg)
+			if err != nil || res.Rcpts[0].Status != Delivered {
+				b.Errorf("send: %v", err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
