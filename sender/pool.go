@@ -112,7 +112,6 @@ func (p *Pool) Send(ctx context.Context, from string, to []string, msg []byte) (
 		}
 		if p.lim != nil {
 			if err := p.lim.Wait(ctx); err != nil {
-				ready = append(batch, ready...)
 				return stop(fmt.Errorf("send: rate limit: %w", err))
 			}
 		}
