@@ -144,18 +144,22 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 		return fail(res.firstErr())
 	}
 	if len(accepted) == 0 {
-		// End the empty transaction so the connection can be reused.
-		if err := cn.Reset(); err != nil {
-			return res, nil
-		}
+		// End the empty transaction so the connection can be reused; a
+		// failure marks the connection broken, which is all that matters.
+		_ = cn.Reset()
 		return res, nil
 	}
 	if err := ctx.Err(); err != nil {
 		_ = cn.Reset()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
-	w, err := cn.sc.Data()
-	if err != nil {
+	// DATA is driven on go-mail's textproto connection: its DataCloser
+	// drops the error of writing the final ".", and without that error we
+	// cannot tell "the . never left" (retry) from "no reply to the ."
+	// (unknown). It also lets the body go out in one write.
+	cn.deadline(cn.c.cfg.Timeout)
+	cn.tr.note("C: ", "DATA")
+	if err := cn.dataCmd(); err != nil {
 		e := cn.cmdError("DATA", err)
 		cn.settle(res, accepted, e)
 		if cn.broken {
@@ -163,20 +167,13 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 		}
 		return res, nil
 	}
-	dc, ok := w.(*mailsmtp.DataCloser)
-	if !ok {
-		cn.kill()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: fmt.Errorf("unexpected data writer %T", w)})
-	}
+	body := dotStuff(msg)
 	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
-	if _, err := dc.Write(msg); err != nil {
+	if _, err := cn.sc.Text.W.Write(body); err != nil {
 		cn.kill()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
-	// Close the dot-writer ourselves: go-mail's DataCloser.Close drops the
-	// write error, and without it we cannot tell "the final . never left"
-	// (retry) from "no reply to the final ." (unknown).
-	if err := dc.WriteCloser.Close(); err != nil {
+	if err := cn.sc.Text.W.Flush(); err != nil {
 		cn.kill()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
@@ -207,6 +204,25 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 		res.Rcpts[i] = RcptResult{Addr: to[i], Status: Delivered, Reply: r}
 	}
 	return res, nil
+}
+
+// dataCmd sends DATA and expects 354.
+func (cn *Conn) dataCmd() error {
+	id, err := cn.sc.Text.Cmd("DATA")
+	if err != nil {
+		return err
+	}
+	cn.sc.Text.StartResponse(id)
+	defer cn.sc.Text.EndResponse(id)
+	code, text, err := cn.sc.Text.ReadResponse(354)
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		code, text = te.Code, te.Msg
+	}
+	if code != 0 {
+		cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
+	}
+	return err
 }
 
 // rcpts sends RCPT TO for every address and returns the indexes of the
