@@ -301,3 +301,22 @@ func BenchmarkPoolSend(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.DropIdle(1)
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: 1})
+	for _, a := range []string{"a@example.org", "b@example.org"} {
+		res, err := p.Send(context.Background(), "s@example.org", []string{a}, testMsg)
+		if err != nil || res.Rcpts[0].Status != Delivered {
+			t.Fatalf("%s: got %s, %v", a, statuses(res), err)
+		}
+		// The dead idle connection costs a redial, not an attempt.
+		if res.Attempts != 1 {
+			t.Errorf("%s: got %d attempts, want 1", a, res.Attempts)
+		}
+	}
+	if got := srv.Sessions(); got != 2 {
+		t.Errorf("got %d sessions, want 2", got)
+	}
+}

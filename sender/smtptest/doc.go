@@ -5,8 +5,8 @@
 //  1. Start(t, Options{...}) listens on 127.0.0.1:0 with optional STARTTLS
 //     or implicit TLS (a certificate generated for the test, trusted through
 //     CAFile) and optional mandatory AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2).
-//  2. RejectRcpt, RejectRcptTimes, FailCommand, DropAt, DropAfterData and
-//     LMTPStatus inject replies and dropped connections.
+//  2. RejectRcpt, RejectRcptTimes, FailCommand, DropAt, DropAfterData,
+//     DropIdle and LMTPStatus inject replies and dropped connections.
 //  3. The code under test talks to Host():Port().
 //  4. Messages, Deliveries, Sessions and MaxConcurrent report what the
 //     server saw; t.Cleanup closes it.

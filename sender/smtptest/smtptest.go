@@ -226,6 +226,13 @@ func (s *Server) DropAt(cmd string, n int) {
 	s.addRule(&rule{cmd: strings.ToUpper(cmd), left: n, drop: true})
 }
 
+// DropIdle makes the server close the connection right after it accepts
+// each of the next n messages (after its 250 reply), as a server does with
+// a connection left idle too long.
+func (s *Server) DropIdle(n int) {
+	s.addRule(&rule{cmd: "IDLE", left: n, drop: true})
+}
+
 // DropAfterData is DropAt("DATA", n).
 func (s *Server) DropAfterData(n int) { s.DropAt("DATA", n) }
 
@@ -286,6 +293,8 @@ type session struct {
 	authed bool
 	from   string
 	to     []string
+	// dropOnReset closes the connection once the current reply is out.
+	dropOnReset bool
 }
 
 // errDropped is returned after the connection was closed on purpose.
@@ -345,6 +354,7 @@ func (se *session) Data(r io.Reader) error {
 		return ru.err
 	}
 	se.s.record(Message{From: se.from, To: se.to, Data: data})
+	se.dropOnReset = se.s.match("IDLE", "") != nil
 	return nil
 }
 
@@ -374,9 +384,15 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	return nil
 }
 
+// Reset runs after the reply to DATA has been written, which makes it the
+// place to drop a connection for DropIdle.
 func (se *session) Reset() {
 	se.from = ""
 	se.to = nil
+	if se.dropOnReset {
+		se.dropOnReset = false
+		_ = se.drop()
+	}
 }
 
 func (se *session) Logout() error { return nil }
