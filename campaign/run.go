@@ -218,6 +218,11 @@ func (r *runner) individual(sup *Suppressions) error {
 	for range workers {
 		wg.Go(func() {
 			for jb := range jobs {
+				// A recipient queued before a stop is not started: it
+				// has no journal entry yet, so the next run sends it.
+				if r.stopCtx.Err() != nil {
+					continue
+				}
 				r.deliver(jb.rec)
 			}
 		})
@@ -258,15 +263,16 @@ func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error
 		}
 		if ps != nil {
 			r.print(ps.Error())
-			if rec.Email != "" && ps.HasErrors() {
-				r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: ps.Error()})
-			} else if rec.Email != "" {
-				r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "duplicate"})
+			e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: ps.Error()}
+			if !ps.HasErrors() {
+				e.Reason, e.Error = "duplicate", ""
 			}
-			continue
-		}
-		if sup.Suppressed(rec.Email) {
-			r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "suppressed"})
+			// Only a row with an address of its own is journaled: a
+			// duplicate, or a bad row whose address the journal already
+			// knows, must not overwrite that recipient's outcome (a
+			// "skipped" would make the next run send again).
+			_, known := r.j.Status(rec.Email)
+			r.settle(e, rec.Email != "" && ps.HasErrors() && !known)
 			continue
 		}
 		if st, ok := r.j.Status(rec.Email); ok && !r.again(st) {
@@ -277,6 +283,10 @@ func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error
 			r.prev[st]++
 			r.sum.Previously++
 			r.mu.Unlock()
+			continue
+		}
+		if sup.Suppressed(rec.Email) {
+			r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "suppressed"}, true)
 			continue
 		}
 		if !send(rec) {
@@ -329,7 +339,7 @@ func (r *runner) deliver(rec render.Recipient) {
 	if err != nil {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
 		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.Recipients.File, rec.Row, rec.Email, err))
-		r.settle(e)
+		r.settle(e, true)
 		return
 	}
 	intent := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}
@@ -415,7 +425,7 @@ func (r *runner) outcome(recs []render.Recipient, msg *render.Message, res *send
 			}
 			r.print(fmt.Sprintf("%s:%d <%s>: send: %s: %s", r.c.Recipients.File, rec.Row, rec.Email, e.Status, cause))
 		}
-		r.settle(e)
+		r.settle(e, true)
 	}
 	if fatal {
 		r.stop(&AbortError{Reason: "the relay refused this campaign", Err: err})
@@ -435,14 +445,16 @@ func statusOf(s sender.Status) journal.Status {
 	}
 }
 
-// settle journals the final entry of a recipient, counts it and reports
-// progress. Outcomes are queued, not awaited: the worker's next intent
-// waits for them (see journal.Queue), so at most one outcome per worker is
-// lost by a crash, and it reads back as unknown.
-func (r *runner) settle(e journal.Entry) {
-	if err := r.j.Queue(e); err != nil {
-		r.fail(fmt.Errorf("journal: %w", err))
-		return
+// settle journals (when record is set) the final entry of a recipient,
+// counts it and reports progress. Outcomes are queued, not awaited: the
+// worker's next intent waits for them (see journal.Queue), so at most one
+// outcome per worker is lost by a crash, and it reads back as unknown.
+func (r *runner) settle(e journal.Entry, record bool) {
+	if record {
+		if err := r.j.Queue(e); err != nil {
+			r.fail(fmt.Errorf("journal: %w", err))
+			return
+		}
 	}
 	r.mu.Lock()
 	switch e.Status {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -199,6 +200,9 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if !ok {
 		return exitUsage
 	}
+	// The trace of every connection, run notices and progress share stderr.
+	tty := isTerminal(stderr)
+	stderr = &lockedWriter{w: stderr}
 	c, ok := load(pos[0], stderr)
 	if !ok {
 		return exitUsage
@@ -273,9 +277,12 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	go secondInterrupt(ctx, hard, cancelHard, stderr)
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go secondInterrupt(ctx, hard, cancelHard, sig, stderr)
 
-	prog := newProgress(rows, stderr)
+	prog := newProgress(rows, stderr, tty)
 	sum, err := campaign.Run(ctx, c, pool, campaign.RunOptions{
 		Journal:       journalPath,
 		RetryFailed:   *retryFailed,
@@ -308,23 +315,29 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 // secondInterrupt cancels hard on the second Ctrl-C or SIGTERM: the first
-// one (ctx) only stops taking new recipients.
-func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, stderr io.Writer) {
+// one (which also cancels ctx, through main's signal.NotifyContext) only
+// stops taking new recipients. sig is registered before the run starts, so
+// no signal falls between the two.
+func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, sig <-chan os.Signal, stderr io.Writer) {
+	seen := 0
 	select {
 	case <-ctx.Done():
+	case <-sig:
+		seen++
 	case <-hard.Done():
 		return
 	}
 	fmt.Fprintln(stderr, "\nmailrun send: stopping: finishing the messages in flight (interrupt again to stop at once)")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case <-sig:
-		fmt.Fprintln(stderr, "mailrun send: stopping at once")
-		cancelHard()
-	case <-hard.Done():
+	for seen < 2 {
+		select {
+		case <-sig:
+			seen++
+		case <-hard.Done():
+			return
+		}
 	}
+	fmt.Fprintln(stderr, "mailrun send: stopping at once")
+	cancelHard()
 }
 
 func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -396,7 +409,7 @@ func interrupted(ctx context.Context, err error, stderr io.Writer) int {
 	return 0
 }
 
-func isTerminal(r io.Reader) bool {
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
@@ -404,17 +417,17 @@ func isTerminal(r io.Reader) bool {
 // progress shows a send: a bar on a terminal, otherwise a line every ten
 // seconds, so logs of unattended runs stay readable.
 type progress struct {
-	out                       io.Writer
-	bar                       *progressbar.ProgressBar
-	start                     time.Time
-	done, failed, sent, other atomic.Int64
-	stop                      chan struct{}
-	stopped                   chan struct{}
+	out                io.Writer
+	bar                *progressbar.ProgressBar
+	start              time.Time
+	done, failed, sent atomic.Int64
+	stop               chan struct{}
+	stopped            chan struct{}
 }
 
-func newProgress(total int, stderr io.Writer) *progress {
+func newProgress(total int, stderr io.Writer, tty bool) *progress {
 	p := &progress{out: stderr, start: time.Now(), stop: make(chan struct{}), stopped: make(chan struct{})}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if tty {
 		p.bar = progressbar.NewOptions(total,
 			progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("sending"),
@@ -482,6 +495,18 @@ func (p *progress) finish() {
 	}
 	close(p.stop)
 	<-p.stopped
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 type writerFunc func([]byte) (int, error)
