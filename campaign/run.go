@@ -26,7 +26,18 @@ type Mailer interface {
 	Send(ctx context.Context, from string, to []string, msg []byte) (*sender.Result, error)
 }
 
-var _ Mailer = (*sender.Pool)(nil)
+var (
+	_ Mailer      = (*sender.Pool)(nil)
+	_ readyMailer = (*sender.Pool)(nil)
+)
+
+// readyMailer is a Mailer that says when a message is about to reach the
+// wire, after its wait for the rate limit. The run journals its intent
+// then, so a crash leaves undecided only messages that were really on
+// their way, not the ones still queued behind the limiter.
+type readyMailer interface {
+	SendReady(ctx context.Context, from string, to []string, msg []byte, ready func() error) (*sender.Result, error)
+}
 
 // RunOptions shapes one send run. The zero value journals next to the
 // campaign and skips everyone the journal already holds as sent or failed.
@@ -342,12 +353,26 @@ func (r *runner) deliver(rec render.Recipient) {
 		r.settle(e, true)
 		return
 	}
-	intent := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}
-	if err := r.j.Record(intent); err != nil {
-		r.fail(fmt.Errorf("journal: %w", err))
-		return
+	intent := func() error {
+		err := r.j.Record(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID})
+		if err != nil {
+			err = fmt.Errorf("journal: %w", err)
+			r.fail(err)
+		}
+		return err
 	}
-	res, err := r.m.Send(r.hard, msg.From, msg.To, msg.Data)
+	var res *sender.Result
+	if rm, ok := r.m.(readyMailer); ok {
+		res, err = rm.SendReady(r.hard, msg.From, msg.To, msg.Data, intent)
+	} else {
+		if intent() != nil {
+			return
+		}
+		res, err = r.m.Send(r.hard, msg.From, msg.To, msg.Data)
+	}
+	if r.journalErr() != nil {
+		return // the intent never became durable: nothing was sent
+	}
 	r.outcome([]render.Recipient{rec}, msg, res, err)
 }
 

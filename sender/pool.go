@@ -72,6 +72,16 @@ func NewPool(c *Client, pc PoolConfig) *Pool {
 // configuration or policy failure, or the context's error. Undecided
 // recipients are then Deferred. Per-recipient failures are not errors.
 func (p *Pool) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
+	return p.SendReady(ctx, from, to, msg, nil)
+}
+
+// SendReady is Send that calls onReady (when not nil) once, after the rate
+// limiter let the message go and just before its first transaction. A
+// caller that journals its intent in onReady records only messages that are
+// really about to reach the wire, not those still waiting for their turn,
+// so a crash leaves fewer of them undecided. When onReady fails, nothing is
+// sent: every recipient is Deferred and its error is returned.
+func (p *Pool) SendReady(ctx context.Context, from string, to []string, msg []byte, onReady func() error) (*Result, error) {
 	res := &Result{Rcpts: make([]RcptResult, len(to))}
 	for i, a := range to {
 		res.Rcpts[i] = RcptResult{Addr: a}
@@ -114,6 +124,12 @@ func (p *Pool) Send(ctx context.Context, from string, to []string, msg []byte) (
 			if err := p.lim.Wait(ctx); err != nil {
 				return stop(fmt.Errorf("send: rate limit: %w", err))
 			}
+		}
+		if onReady != nil {
+			if err := onReady(); err != nil {
+				return stop(fmt.Errorf("send: %w", err))
+			}
+			onReady = nil
 		}
 		r, err := p.transact(ctx, from, addrs, msg)
 		res.Attempts++

@@ -320,3 +320,48 @@ func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
 		t.Errorf("got %d sessions, want 2", got)
 	}
 }
+
+func TestPoolSendReady(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	// Burst 1 at 10/s: the second message waits ~100ms for the limiter.
+	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Concurrency: 1, Rate: 10, Burst: 1, Retries: 2, Backoff: time.Millisecond})
+	ctx := context.Background()
+	if _, err := p.Send(ctx, "s@example.org", []string{"first@example.org"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.RejectRcptTimes("again@example.org", 1, 451, "4.3.0", "try later")
+	start := time.Now()
+	calls, delivered := 0, 0
+	var readyAfter time.Duration
+	res, err := p.SendReady(ctx, "s@example.org", []string{"again@example.org"}, testMsg, func() error {
+		calls++
+		readyAfter = time.Since(start)
+		delivered = srv.Deliveries("again@example.org")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("onReady called %d times over %d attempts, want once", calls, res.Attempts)
+	}
+	if res.Attempts != 2 || res.Rcpts[0].Status != Delivered {
+		t.Errorf("got %d attempts, status %v, want 2, delivered", res.Attempts, res.Rcpts[0].Status)
+	}
+	if delivered != 0 {
+		t.Errorf("onReady ran after the message was delivered")
+	}
+	if readyAfter < 50*time.Millisecond {
+		t.Errorf("onReady ran after %v, before the rate limiter let the message go", readyAfter)
+	}
+
+	boom := errors.New("journal full")
+	res, err = p.SendReady(ctx, "s@example.org", []string{"never@example.org"}, testMsg, func() error { return boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("got error %v, want %v", err, boom)
+	}
+	if res.Rcpts[0].Status != Deferred || srv.Deliveries("never@example.org") != 0 {
+		t.Errorf("got status %v and %d deliveries after a failing onReady, want deferred and none", res.Rcpts[0].Status, srv.Deliveries("never@example.org"))
+	}
+}
