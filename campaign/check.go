@@ -52,7 +52,7 @@ type Report struct {
 func Check(ctx context.Context, c *Campaign, out io.Writer) (*Report, error) {
 	start := time.Now()
 	rep := &Report{}
-	err := run(ctx, c, out, rep, func(*item) error { return nil }, func(*render.Message) error { return nil })
+	err := run(ctx, c, out, rep, nil, func(*item) error { return nil }, func(*render.Message) error { return nil })
 	rep.Elapsed = time.Since(start)
 	if err != nil {
 		return rep, err
@@ -79,16 +79,20 @@ type item struct {
 	skip     bool     // suppressed
 	msg      *render.Message
 	err      error // from Render
+	sinkErr  error // from the worker's sink
 	done     chan struct{}
 }
 
 // run is the pipeline shared by Check and Preview: it prints the config
 // problems, loads the suppress lists and the renderer, streams the CSV,
 // renders rows on GOMAXPROCS workers, and hands each rendered row to ok in
-// CSV order (so output is deterministic) while printing problems. In group
-// mode it renders one message after the stream and hands it to group.
-// Memory stays flat: at most a few rows per worker are in flight.
-func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*item) error, group func(*render.Message) error) error {
+// CSV order (so output is deterministic) while printing problems. When
+// sink is not nil, the worker that rendered a row hands it to sink first,
+// so that slow output (a file per message) runs on every core; its error
+// reaches ok as item.sinkErr. In group mode it renders one message after
+// the stream and hands it to group. Memory stays flat: at most a few rows
+// per worker are in flight.
+func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, sink, ok func(*item) error, group func(*render.Message) error) error {
 	var werr error // the first write error to out
 	emit := func(p Problem) {
 		if p.Warning {
@@ -145,7 +149,15 @@ func run(ctx context.Context, c *Campaign, out io.Writer, rep *Report, ok func(*
 	for range workers {
 		wg.Go(func() {
 			for it := range work {
+				if err := ctx.Err(); err != nil {
+					it.err = err // cancelled: render and write no more
+					close(it.done)
+					continue
+				}
 				it.msg, it.err = rd.Render(it.rec)
+				if it.err == nil && sink != nil {
+					it.sinkErr = sink(it)
+				}
 				close(it.done)
 			}
 		})

@@ -34,15 +34,44 @@ func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Wri
 		if err := writeAtomic(filepath.Join(dir, name), msg.Data, 0o644, false); err != nil {
 			return fmt.Errorf("preview: %w", err)
 		}
+		return nil
+	}
+	// Without a limit every worker writes the files it renders: creating
+	// files costs as much as rendering them. With a limit, writing stays
+	// in CSV order so that exactly the first rows are written.
+	var sink func(*item) error
+	if limit <= 0 {
+		sink = func(it *item) error {
+			err := write(emlName(it.rec.Row, it.rec.Email), it.msg)
+			it.msg = nil
+			return err
+		}
+	}
+	count := func() error {
 		rep.Written++
 		if limit > 0 && rep.Written >= limit {
 			return errStop
 		}
 		return nil
 	}
-	err := run(ctx, c, out, rep,
-		func(it *item) error { return write(emlName(it.rec.Row, it.rec.Email), it.msg) },
-		func(msg *render.Message) error { return write("group.eml", msg) })
+	err := run(ctx, c, out, rep, sink,
+		func(it *item) error {
+			if it.sinkErr != nil {
+				return it.sinkErr
+			}
+			if sink == nil {
+				if err := write(emlName(it.rec.Row, it.rec.Email), it.msg); err != nil {
+					return err
+				}
+			}
+			return count()
+		},
+		func(msg *render.Message) error {
+			if err := write("group.eml", msg); err != nil {
+				return err
+			}
+			return count()
+		})
 	rep.Elapsed = time.Since(start)
 	if err != nil {
 		return rep, err
