@@ -25,6 +25,8 @@ type Client struct {
 	addr     string
 	// secrets are the forms of the password that a trace must never show.
 	secrets []string
+	// trace wraps cfg.Debug once for all connections; nil without Debug.
+	trace *traceWriter
 }
 
 // New validates cfg, fills its defaults, loads CAFile and returns a Client.
@@ -114,6 +116,7 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	c.cfg = cfg
+	c.trace = newTraceWriter(cfg.Debug)
 	c.tls = &tls.Config{ServerName: cfg.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}
 	c.addr = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	if len(cfg.Password) >= 3 {
@@ -194,7 +197,7 @@ func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 		return c.dialLMTP(ctx)
 	}
 	st := &dialState{}
-	tr := newTracer(c.cfg.Debug, c.secrets)
+	tr := newTracer(c.trace, c.secrets)
 	policy := gomail.TLSMandatory
 	switch c.cfg.Security {
 	case "tls":

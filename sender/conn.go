@@ -32,7 +32,7 @@ type Conn struct {
 // dialLMTP opens an LMTP connection with go-smtp's client, which, unlike
 // go-mail, speaks LHLO and returns one reply per recipient after DATA.
 func (c *Client) dialLMTP(ctx context.Context) (*Conn, error) {
-	tr := newTracer(c.cfg.Debug, c.secrets)
+	tr := newTracer(c.trace, c.secrets)
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	var d net.Dialer

@@ -21,7 +21,10 @@ const redactedAuth = "<SMTP auth data redacted>"
 // already hides AUTH payloads; the tracer also scrubs every known form of
 // the password from each line, so a library change cannot leak it.
 type tracer struct {
-	w       io.Writer
+	w *traceWriter
+	// tag is "[n] ", the connection's number within its Client, so that
+	// the interleaved lines of concurrent connections stay readable.
+	tag     string
 	secrets []string
 
 	mu       sync.Mutex
@@ -30,8 +33,38 @@ type tracer struct {
 	inDial   bool
 }
 
-func newTracer(w io.Writer, secrets []string) *tracer {
-	return &tracer{w: w, secrets: secrets, inDial: true}
+func newTracer(w *traceWriter, secrets []string) *tracer {
+	t := &tracer{w: w, secrets: secrets, inDial: true}
+	if w != nil {
+		t.tag = fmt.Sprintf("[%d] ", w.seq.Add(1))
+	}
+	return t
+}
+
+// traceWriter is the one Config.Debug writer of a Client, shared by all of
+// its connections. Each connection's tracer has its own mutex for its own
+// state, but the writer is common to all of them, so it needs one lock of
+// its own: a bytes.Buffer or an *os.File shared by several connections
+// would otherwise see concurrent writes. seq numbers the connections.
+type traceWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	seq atomic.Int64
+}
+
+func newTraceWriter(w io.Writer) *traceWriter {
+	if w == nil {
+		return nil
+	}
+	return &traceWriter{w: w}
+}
+
+// writeLine writes one whole line under the lock, so lines of different
+// connections never interleave within a line.
+func (w *traceWriter) writeLine(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, _ = io.WriteString(w.w, s)
 }
 
 // Debugf receives every command and reply from go-mail's smtp client.
@@ -94,7 +127,7 @@ func (t *tracer) write(prefix, line string) {
 	for _, s := range t.secrets {
 		line = strings.ReplaceAll(line, s, "<redacted>")
 	}
-	_, _ = io.WriteString(t.w, prefix+line+"\n")
+	t.w.writeLine(t.tag + prefix + line + "\n")
 }
 
 // phase is the last command sent while dialing, "" before EHLO.

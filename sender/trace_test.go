@@ -1,0 +1,89 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mailrun/mailrun/sender/smtptest"
+)
+
+// TestTraceConcurrentConnections runs four connections of one Client at
+// once into a plain bytes.Buffer: under -race this fails unless the Client
+// serialises the writes itself, and every line must carry its
+// connection's tag, with each connection's lines in protocol order.
+func TestTraceConcurrentConnections(t *testing.T) {
+	opt := smtptest.Options{Auth: true, Password: "c0ncurrent-pw"}
+	srv := smtptest.Start(t, opt)
+	cfg := config(srv, opt)
+	cfg.Auth = "plain"
+	var trace bytes.Buffer // deliberately not safe for concurrent use
+	cfg.Debug = &trace
+	c := mustClient(t, cfg)
+
+	const conns = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Go(func() {
+			cn, err := c.Dial(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			for j := range 3 {
+				to := fmt.Sprintf("c%dm%d@example.org", i, j)
+				if _, err := cn.Send(context.Background(), "s@example.org", []string{to}, testMsg); err != nil {
+					errs <- err
+				}
+			}
+			if err := cn.Close(); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	got := trace.String()
+	noSecret(t, "trace", got, c)
+	lineRE := regexp.MustCompile(`^\[([1-9][0-9]*)\] [CS]: `)
+	perConn := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
+		m := lineRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("untagged trace line %q in:\n%s", l, got)
+		}
+		perConn[m[1]] = append(perConn[m[1]], l[len(m[0])-3:])
+	}
+	if len(perConn) != conns {
+		t.Fatalf("got %d connection tags, want %d:\n%s", len(perConn), conns, got)
+	}
+	for tag, lines := range perConn {
+		// Each connection's own lines keep their order: EHLO,
+		// AUTH, three transactions, QUIT.
+		joined := strings.Join(lines, "\n")
+		last := -1
+		for _, want := range []string{"C: EHLO client.test", "C: <SMTP auth data redacted>", "C: MAIL FROM:", "C: QUIT", "S: 221 "} {
+			i := strings.Index(joined[last+1:], want)
+			if i < 0 {
+				t.Errorf("connection [%s]: %q missing or out of order:\n%s", tag, want, joined)
+				break
+			}
+			last += 1 + i
+		}
+		if n := strings.Count(joined, "C: MAIL FROM:"); n != 3 {
+			t.Errorf("connection [%s]: got %d MAIL FROM lines, want 3", tag, n)
+		}
+	}
+	if n := len(srv.Messages()); n != conns*3 {
+		t.Errorf("server stored %d messages, want %d", n, conns*3)
+	}
+}
