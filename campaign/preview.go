@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mailrun/mailrun/render"
+	"github.com/mailrun/mailrun/sender"
 )
 
 // Preview renders the campaign and writes one .eml file per recipient into
@@ -30,8 +30,9 @@ func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Wri
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return rep, fmt.Errorf("preview: %w", err)
 	}
+	eml := sender.Dir{Path: dir}
 	write := func(name string, msg *render.Message) error {
-		if err := writeAtomic(filepath.Join(dir, name), msg.Data, 0o644, false); err != nil {
+		if err := eml.Write(name, msg.Data); err != nil {
 			return fmt.Errorf("preview: %w", err)
 		}
 		return nil
