@@ -208,9 +208,9 @@ func bounceSubjects(msgs [][]byte) []string {
 
 // wantBounced fails the test unless exactly A and B are bounced, for
 // the message they were sent, and the others are still sent.
-func (e *bounceEnv) wantBounced(t *testing.T) {
+func (e *bounceEnv) wantBounced(t *testing.T, path string) {
 	t.Helper()
-	rep, err := journal.Latest(e.journalPath())
+	rep, err := journal.Latest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestBouncesIMAP(t *testing.T) {
 	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
 		t.Errorf("bounced.txt: got %q, want %q", got, want)
 	}
-	e.wantBounced(t)
+	e.wantBounced(t, e.journalPath())
 	r = mailrun(t, nil, "status", e.dir)
 	r.want(t, exitOK, "status after bounces")
 	if !strings.Contains(r.stdout, "5 recipients: 3 sent, 0 failed, 0 deferred, 0 unknown, 0 skipped, 2 bounced") {
@@ -395,7 +395,7 @@ func TestBouncesPOP3(t *testing.T) {
 	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
 		t.Errorf("bounced.txt: got %q, want %q", got, want)
 	}
-	e.wantBounced(t)
+	e.wantBounced(t, e.journalPath())
 	e.mailboxHolds(t, "bounces", "", "autoreply", "malformed")
 }
 
@@ -465,4 +465,61 @@ func TestBouncesJournalRecord(t *testing.T) {
 			t.Errorf("<%s>: got Message-ID %q, want %q", en.Email, en.MessageID, e.ids[en.Email])
 		}
 	}
+}
+
+// TestBouncesJournalLocked runs bounces while a send holds the journal:
+// the hard bounces cannot be marked, so their messages stay in the mailbox
+// for the next run, which marks them.
+func TestBouncesJournalLocked(t *testing.T) {
+	e := newBounceEnv(t, "imap", "move")
+	j, err := journal.Open(e.journalPath(), journal.Header{Campaign: "november-news", Command: "send"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mailrun(t, nil, "bounces", e.dir)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, exitFailed, "bounces while the journal is locked")
+	bounceLine(t, r.stdout, "error ", "kept", "mark "+hardA+" bounced", "in use by another run")
+	bounceLine(t, r.stdout, "error ", "kept", "mark "+hardB+" bounced", "in use by another run")
+	bounceLine(t, r.stdout, "error ", "kept", "malformed")
+	// The suppression file is written first, so no bounce is lost.
+	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
+		t.Errorf("bounced.txt: got %q, want %q", got, want)
+	}
+	if got := bounceReadFile(t, e.journalPath()); got != string(e.journal) {
+		t.Errorf("bounces changed the locked journal:\n%s", got)
+	}
+	e.mailboxHolds(t, "bounces while locked", "INBOX", "postfix-dsn", "qmail", "malformed")
+	e.mailboxHolds(t, "bounces while locked", "Processed", "delayed", "autoreply")
+
+	r = mailrun(t, nil, "bounces", e.dir)
+	r.want(t, exitFailed, "bounces after the lock is gone")
+	bounceLine(t, r.stdout, "3 messages: 2 hard, 0 soft, 0 not a bounce, 1 with errors\n")
+	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
+		t.Errorf("bounced.txt after the second run: got %q, want %q (no duplicates)", got, want)
+	}
+	e.wantBounced(t, e.journalPath())
+	e.mailboxHolds(t, "bounces after the lock is gone", "INBOX", "malformed")
+	e.mailboxHolds(t, "bounces after the lock is gone", "Processed", "postfix-dsn", "qmail", "delayed", "autoreply")
+}
+
+// TestBouncesJournalFlag marks a journal kept away from the campaign,
+// named by --journal.
+func TestBouncesJournalFlag(t *testing.T) {
+	e := newBounceEnv(t, "pop3", "keep")
+	moved := filepath.Join(t.TempDir(), "elsewhere.journal")
+	if err := os.Rename(e.journalPath(), moved); err != nil {
+		t.Fatal(err)
+	}
+	r := mailrun(t, nil, "bounces", e.dir, "--journal", moved)
+	r.want(t, exitFailed, "bounces --journal")
+	e.wantListing(t, r, "kept", false)
+	e.wantBounced(t, moved)
+	if _, err := os.Stat(e.journalPath()); err == nil {
+		t.Errorf("bounces --journal created the default journal %s", e.journalPath())
+	}
+	// after: keep leaves everything in place.
+	e.mailboxHolds(t, "bounces --journal", "", "postfix-dsn", "qmail", "delayed", "autoreply", "malformed")
 }
