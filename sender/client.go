@@ -237,7 +237,11 @@ func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 		return nil, c.dialError(st, tr, err)
 	}
 	tr.dialDone()
-	return &Conn{c: c, sc: sc, raw: st.raw, tr: tr}, nil
+	cn := &Conn{c: c, sc: sc, raw: st.raw, tr: tr}
+	cn.pipelining, _ = sc.Extension("PIPELINING")
+	cn.eightBit, _ = sc.Extension("8BITMIME")
+	cn.utf8, _ = sc.Extension("SMTPUTF8")
+	return cn, nil
 }
 
 // dialError classifies a failed dial by the error's type and by the last

@@ -27,6 +27,12 @@ type Conn struct {
 	// broken is set once the connection cannot carry another transaction
 	// (network error, 421, unknown outcome); it is then closed.
 	broken bool
+	// pipelining is set when the server offers PIPELINING (RFC 2920):
+	// Send then writes MAIL FROM, every RCPT TO and DATA at once.
+	pipelining bool
+	// eightBit and utf8 record the server's 8BITMIME and SMTPUTF8, which
+	// decide the MAIL FROM parameters as go-mail's Mail does.
+	eightBit, utf8 bool
 }
 
 // dialLMTP opens an LMTP connection with go-smtp's client, which, unlike
@@ -133,7 +139,13 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	if cn.lc != nil {
 		return cn.sendLMTP(ctx, res, from, to, msg, fail)
 	}
+	if cn.pipelining {
+		return cn.sendPipelined(ctx, res, from, msg, fail)
+	}
 	cn.deadline(cn.c.cfg.Timeout)
+	// go-mail adds SMTPUTF8 whenever the server offers it; it is only
+	// needed, and only then asked for, when an address is not ASCII.
+	cn.sc.SkipSMTPUTF8(!needsUTF8(from, to))
 	if err := cn.sc.Mail("<" + from + ">"); err != nil {
 		e := cn.cmdError("MAIL FROM", err)
 		e.fatal = e.Code/100 == 5
@@ -167,6 +179,15 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 		}
 		return res, nil
 	}
+	return cn.body(res, accepted, msg, fail)
+}
+
+// body writes the dot-stuffed message and its final ".", in one write,
+// after the server's 354, and applies the reply to the final "." to the
+// accepted recipients. A write error means the "." never left, so the
+// recipients are Deferred; no reply after it leaves them Unknown
+// (RFC 1047).
+func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
 	body := dotStuff(msg)
 	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
 	if _, err := cn.sc.Text.W.Write(body); err != nil {
@@ -186,7 +207,7 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 			cn.kill()
 			e := &Error{Command: "DATA", Text: "no reply after the final \".\"", Err: err}
 			for _, i := range accepted {
-				res.Rcpts[i] = RcptResult{Addr: to[i], Status: Unknown, Err: e}
+				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Unknown, Err: e}
 			}
 			return res, e
 		}
@@ -201,7 +222,7 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
 	r := parseReply(code, text)
 	for _, i := range accepted {
-		res.Rcpts[i] = RcptResult{Addr: to[i], Status: Delivered, Reply: r}
+		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
 	}
 	return res, nil
 }
@@ -451,4 +472,176 @@ func (cn *Conn) Close() error {
 	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
 	_, _ = io.Copy(io.Discard, cn.sc.Text.R)
 	return nil
+}
+
+// needsUTF8 reports whether an envelope address is not plain ASCII, which
+// is when MAIL FROM must carry SMTPUTF8 (RFC 6531 section 3.4).
+func needsUTF8(from string, to []string) bool {
+	for _, a := range append([]string{from}, to...) {
+		for i := 0; i < len(a); i++ {
+			if a[i] >= 0x80 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mailParams returns the MAIL FROM parameters go-mail's Mail would add:
+// BODY=8BITMIME when the server offers 8BITMIME (RFC 6152), and SMTPUTF8
+// when it offers SMTPUTF8 and an address needs it.
+func (cn *Conn) mailParams(from string, to []string) string {
+	p := ""
+	if cn.eightBit {
+		p += " BODY=8BITMIME"
+	}
+	if cn.utf8 && needsUTF8(from, to) {
+		p += " SMTPUTF8"
+	}
+	return p
+}
+
+// sendPipelined is Send for a server that offers PIPELINING (RFC 2920):
+// MAIL FROM, every RCPT TO and DATA leave in one write, and the replies
+// are read in order afterwards, so a message costs two round trips (the
+// group, then the body) instead of one per command. DATA is the group's
+// last command because the body may only follow its 354 (RFC 2920
+// section 3.1); when no RCPT TO was accepted the server refuses DATA and
+// the body is not sent. The outcomes are those of the one-command-at-a-time
+// path.
+func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
+	to := make([]string, len(res.Rcpts))
+	var sent []int // recipients whose RCPT TO goes out
+	for i := range res.Rcpts {
+		to[i] = res.Rcpts[i].Addr
+		if checkAddr(to[i]) == nil {
+			sent = append(sent, i)
+		}
+	}
+	w := cn.sc.Text.W
+	cmd := func(line string) {
+		cn.tr.note("C: ", line)
+		_, _ = w.WriteString(line)
+		_, _ = w.WriteString("\r\n")
+	}
+	cmd("MAIL FROM:<" + from + ">" + cn.mailParams(from, to))
+	for _, i := range sent {
+		cmd("RCPT TO:<" + to[i] + ">")
+	}
+	if len(sent) > 0 {
+		cmd("DATA")
+	}
+	// One deadline covers the group and its replies.
+	cn.deadline(cn.c.cfg.Timeout)
+	if err := w.Flush(); err != nil {
+		cn.kill()
+		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
+	}
+
+	if err := cn.readReply(250); err != nil {
+		e := cn.cmdError("MAIL FROM", err)
+		e.fatal = e.Code/100 == 5
+		cn.drain(len(sent))
+		return fail(e)
+	}
+	for i := range res.Rcpts {
+		if err := checkAddr(to[i]); err != nil {
+			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
+		}
+	}
+	var accepted []int
+	var over *Error // the first 452: it ends the batch (RFC 5321 section 4.5.3.1.10)
+	for _, i := range sent {
+		err := cn.readReply(25)
+		if err == nil {
+			// Accepted even after a 452: the server delivers to it with
+			// this transaction, so it must not be sent again.
+			accepted = append(accepted, i)
+			continue
+		}
+		e := cn.cmdError("RCPT TO", err)
+		if cn.broken {
+			cn.deferFrom(res, i, e)
+			return fail(res.firstErr())
+		}
+		rr := &res.Rcpts[i]
+		if e.Code == 452 && over == nil {
+			over = e
+		}
+		switch {
+		case over != nil:
+			// This and every later refused recipient go to the next
+			// transaction, as if their RCPT TO had never been sent.
+			rr.Status, rr.Err, rr.Reply = Deferred, over, over.Reply()
+		case e.Temporary:
+			rr.Status, rr.Err, rr.Reply = Deferred, e, e.Reply()
+		default:
+			rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
+		}
+	}
+	if len(sent) == 0 {
+		return res, nil
+	}
+	err := cn.readReply(354)
+	if len(accepted) == 0 {
+		if err == nil {
+			// DATA went through without a recipient; sending no body is
+			// all that is left, and DATA cannot end without one.
+			cn.kill()
+		} else {
+			_ = cn.cmdError("DATA", err)
+		}
+		return res, nil
+	}
+	if err != nil {
+		e := cn.cmdError("DATA", err)
+		cn.settle(res, accepted, e)
+		if cn.broken {
+			return fail(e)
+		}
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		// The server waits for a body; only closing ends that safely.
+		cn.kill()
+		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	}
+	return cn.body(res, accepted, msg, fail)
+}
+
+// readReply reads one reply of a pipelined group, traces it and returns
+// the textproto error for a code other than expect (a prefix, as in
+// textproto.Reader.ReadResponse).
+func (cn *Conn) readReply(expect int) error {
+	code, text, err := cn.sc.Text.ReadResponse(expect)
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		code, text = te.Code, te.Msg
+	}
+	if code != 0 {
+		cn.tr.reply(code, text)
+	}
+	return err
+}
+
+// drain reads the replies to the n RCPT TO and the DATA that followed a
+// refused MAIL FROM in one pipelined group, so the connection stays in
+// step with the server. A lost connection, or a DATA the server accepted
+// anyway (its body can only be a message), closes the connection.
+func (cn *Conn) drain(n int) {
+	if cn.broken {
+		return
+	}
+	for range n {
+		if err := cn.readReply(25); err != nil && !wireError("", err).hasReply() {
+			cn.kill()
+			return
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if err := cn.readReply(354); err == nil || !wireError("", err).hasReply() {
+		cn.kill()
+	}
 }

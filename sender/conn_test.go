@@ -1,9 +1,14 @@
 package sender
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mailrun/mailrun/sender/smtptest"
@@ -77,6 +82,7 @@ func TestSendReplyClasses(t *testing.T) {
 		fatal   bool
 		broken  bool
 		stored  int // messages the server accepted
+		opt     smtptest.Options
 	}{
 		{
 			name:   "all delivered",
@@ -95,8 +101,25 @@ func TestSendReplyClasses(t *testing.T) {
 		},
 		{
 			name:  "no rcpt accepted skips DATA",
-			setup: func(s *smtptest.Server) { s.FailCommand("RCPT", -1, 550, "5.1.1", "no such user") },
+			setup: func(s *smtptest.Server) { s.FailCommand("RCPT", len(to), 550, "5.1.1", "no such user") },
 			want:  "ok=rejected(550) perm=rejected(550) temp=rejected(550) ok2=rejected(550)",
+		},
+		{
+			name:   "452 defers the rest to the next transaction",
+			setup:  func(s *smtptest.Server) {},
+			opt:    smtptest.Options{MaxRecipients: 2},
+			want:   "ok=delivered perm=delivered temp=deferred(452) ok2=deferred(452)",
+			stored: 1,
+		},
+		{
+			name: "data refused after a pipelined group",
+			setup: func(s *smtptest.Server) {
+				s.RejectRcpt("ok@example.org", 550, "5.1.1", "no such user")
+				s.RejectRcpt("perm@example.org", 550, "5.1.1", "no such user")
+				s.RejectRcpt("temp@example.org", 450, "4.2.1", "mailbox busy")
+				s.RejectRcpt("ok2@example.org", 550, "5.1.1", "no such user")
+			},
+			want: "ok=rejected(550) perm=rejected(550) temp=deferred(450) ok2=rejected(550)",
 		},
 		{
 			name:  "final reply 4xx defers all accepted",
@@ -144,43 +167,64 @@ func TestSendReplyClasses(t *testing.T) {
 			stored:  1,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := smtptest.Start(t, smtptest.Options{})
-			tt.setup(srv)
-			cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
-			res, err := cn.Send(context.Background(), "sender@example.org", to, testMsg)
-			if got := statuses(res); got != tt.want {
-				t.Errorf("got %s, want %s", got, tt.want)
-			}
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("got error %v, want none", err)
-			case tt.wantErr != "":
-				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
-					t.Errorf("got error %v, want %q", err, tt.wantErr)
+	for _, pipelining := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/pipelining=%v", tt.name, pipelining), func(t *testing.T) {
+				srv := smtptest.Start(t, tt.opt)
+				tt.setup(srv)
+				cfg := config(srv, tt.opt)
+				if !pipelining {
+					cfg.Port = noPipelining(t, srv)
 				}
-				if IsFatal(err) != tt.fatal {
-					t.Errorf("IsFatal = %v, want %v", IsFatal(err), tt.fatal)
+				cn := mustDial(t, mustClient(t, cfg))
+				if cn.pipelining != pipelining {
+					t.Fatalf("pipelining = %v, want %v", cn.pipelining, pipelining)
 				}
-				// Unknown is never retried, so it is not temporary either.
-				wantTemp := !tt.fatal && !strings.Contains(tt.want, "unknown")
-				if e := asError(t, err); e.Temporary != wantTemp {
-					t.Errorf("Temporary = %v, want %v", e.Temporary, wantTemp)
+				res, err := cn.Send(context.Background(), "sender@example.org", to, testMsg)
+				if got := statuses(res); got != tt.want {
+					t.Errorf("got %s, want %s", got, tt.want)
 				}
-			}
-			if cn.broken != tt.broken {
-				t.Errorf("broken = %v, want %v", cn.broken, tt.broken)
-			}
-			if n := len(srv.Messages()); n != tt.stored {
-				t.Errorf("server stored %d messages, want %d", n, tt.stored)
-			}
-			for _, rr := range res.Rcpts {
-				if (rr.Status == Delivered) != (rr.Err == nil) {
-					t.Errorf("%s: status %s with Err %v", rr.Addr, rr.Status, rr.Err)
+				switch {
+				case tt.wantErr == "" && err != nil:
+					t.Errorf("got error %v, want none", err)
+				case tt.wantErr != "":
+					if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+						t.Errorf("got error %v, want %q", err, tt.wantErr)
+					}
+					if IsFatal(err) != tt.fatal {
+						t.Errorf("IsFatal = %v, want %v", IsFatal(err), tt.fatal)
+					}
+					// Unknown is never retried, so it is not temporary either.
+					wantTemp := !tt.fatal && !strings.Contains(tt.want, "unknown")
+					if e := asError(t, err); e.Temporary != wantTemp {
+						t.Errorf("Temporary = %v, want %v", e.Temporary, wantTemp)
+					}
 				}
-			}
-		})
+				if cn.broken != tt.broken {
+					t.Errorf("broken = %v, want %v", cn.broken, tt.broken)
+				}
+				if n := len(srv.Messages()); n != tt.stored {
+					t.Errorf("server stored %d messages, want %d", n, tt.stored)
+				}
+				for _, rr := range res.Rcpts {
+					if (rr.Status == Delivered) != (rr.Err == nil) {
+						t.Errorf("%s: status %s with Err %v", rr.Addr, rr.Status, rr.Err)
+					}
+				}
+				if cn.broken {
+					return
+				}
+				// A connection left open is in step with the server: the
+				// next transaction on it goes through.
+				if err := cn.Reset(); err != nil {
+					t.Fatalf("Reset: %v", err)
+				}
+				res, err = cn.Send(context.Background(), "sender@example.org", []string{"next@example.org"}, testMsg)
+				if err != nil || res.Rcpts[0].Status != Delivered {
+					t.Errorf("next transaction: got %s, %v, want delivered", statuses(res), err)
+				}
+			})
+		}
 	}
 }
 
@@ -255,5 +299,143 @@ func TestSendRefusesInjection(t *testing.T) {
 	_, err = cn.Send(context.Background(), "s@example.org>\r\nRSET", []string{"b@example.org"}, testMsg)
 	if !IsFatal(err) {
 		t.Errorf("got %v, want a fatal error for a bad sender", err)
+	}
+}
+
+// noPipelining starts a TCP proxy on 127.0.0.1:0 in front of srv that drops
+// PIPELINING from the server's EHLO reply (go-smtp's server always offers
+// it), so the one-command-at-a-time path meets the same server rules. It
+// returns the proxy's port; plaintext only.
+func noPipelining(t *testing.T, srv *smtptest.Server) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			wg.Go(func() {
+				_, _ = io.Copy(s, c)
+				_ = s.Close()
+				_ = c.Close()
+			})
+			wg.Go(func() {
+				r := bufio.NewReader(s)
+				for {
+					line, err := r.ReadBytes('\n')
+					if len(line) > 0 && string(line) != "250-PIPELINING\r\n" {
+						if _, werr := c.Write(line); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				_ = c.Close()
+				_ = s.Close()
+			})
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestSendPipelines proves the group goes out at once: a message costs two
+// writes (the MAIL/RCPT/DATA group, then the body) when the server offers
+// PIPELINING, one per command otherwise, and the trace shows every command
+// of the group before the first reply.
+func TestSendPipelines(t *testing.T) {
+	to := []string{"a@example.org", "b@example.org", "c@example.org"}
+	for _, tt := range []struct {
+		pipelining bool
+		writes     int64 // per message: MAIL, 3 RCPT, DATA, body
+	}{{true, 2}, {false, 6}} {
+		t.Run(fmt.Sprintf("pipelining=%v", tt.pipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			cfg := config(srv, smtptest.Options{})
+			if !tt.pipelining {
+				cfg.Port = noPipelining(t, srv)
+			}
+			trace := newSyncBuffer()
+			cfg.Debug = trace
+			cn := mustDial(t, mustClient(t, cfg))
+			before := cn.raw.writes.Load()
+			res, err := cn.Send(context.Background(), "s@example.org", to, testMsg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := statuses(res), "a=delivered b=delivered c=delivered"; got != want {
+				t.Errorf("got %s, want %s", got, want)
+			}
+			if got := cn.raw.writes.Load() - before; got != tt.writes {
+				t.Errorf("got %d writes for one message, want %d", got, tt.writes)
+			}
+			tr := trace.String()
+			i := strings.Index(tr, "C: MAIL FROM:<s@example.org>")
+			if i < 0 {
+				t.Fatalf("trace lacks MAIL FROM:\n%s", tr)
+			}
+			group := tr[i:]
+			if j := strings.Index(group, "S: "); j >= 0 {
+				group = group[:j]
+			}
+			hasGroup := strings.Count(group, "C: RCPT TO:") == 3 && strings.Contains(group, "C: DATA")
+			if hasGroup != tt.pipelining {
+				t.Errorf("commands before the first reply:\n%s\nwant the whole group: %v", group, tt.pipelining)
+			}
+			for _, want := range []string{"S: 250 2.0.0 Roger", "S: 354 ", "C: [message, ", "C: .", "S: 250 2.0.0 OK: queued"} {
+				if !strings.Contains(tr, want) {
+					t.Errorf("trace lacks %q:\n%s", want, tr)
+				}
+			}
+		})
+	}
+}
+
+func TestMailParams(t *testing.T) {
+	tests := []struct {
+		eightBit, utf8 bool
+		from           string
+		to             []string
+		want           string
+	}{
+		{false, false, "a@example.org", []string{"b@example.org"}, ""},
+		{true, false, "a@example.org", []string{"b@example.org"}, " BODY=8BITMIME"},
+		{true, true, "a@example.org", []string{"b@example.org"}, " BODY=8BITMIME"},
+		{true, true, "a@example.org", []string{"b@example.org", "zoë@example.org"}, " BODY=8BITMIME SMTPUTF8"},
+		{false, true, "jürgen@example.org", nil, " SMTPUTF8"},
+		{false, false, "jürgen@example.org", nil, ""},
+	}
+	for _, tt := range tests {
+		cn := &Conn{eightBit: tt.eightBit, utf8: tt.utf8}
+		if got := cn.mailParams(tt.from, tt.to); got != tt.want {
+			t.Errorf("8bit=%v utf8=%v %s %v: got %q, want %q", tt.eightBit, tt.utf8, tt.from, tt.to, got, tt.want)
+		}
 	}
 }

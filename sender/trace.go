@@ -120,6 +120,24 @@ func (t *tracer) note(prefix, line string) {
 	t.write(prefix, line)
 }
 
+// reply writes a reply read by mailrun itself, one line per reply line,
+// as Debugf does for the replies go-mail reads.
+func (t *tracer) reply(code int, text string) {
+	if t.w == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(text, "\n")
+	for i, s := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		t.write("S: ", fmt.Sprintf("%d%s%s", code, sep, s))
+	}
+}
+
 func (t *tracer) write(prefix, line string) {
 	if t.w == nil {
 		return
@@ -226,9 +244,12 @@ func (l *lmtpTrace) line(s string) {
 type trackedConn struct {
 	net.Conn
 	writeErrs atomic.Int32
+	// writes counts Write calls: the tests count round trips with it.
+	writes atomic.Int64
 }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.writeErrs.Add(1)
