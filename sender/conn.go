@@ -30,6 +30,10 @@ type Conn struct {
 	// pipelining is set when the server offers PIPELINING (RFC 2920):
 	// Send then writes MAIL FROM, every RCPT TO and DATA at once.
 	pipelining bool
+	// needRset is set once a transaction has begun on a pipelining
+	// connection; the next group then starts with RSET instead of a Pool
+	// spending a round trip on it before reuse.
+	needRset bool
 	// eightBit and utf8 record the server's 8BITMIME and SMTPUTF8, which
 	// decide the MAIL FROM parameters as go-mail's Mail does.
 	eightBit, utf8 bool
@@ -439,7 +443,26 @@ func (cn *Conn) Reset() error {
 		cn.kill()
 		return e
 	}
+	cn.needRset = false
 	return nil
+}
+
+// staleConnError marks a pipelined group whose leading RSET found the
+// connection dead: nothing of the transaction reached the server, so a
+// Pool retries it at once on a new connection, without counting an
+// attempt, as it did when it probed idle connections with RSET.
+type staleConnError struct{ err error }
+
+func (e *staleConnError) Error() string {
+	return fmt.Sprintf("connection found dead on reuse: %v", e.err)
+}
+
+func (e *staleConnError) Unwrap() error { return e.err }
+
+// isStale reports whether err is a staleConnError.
+func isStale(err error) bool {
+	var se *staleConnError
+	return errors.As(err, &se)
 }
 
 // Close sends QUIT and waits for the server to close its side, so that a
@@ -524,6 +547,10 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 		_, _ = w.WriteString(line)
 		_, _ = w.WriteString("\r\n")
 	}
+	rset := cn.needRset
+	if rset {
+		cmd("RSET")
+	}
 	cmd("MAIL FROM:<" + from + ">" + cn.mailParams(from, to))
 	for _, i := range sent {
 		cmd("RCPT TO:<" + to[i] + ">")
@@ -535,7 +562,21 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 	cn.deadline(cn.c.cfg.Timeout)
 	if err := w.Flush(); err != nil {
 		cn.kill()
+		if rset {
+			return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}})
+		}
 		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
+	}
+	cn.needRset = true
+	if rset {
+		if err := cn.readReply(250); err != nil {
+			// The connection died while idle (or the server refuses to go
+			// on with it): nothing of this transaction was processed.
+			cn.kill()
+			e := wireError("RSET", err)
+			e.Temporary, e.Err = true, &staleConnError{e.Err}
+			return fail(e)
+		}
 	}
 
 	if err := cn.readReply(250); err != nil {

@@ -201,12 +201,23 @@ func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byt
 		return deferAll(to, &Error{Command: "CONNECT", Temporary: true, Err: ctx.Err()})
 	}
 	defer func() { <-p.slots }()
-	pc, err := p.get(ctx)
+	pc, err := p.get(ctx, false)
 	if err != nil {
 		return deferAll(to, err)
 	}
 	pc.used++
 	r, err := pc.cn.Send(ctx, from, to, msg)
+	if isStale(err) {
+		// The idle connection had died; nothing reached the server. This
+		// costs a redial, not an attempt, and a fresh connection cannot
+		// be stale, so once is enough.
+		p.put(pc)
+		if pc, err = p.get(ctx, true); err != nil {
+			return deferAll(to, err)
+		}
+		pc.used++
+		r, err = pc.cn.Send(ctx, from, to, msg)
+	}
 	p.put(pc)
 	return r, err
 }
@@ -223,22 +234,29 @@ func deferAll(to []string, err error) (*Result, error) {
 	return r, err
 }
 
-// get returns an idle connection that still answers RSET, or a new one.
-// A connection the server dropped while idle costs a redial, not a retry.
-func (p *Pool) get(ctx context.Context) (*pooled, error) {
+// get returns an idle connection, or a new one when there is none or
+// fresh is set. A pipelining connection is handed out as it is: its next
+// transaction starts with RSET in the same write (Conn.Send), and transact
+// redials when that finds it dead. Any other idle connection is checked
+// with RSET first. Either way a connection the server dropped while idle
+// costs a redial, not a retry.
+func (p *Pool) get(ctx context.Context, fresh bool) (*pooled, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, &Error{Command: "CONNECT", Err: errors.New("pool is closed"), fatal: true}
 		}
-		if len(p.idle) == 0 {
+		if len(p.idle) == 0 || fresh {
 			p.mu.Unlock()
 			break
 		}
 		pc := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		p.mu.Unlock()
+		if pc.cn.pipelining {
+			return pc, nil
+		}
 		if err := pc.cn.Reset(); err == nil {
 			return pc, nil
 		}

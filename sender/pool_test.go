@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -303,21 +304,87 @@ func BenchmarkPoolSend(b *testing.B) {
 }
 
 func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
-	srv := smtptest.Start(t, smtptest.Options{})
-	srv.DropIdle(1)
-	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: 1})
-	for _, a := range []string{"a@example.org", "b@example.org"} {
-		res, err := p.Send(context.Background(), "s@example.org", []string{a}, testMsg)
-		if err != nil || res.Rcpts[0].Status != Delivered {
-			t.Fatalf("%s: got %s, %v", a, statuses(res), err)
-		}
-		// The dead idle connection costs a redial, not an attempt.
-		if res.Attempts != 1 {
-			t.Errorf("%s: got %d attempts, want 1", a, res.Attempts)
-		}
+	for _, pipelining := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			srv.DropIdle(1)
+			cfg := config(srv, smtptest.Options{})
+			if !pipelining {
+				cfg.Port = noPipelining(t, srv)
+			}
+			trace := newSyncBuffer()
+			cfg.Debug = trace
+			p := NewPool(mustClient(t, cfg), PoolConfig{Retries: 1})
+			t.Cleanup(func() { _ = p.Close() })
+			for _, a := range []string{"a@example.org", "b@example.org"} {
+				res, err := p.Send(context.Background(), "s@example.org", []string{a}, testMsg)
+				if err != nil || res.Rcpts[0].Status != Delivered {
+					t.Fatalf("%s: got %s, %v", a, statuses(res), err)
+				}
+				// The dead idle connection costs a redial, not an attempt.
+				if res.Attempts != 1 {
+					t.Errorf("%s: got %d attempts, want 1", a, res.Attempts)
+				}
+			}
+			if got := srv.Sessions(); got != 2 {
+				t.Errorf("got %d sessions, want 2", got)
+			}
+			// The second message found the first connection dead with the
+			// RSET that led its group (pipelining) or probed it (not).
+			if !strings.Contains(trace.String(), "[1] C: RSET") || !strings.Contains(trace.String(), "[2] C: RCPT TO:<b@example.org>") {
+				t.Errorf("trace lacks the RSET on [1] and b's RCPT on [2]:\n%s", trace)
+			}
+		})
 	}
-	if got := srv.Sessions(); got != 2 {
-		t.Errorf("got %d sessions, want 2", got)
+}
+
+// TestPoolFoldsRset checks that a reused pipelining connection sends RSET
+// as the first command of its group, so each message still costs two
+// writes, while a connection without PIPELINING spends a round trip on RSET.
+func TestPoolFoldsRset(t *testing.T) {
+	for _, tt := range []struct {
+		pipelining bool
+		writes     int64 // for two messages on a reused connection
+	}{{true, 4}, {false, 10}} {
+		t.Run(fmt.Sprintf("pipelining=%v", tt.pipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			cfg := config(srv, smtptest.Options{})
+			if !tt.pipelining {
+				cfg.Port = noPipelining(t, srv)
+			}
+			trace := newSyncBuffer()
+			cfg.Debug = trace
+			p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1})
+			t.Cleanup(func() { _ = p.Close() })
+			send := func(a string) {
+				t.Helper()
+				res, err := p.Send(context.Background(), "s@example.org", []string{a}, testMsg)
+				if err != nil || res.Rcpts[0].Status != Delivered || res.Attempts != 1 {
+					t.Fatalf("%s: got %s after %d attempts, %v", a, statuses(res), res.Attempts, err)
+				}
+			}
+			send("a@example.org")
+			p.mu.Lock()
+			raw := p.idle[0].cn.raw
+			p.mu.Unlock()
+			before := raw.writes.Load()
+			send("b@example.org")
+			send("c@example.org")
+			if got := raw.writes.Load() - before; got != tt.writes {
+				t.Errorf("got %d writes for two messages on a reused connection, want %d", got, tt.writes)
+			}
+			tr := trace.String()
+			if got := strings.Count(tr, "[1] C: RSET\n"); got != 2 {
+				t.Errorf("got %d RSETs, want 2:\n%s", got, tr)
+			}
+			folded := strings.Count(tr, "[1] C: RSET\n[1] C: MAIL FROM:")
+			if (folded == 2) != tt.pipelining {
+				t.Errorf("RSET directly followed by MAIL FROM %d times, pipelining %v:\n%s", folded, tt.pipelining, tr)
+			}
+			if srv.Sessions() != 1 || len(srv.Messages()) != 3 {
+				t.Errorf("got %d sessions and %d messages, want 1 and 3", srv.Sessions(), len(srv.Messages()))
+			}
+		})
 	}
 }
 
