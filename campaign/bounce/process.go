@@ -49,12 +49,13 @@ type Options struct {
 	// DryRun reads and classifies but changes nothing: no file, no Mark,
 	// no move or delete.
 	DryRun bool
-	// Mark, when set, records a hard-bounced recipient in the campaign
-	// journal: messageID is the bounced message's Message-ID ("" when the
-	// bounce does not quote it), addr the failed address. It is called once
-	// per distinct pair. An error keeps the message in the mailbox so that a
-	// later run marks it again.
-	Mark func(messageID, addr string) error
+	// Mark, when set, records the hard-bounced recipients in the campaign
+	// journal, all in one call (one journal run, not one per bounce): each
+	// Found has the address, its status and diagnostic, and the bounced
+	// message's Message-ID ("" when the bounce does not quote it), once per
+	// distinct pair. An error keeps every hard-bounce message in the mailbox
+	// so that a later run marks them again.
+	Mark func([]Found) error
 }
 
 // Message is the outcome for one message of the mailbox.
@@ -151,24 +152,29 @@ func Process(ctx context.Context, mb Mailbox, opts Options) (*Summary, error) {
 		}
 	}
 	if opts.Mark != nil {
-		marked := map[string]error{}
-		for i := range sum.Messages {
-			m := &sum.Messages[i]
-			if m.Err != nil || m.Report.Kind != Hard {
-				continue
+		var found []Found
+		seen := map[string]bool{}
+		for _, f := range sum.Hard() {
+			k := f.MessageID + "\x00" + addrKey(f.Addr)
+			if !seen[k] {
+				seen[k] = true
+				found = append(found, f)
 			}
-			for _, r := range m.Report.Recipients {
-				if r.Kind != Hard {
-					continue
-				}
-				k := m.Report.OriginalMessageID + "\x00" + addrKey(r.Addr)
-				err, done := marked[k]
-				if !done {
-					err = opts.Mark(m.Report.OriginalMessageID, r.Addr)
-					marked[k] = err
-				}
-				if err != nil && m.Err == nil {
-					m.Err = fmt.Errorf("message %s: mark %s bounced: %w", m.ID, r.Addr, err)
+		}
+		if len(found) > 0 {
+			if err := opts.Mark(found); err != nil {
+				for i := range sum.Messages {
+					m := &sum.Messages[i]
+					if m.Err != nil || m.Report.Kind != Hard {
+						continue
+					}
+					var addrs []string
+					for _, r := range m.Report.Recipients {
+						if r.Kind == Hard {
+							addrs = append(addrs, r.Addr)
+						}
+					}
+					m.Err = fmt.Errorf("message %s: mark %s bounced: %w", m.ID, strings.Join(addrs, ", "), err)
 				}
 			}
 		}

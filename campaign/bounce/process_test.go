@@ -43,21 +43,26 @@ func deliverAll(t *testing.T, srv *dovecottest.Server) {
 	}
 }
 
-// marks records Mark calls; it may fail chosen addresses.
+// marks records what Mark is given; it fails a batch holding fail.
 type marks struct {
-	mu    sync.Mutex
-	calls []string
-	fail  string
+	mu      sync.Mutex
+	calls   []string
+	batches int
+	fail    string
 }
 
-func (m *marks) mark(id, addr string) error {
+func (m *marks) mark(found []Found) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.calls = append(m.calls, id+" "+addr)
-	if addr == m.fail {
-		return errors.New("journal is in use by another run")
+	m.batches++
+	var err error
+	for _, f := range found {
+		m.calls = append(m.calls, f.MessageID+" "+f.Addr)
+		if f.Addr == m.fail {
+			err = errors.New("journal is in use by another run")
+		}
 	}
-	return nil
+	return err
 }
 
 func (m *marks) sorted() []string {
@@ -181,6 +186,9 @@ func TestProcessIMAPMove(t *testing.T) {
 	if got := mk.sorted(); !slices.Equal(got, wantMarks) {
 		t.Errorf("Mark calls:\ngot  %q\nwant %q", got, wantMarks)
 	}
+	if mk.batches != 1 {
+		t.Errorf("Mark called %d times, want once for all bounces", mk.batches)
+	}
 	// Only the malformed message stays; the auto-reply is moved with the rest.
 	if got, want := subjects(srv.Messages(t, "")), subjectsOf(t, "malformed.eml"); !slices.Equal(got, want) {
 		t.Errorf("inbox: got %q, want %q", got, want)
@@ -270,10 +278,15 @@ func TestProcessFailuresKeepMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(sum.Errors()); got != 2 {
-		t.Errorf("got %d errors, want 2 (malformed, mark)", got)
+	hardMsgs := map[string]bool{}
+	for _, f := range sum.Hard() {
+		hardMsgs[f.ID] = true
 	}
-	if got, want := subjects(srv.Messages(t, "")), subjectsOf(t, "autoreply.eml", "exim.eml", "malformed.eml"); !slices.Equal(got, want) {
+	if got, want := len(sum.Errors()), 1+len(hardMsgs); got != want {
+		t.Errorf("got %d errors, want %d (malformed, and every hard bounce kept for the failed mark)", got, want)
+	}
+	// The soft bounce is deleted; every hard bounce waits for a later mark.
+	if got, want := subjects(srv.Messages(t, "")), subjectsOf(t, "autoreply.eml", "exim.eml", "gmail.eml", "malformed.eml", "microsoft365.eml", "postfix.eml", "qmail.eml"); !slices.Equal(got, want) {
 		t.Errorf("left in the mailbox: got %q, want %q", got, want)
 	}
 }

@@ -101,16 +101,18 @@ func (ix *Index) Match(bounces []Bounce) []Entry {
 		if last.Status == Bounced {
 			continue
 		}
-		reply := b.Reply
 		e := Entry{
 			Row:       last.Row,
 			Email:     last.Email,
 			Status:    Bounced,
-			Reply:     &reply,
 			MessageID: last.MessageID,
 		}
+		if b.Reply != (Reply{}) {
+			reply := b.Reply
+			e.Reply = &reply
+		}
 		if id := normMessageID(b.MessageID); id != "" {
-			e.MessageID = b.MessageID
+			e.MessageID = id // spelt as send records it: without <>
 		}
 		last.Status = Bounced
 		ix.last[k] = last

@@ -52,7 +52,7 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		After:   b.After,
 		WriteTo: c.File(b.WriteTo),
 		DryRun:  *dryRun,
-		Mark:    marker(journalPath, c.Name),
+		Mark:    marker(journalPath, c.Name, stderr),
 	})
 	// For POP3, Close (QUIT) is what commits the deletions.
 	if cerr := mb.Close(); err == nil && cerr != nil {
@@ -74,15 +74,25 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	return exitOK
 }
 
-// marker marks a hard-bounced recipient in the campaign's journal. A
-// campaign never sent has no journal: there is nothing to mark then.
-func marker(path, name string) func(messageID, addr string) error {
-	return func(messageID, addr string) error {
+// marker marks the hard-bounced recipients in the campaign's journal, in
+// one journal run, and notes on notes how many it marked. A campaign never
+// sent has no journal: there is nothing to mark then, and the note says so.
+func marker(path, name string, notes io.Writer) func([]bounce.Found) error {
+	return func(found []bounce.Found) error {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(notes, "bounces: no journal at %s: %d hard bounces not marked in it\n", path, len(found))
 			return nil
 		}
-		_, err := journal.MarkBounced(path, journal.Header{Campaign: name, Command: "bounces"},
-			[]journal.Bounce{{Email: addr, MessageID: messageID}})
-		return err
+		bs := make([]journal.Bounce, len(found))
+		for i, f := range found {
+			bs[i] = journal.Bounce{Email: f.Addr, MessageID: f.MessageID,
+				Reply: journal.Reply{Enhanced: f.Status, Text: f.Diagnostic}}
+		}
+		marked, err := journal.MarkBounced(path, journal.Header{Campaign: name, Command: "bounces"}, bs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(notes, "bounces: %d recipients marked bounced in %s\n", len(marked), path)
+		return nil
 	}
 }

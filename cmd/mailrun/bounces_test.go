@@ -434,11 +434,10 @@ func TestBouncesWrongPassword(t *testing.T) {
 	}
 }
 
-// TestBouncesJournalRecord pins three defects of how bounces writes the
-// journal (see the skip message); remove the skip once they are fixed.
+// TestBouncesJournalRecord: bounces writes one journal run for all bounced
+// recipients, keeps each bounce's status, and spells Message-IDs as send
+// does (without <>).
 func TestBouncesJournalRecord(t *testing.T) {
-	t.Skip("pins bugs: bounces writes one journal run per bounced recipient, drops the bounce's status " +
-		"(reply {}) and stores the bounce's <Message-ID> spelling where send stored it without <>")
 	e := newBounceEnv(t, "imap", "keep")
 	mailrun(t, nil, "bounces", e.dir).want(t, exitFailed, "bounces")
 	rep, err := journal.Latest(e.journalPath())
