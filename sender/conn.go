@@ -116,6 +116,11 @@ func checkAddr(a string) error {
 // recipient not yet decided is then Deferred, and IsFatal tells whether
 // the run must stop. A connection lost after the final "." was sent leaves
 // the accepted recipients Unknown (RFC 1047) and returns an error.
+//
+// When the server offers PIPELINING the commands up to DATA go out in one
+// write (sendPipelined), led by RSET when the connection carried a
+// transaction before; if that RSET finds the connection dead, the error is
+// an *Error for "RSET" that a Pool retries at once on a new connection.
 func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
 	res := &Result{Rcpts: make([]RcptResult, len(to)), Attempts: 1}
 	for i, a := range to {
@@ -425,8 +430,9 @@ func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []str
 }
 
 // Reset sends RSET, ending any transaction; a Pool calls it before
-// reusing a connection, which also proves the connection is still alive.
-// The error is an *Error for "RSET".
+// reusing a connection without PIPELINING, which also proves the
+// connection is still alive (a pipelining one sends RSET with its next
+// group instead). The error is an *Error for "RSET".
 func (cn *Conn) Reset() error {
 	if cn.broken {
 		return &Error{Command: "RSET", Temporary: true, Err: errors.New("connection is closed")}
