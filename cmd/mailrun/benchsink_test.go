@@ -1,0 +1,124 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// benchSink is a minimal SMTP server (RFC 5321 with PIPELINING, RFC 2920)
+// for TestBenchSendSink: it reads DATA a line at a time and keeps only
+// counts, so that on a 2-core machine the figure shows what mailrun can
+// do rather than how fast the test server parses. go-smtp's server, used by
+// TestBenchSend, reads DATA one byte at a time and takes most of the CPU.
+type benchSink struct {
+	ln net.Listener
+
+	mu         sync.Mutex
+	deliveries map[string]int
+	messages   int
+	conns, max int
+}
+
+func startBenchSink(t *testing.T) *benchSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &benchSink{ln: ln, deliveries: map[string]int{}}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { s.serve(c) })
+		}
+	})
+	return s
+}
+
+func (s *benchSink) addr() (string, int) {
+	a := s.ln.Addr().(*net.TCPAddr)
+	return a.IP.String(), a.Port
+}
+
+func (s *benchSink) serve(c net.Conn) {
+	defer c.Close()
+	s.mu.Lock()
+	s.conns++
+	s.max = max(s.max, s.conns)
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.conns--; s.mu.Unlock() }()
+
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriter(c)
+	reply := func(line string) {
+		w.WriteString(line + "\r\n")
+		if r.Buffered() == 0 { // answer a pipelined group in one write
+			w.Flush()
+		}
+	}
+	reply("220 sink ESMTP")
+	var rcpts []string
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(string(bytes.TrimSpace(line)))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			w.WriteString("250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n")
+			reply("250 SMTPUTF8")
+		case strings.HasPrefix(cmd, "MAIL FROM:"):
+			rcpts = rcpts[:0]
+			reply("250 2.1.0 ok")
+		case strings.HasPrefix(cmd, "RCPT TO:"):
+			a := strings.Trim(strings.TrimPrefix(cmd, "RCPT TO:"), "<> ")
+			rcpts = append(rcpts, strings.ToLower(a))
+			reply("250 2.1.5 ok")
+		case cmd == "DATA":
+			if len(rcpts) == 0 {
+				reply("554 5.5.1 no valid recipients")
+				continue
+			}
+			reply("354 go ahead")
+			for {
+				l, err := r.ReadSlice('\n')
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+				if err == nil && (string(l) == ".\r\n" || string(l) == ".\n") {
+					break
+				}
+			}
+			s.mu.Lock()
+			s.messages++
+			for _, a := range rcpts {
+				s.deliveries[a]++
+			}
+			s.mu.Unlock()
+			rcpts = rcpts[:0]
+			reply("250 2.0.0 queued")
+		case cmd == "RSET":
+			rcpts = rcpts[:0]
+			reply("250 2.0.0 ok")
+		case cmd == "NOOP":
+			reply("250 2.0.0 ok")
+		case cmd == "QUIT":
+			reply("221 2.0.0 bye")
+			return
+		default:
+			reply("502 5.5.2 not implemented")
+		}
+	}
+}
