@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -216,37 +217,68 @@ type runner struct {
 	jerr    error
 }
 
-// job is one recipient on its way to a worker.
+// job is one recipient on its way to a worker, and its rendered message.
 type job struct {
-	rec render.Recipient
+	rec  render.Recipient
+	msg  *render.Message
+	err  error         // from Render
+	done chan struct{} // closed once rendered (or skipped after a stop)
 }
 
-// individual sends one message per recipient on send.concurrency workers.
+// individual sends one message per recipient: GOMAXPROCS goroutines
+// render ahead, send.concurrency workers each journal and send through
+// their connection, taking the messages in CSV order. Rendering apart keeps
+// a connection from idling while its worker renders, and the workers'
+// waits (the journal's fsync, the server's replies) from idling the CPU.
 func (r *runner) individual(sup *Suppressions) error {
 	workers := max(r.c.Send.Concurrency, 1)
-	jobs := make(chan job, workers)
+	renderers := runtime.GOMAXPROCS(0)
+	work := make(chan *job, renderers)
+	order := make(chan *job, renderers+2*workers)
+	rendered := make(chan *job, workers)
 	var wg sync.WaitGroup
-	for range workers {
+	for range renderers {
 		wg.Go(func() {
-			for jb := range jobs {
+			for jb := range work {
 				// A recipient queued before a stop is not started: it
 				// has no journal entry yet, so the next run sends it.
-				if r.stopCtx.Err() != nil {
-					continue
+				if r.stopCtx.Err() == nil {
+					jb.msg, jb.err = r.rd.Render(jb.rec)
 				}
-				r.deliver(jb.rec)
+				close(jb.done)
+			}
+		})
+	}
+	wg.Go(func() { // the dispatcher: rendered messages in CSV order
+		defer close(rendered)
+		for jb := range order {
+			<-jb.done
+			if jb.msg != nil || jb.err != nil {
+				rendered <- jb
+			}
+		}
+	})
+	for range workers {
+		wg.Go(func() {
+			for jb := range rendered {
+				if r.stopCtx.Err() == nil {
+					r.deliver(jb)
+				}
 			}
 		})
 	}
 	err := r.each(sup, func(rec render.Recipient) bool {
+		jb := &job{rec: rec, done: make(chan struct{})}
 		select {
-		case jobs <- job{rec}:
-			return true
+		case work <- jb:
 		case <-r.stopCtx.Done():
 			return false
 		}
+		order <- jb // never blocks for long: the dispatcher drains it
+		return true
 	})
-	close(jobs)
+	close(work)
+	close(order)
 	wg.Wait()
 	if err != nil {
 		return err
@@ -344,9 +376,9 @@ func (r *runner) notePrevious() {
 	r.print(fmt.Sprintf("journal %s: skipped recipients settled by an earlier run: %s", r.opts.Journal, strings.Join(parts, ", ")))
 }
 
-// deliver renders, journals and sends the message of one recipient.
-func (r *runner) deliver(rec render.Recipient) {
-	msg, err := r.rd.Render(rec)
+// deliver journals and sends the rendered message of one recipient.
+func (r *runner) deliver(jb *job) {
+	rec, msg, err := jb.rec, jb.msg, jb.err
 	if err != nil {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
 		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.Recipients.File, rec.Row, rec.Email, err))
