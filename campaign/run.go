@@ -29,15 +29,16 @@ type Mailer interface {
 
 var (
 	_ Mailer      = (*sender.Pool)(nil)
-	_ readyMailer = (*sender.Pool)(nil)
+	_ hooksMailer = (*sender.Pool)(nil)
 )
 
-// readyMailer is a Mailer that says when a message is about to reach the
-// wire, after its wait for the rate limit. The run journals its intent
-// then, so a crash leaves undecided only messages that were really on
-// their way, not the ones still queued behind the limiter.
-type readyMailer interface {
-	SendReady(ctx context.Context, from string, to []string, msg []byte, ready func() error) (*sender.Result, error)
+// hooksMailer is a Mailer that says when a message leaves the rate
+// limiter and when it is about to become deliverable. The run queues its
+// intent at the first and waits for it to be durable at the second, so the
+// journal's fsync overlaps the MAIL, RCPT and DATA round trips, and a crash
+// leaves undecided only messages that were really on their way.
+type hooksMailer interface {
+	SendHooks(ctx context.Context, from string, to []string, msg []byte, h sender.Hooks) (*sender.Result, error)
 }
 
 // RunOptions shapes one send run. The zero value journals next to the
@@ -385,8 +386,8 @@ func (r *runner) deliver(jb *job) {
 		r.settle(e, true)
 		return
 	}
-	intent := func() error {
-		err := r.j.Record(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID})
+	entry := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}
+	journalErr := func(err error) error {
 		if err != nil {
 			err = fmt.Errorf("journal: %w", err)
 			r.fail(err)
@@ -394,16 +395,19 @@ func (r *runner) deliver(jb *job) {
 		return err
 	}
 	var res *sender.Result
-	if rm, ok := r.m.(readyMailer); ok {
-		res, err = rm.SendReady(r.hard, msg.From, msg.To, msg.Data, intent)
+	if hm, ok := r.m.(hooksMailer); ok {
+		res, err = hm.SendHooks(r.hard, msg.From, msg.To, msg.Data, sender.Hooks{
+			Start:  func() error { return journalErr(r.j.Queue(entry)) },
+			Commit: func() error { return journalErr(r.j.Flush()) },
+		})
 	} else {
-		if intent() != nil {
+		if journalErr(r.j.Record(entry)) != nil {
 			return
 		}
 		res, err = r.m.Send(r.hard, msg.From, msg.To, msg.Data)
 	}
 	if r.journalErr() != nil {
-		return // the intent never became durable: nothing was sent
+		return // the intent never became durable: nothing was delivered
 	}
 	r.outcome([]render.Recipient{rec}, msg, res, err)
 }

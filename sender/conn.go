@@ -24,6 +24,9 @@ type Conn struct {
 	lc  *gsmtp.Client    // LMTP, go-smtp
 	raw *trackedConn
 	tr  *tracer
+	// commit, when set (by a Pool for one transaction), is called before
+	// the body is sent; see Hooks.Commit.
+	commit func() error
 	// broken is set once the connection cannot carry another transaction
 	// (network error, 421, unknown outcome); it is then closed.
 	broken bool
@@ -197,6 +200,9 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 // recipients are Deferred; no reply after it leaves them Unknown
 // (RFC 1047).
 func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
+	if err := cn.commitNow(); err != nil {
+		return fail(err)
+	}
 	body := dotStuff(msg)
 	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
 	if _, err := cn.sc.Text.W.Write(body); err != nil {
@@ -234,6 +240,20 @@ func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) 
 		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
 	}
 	return res, nil
+}
+
+// commitNow runs the commit hook, if any, before a body goes out. When it
+// fails the connection is closed without the final ".", so the server
+// drops the transaction and nothing is delivered.
+func (cn *Conn) commitNow() *Error {
+	if cn.commit == nil {
+		return nil
+	}
+	if err := cn.commit(); err != nil {
+		cn.kill()
+		return &Error{Command: "DATA", Text: "not sent", Err: err, fatal: true}
+	}
+	return nil
 }
 
 // dataCmd sends DATA and expects 354.
@@ -388,6 +408,9 @@ func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []str
 			return fail(e)
 		}
 		return res, nil
+	}
+	if err := cn.commitNow(); err != nil {
+		return fail(err)
 	}
 	if _, err := w.Write(msg); err != nil {
 		cn.kill()

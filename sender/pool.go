@@ -72,16 +72,36 @@ func NewPool(c *Client, pc PoolConfig) *Pool {
 // configuration or policy failure, or the context's error. Undecided
 // recipients are then Deferred. Per-recipient failures are not errors.
 func (p *Pool) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
-	return p.SendReady(ctx, from, to, msg, nil)
+	return p.SendHooks(ctx, from, to, msg, Hooks{})
 }
 
-// SendReady is Send that calls onReady (when not nil) once, after the rate
-// limiter let the message go and just before its first transaction. A
-// caller that journals its intent in onReady records only messages that are
-// really about to reach the wire, not those still waiting for their turn,
-// so a crash leaves fewer of them undecided. When onReady fails, nothing is
-// sent: every recipient is Deferred and its error is returned.
-func (p *Pool) SendReady(ctx context.Context, from string, to []string, msg []byte, onReady func() error) (*Result, error) {
+// Hooks let a caller act at two moments of a message's delivery, so that
+// it can journal its intent durably without holding the wire up for it.
+type Hooks struct {
+	// Start is called once, when the rate limiter lets the message go and
+	// before its first command: a crash before Start leaves nothing to
+	// record. When Start fails, nothing is sent.
+	Start func() error
+	// Commit is called once, before the body of the first transaction
+	// that has an accepted recipient: the last moment at which the message
+	// cannot have been delivered. Work started in Start (an fsync, say)
+	// overlaps the MAIL, RCPT and DATA round trips until then. When Commit
+	// fails, the connection is closed without the final ".", nothing is
+	// delivered, and the error is fatal.
+	Commit func() error
+}
+
+// SendHooks is Send with Hooks. Every recipient not delivered when a hook
+// fails is Deferred and the hook's error is returned.
+func (p *Pool) SendHooks(ctx context.Context, from string, to []string, msg []byte, h Hooks) (*Result, error) {
+	committed := false
+	commit := func() error {
+		if committed || h.Commit == nil {
+			return nil
+		}
+		committed = true
+		return h.Commit()
+	}
 	res := &Result{Rcpts: make([]RcptResult, len(to))}
 	for i, a := range to {
 		res.Rcpts[i] = RcptResult{Addr: a}
@@ -125,13 +145,13 @@ func (p *Pool) SendReady(ctx context.Context, from string, to []string, msg []by
 				return stop(fmt.Errorf("send: rate limit: %w", err))
 			}
 		}
-		if onReady != nil {
-			if err := onReady(); err != nil {
+		if h.Start != nil {
+			if err := h.Start(); err != nil {
 				return stop(fmt.Errorf("send: %w", err))
 			}
-			onReady = nil
+			h.Start = nil
 		}
-		r, err := p.transact(ctx, from, addrs, msg)
+		r, err := p.transact(ctx, from, addrs, msg, commit)
 		res.Attempts++
 		if err != nil && IsFatal(err) {
 			for j, i := range batch {
@@ -194,7 +214,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // transact runs one transaction on a pooled connection, holding a slot
 // only for its duration.
-func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
+func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byte, commit func() error) (*Result, error) {
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -206,7 +226,9 @@ func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byt
 		return deferAll(to, err)
 	}
 	pc.used++
+	pc.cn.commit = commit
 	r, err := pc.cn.Send(ctx, from, to, msg)
+	pc.cn.commit = nil // before put: the connection may serve another goroutine next
 	if isStale(err) {
 		// The idle connection had died; nothing reached the server. This
 		// costs a redial, not an attempt, and a fresh connection cannot
@@ -216,7 +238,9 @@ func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byt
 			return deferAll(to, err)
 		}
 		pc.used++
+		pc.cn.commit = commit
 		r, err = pc.cn.Send(ctx, from, to, msg)
+		pc.cn.commit = nil
 	}
 	p.put(pc)
 	return r, err

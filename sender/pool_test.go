@@ -395,47 +395,63 @@ func TestPoolFoldsRset(t *testing.T) {
 	}
 }
 
-func TestPoolSendReady(t *testing.T) {
-	srv := smtptest.Start(t, smtptest.Options{})
-	// Burst 1 at 10/s: the second message waits ~100ms for the limiter.
-	p := newPool(t, srv, smtptest.Options{}, PoolConfig{Concurrency: 1, Rate: 10, Burst: 1, Retries: 2, Backoff: time.Millisecond})
-	ctx := context.Background()
-	if _, err := p.Send(ctx, "s@example.org", []string{"first@example.org"}, testMsg); err != nil {
-		t.Fatal(err)
-	}
+func TestPoolSendHooks(t *testing.T) {
+	for _, opt := range []smtptest.Options{{}, {LMTP: true}} {
+		t.Run(fmt.Sprintf("lmtp=%v", opt.LMTP), func(t *testing.T) {
+			srv := smtptest.Start(t, opt)
+			// Burst 1 at 10/s: the second message waits ~100ms for the limiter.
+			p := newPool(t, srv, opt, PoolConfig{Concurrency: 1, Rate: 10, Burst: 1, Retries: 2, Backoff: time.Millisecond})
+			ctx := context.Background()
+			if _, err := p.Send(ctx, "s@example.org", []string{"first@example.org"}, testMsg); err != nil {
+				t.Fatal(err)
+			}
 
-	srv.RejectRcptTimes("again@example.org", 1, 451, "4.3.0", "try later")
-	start := time.Now()
-	calls, delivered := 0, 0
-	var readyAfter time.Duration
-	res, err := p.SendReady(ctx, "s@example.org", []string{"again@example.org"}, testMsg, func() error {
-		calls++
-		readyAfter = time.Since(start)
-		delivered = srv.Deliveries("again@example.org")
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if calls != 1 {
-		t.Errorf("onReady called %d times over %d attempts, want once", calls, res.Attempts)
-	}
-	if res.Attempts != 2 || res.Rcpts[0].Status != Delivered {
-		t.Errorf("got %d attempts, status %v, want 2, delivered", res.Attempts, res.Rcpts[0].Status)
-	}
-	if delivered != 0 {
-		t.Errorf("onReady ran after the message was delivered")
-	}
-	if readyAfter < 50*time.Millisecond {
-		t.Errorf("onReady ran after %v, before the rate limiter let the message go", readyAfter)
-	}
+			srv.RejectRcptTimes("again@example.org", 1, 451, "4.3.0", "try later")
+			start := time.Now()
+			var starts, commits, deliveredAtCommit int
+			var startAfter time.Duration
+			res, err := p.SendHooks(ctx, "s@example.org", []string{"again@example.org"}, testMsg, Hooks{
+				Start: func() error {
+					starts++
+					startAfter = time.Since(start)
+					return nil
+				},
+				Commit: func() error {
+					commits++
+					deliveredAtCommit = srv.Deliveries("again@example.org")
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if starts != 1 || commits != 1 {
+				t.Errorf("got %d Start and %d Commit calls over %d attempts, want one each", starts, commits, res.Attempts)
+			}
+			if res.Attempts != 2 || res.Rcpts[0].Status != Delivered {
+				t.Errorf("got %d attempts, status %v, want 2, delivered", res.Attempts, res.Rcpts[0].Status)
+			}
+			if deliveredAtCommit != 0 {
+				t.Errorf("Commit ran after the message was delivered")
+			}
+			if startAfter < 50*time.Millisecond {
+				t.Errorf("Start ran after %v, before the rate limiter let the message go", startAfter)
+			}
 
-	boom := errors.New("journal full")
-	res, err = p.SendReady(ctx, "s@example.org", []string{"never@example.org"}, testMsg, func() error { return boom })
-	if !errors.Is(err, boom) {
-		t.Errorf("got error %v, want %v", err, boom)
-	}
-	if res.Rcpts[0].Status != Deferred || srv.Deliveries("never@example.org") != 0 {
-		t.Errorf("got status %v and %d deliveries after a failing onReady, want deferred and none", res.Rcpts[0].Status, srv.Deliveries("never@example.org"))
+			boom := errors.New("journal full")
+			res, err = p.SendHooks(ctx, "s@example.org", []string{"never@example.org"}, testMsg, Hooks{Start: func() error { return boom }})
+			if !errors.Is(err, boom) || res.Rcpts[0].Status != Deferred || srv.Deliveries("never@example.org") != 0 {
+				t.Errorf("failing Start: got %v, status %v, %d deliveries; want %v, deferred, none", err, res.Rcpts[0].Status, srv.Deliveries("never@example.org"), boom)
+			}
+			res, err = p.SendHooks(ctx, "s@example.org", []string{"never@example.org"}, testMsg, Hooks{Commit: func() error { return boom }})
+			if !errors.Is(err, boom) || !IsFatal(err) || res.Rcpts[0].Status != Deferred || srv.Deliveries("never@example.org") != 0 {
+				t.Errorf("failing Commit: got %v (fatal %v), status %v, %d deliveries; want a fatal %v, deferred, none",
+					err, IsFatal(err), res.Rcpts[0].Status, srv.Deliveries("never@example.org"), boom)
+			}
+			// The pool goes on with a fresh connection.
+			if _, err := p.Send(ctx, "s@example.org", []string{"after@example.org"}, testMsg); err != nil || srv.Deliveries("after@example.org") != 1 {
+				t.Errorf("send after a failed Commit: %v, %d deliveries", err, srv.Deliveries("after@example.org"))
+			}
+		})
 	}
 }

@@ -195,10 +195,17 @@ type Journal struct {
 type batch struct {
 	buf   []byte
 	keys  []update
-	flush bool // a Flush waits on this batch even if it holds no entry
+	flush bool // a Flush or Record waits on this batch: write it now
+	timed bool // a timer will flush this batch of queued entries
 	done  chan struct{}
 	err   error
 }
+
+// queueDelay bounds how long a queued entry waits for a Record to carry
+// it: an outcome normally rides with the worker's next intent, in the same
+// write and fsync, instead of costing an fsync of its own that the next
+// intent would have to wait out.
+const queueDelay = 50 * time.Millisecond
 
 type update struct {
 	key  uint64
@@ -379,7 +386,7 @@ func (j *Journal) Counts() Summary {
 // every caller of that batch and to every later call: after it the journal
 // cannot tell what is on disk, so the run must stop.
 func (j *Journal) Record(e Entry) error {
-	b, err := j.enqueue(e)
+	b, err := j.enqueue(e, true)
 	if err != nil {
 		return err
 	}
@@ -388,13 +395,14 @@ func (j *Journal) Record(e Entry) error {
 }
 
 // Queue appends e like Record but returns without waiting for the fsync.
-// It suits outcomes: the writer starts on them at once, and because the
-// file is written in order, the worker's next Record (its next intent)
+// It suits outcomes: the entry is written with the next Record (the
+// worker's next intent), in the same write and fsync, or after queueDelay
+// at the latest, and because the file is written in order, that Record
 // returns only when this outcome is durable too. A crash therefore leaves
 // at most one unconfirmed outcome per worker, read back as Unknown. Queue
 // returns the journal's sticky error, if any, or ErrClosed.
 func (j *Journal) Queue(e Entry) error {
-	_, err := j.enqueue(e)
+	_, err := j.enqueue(e, false)
 	return err
 }
 
@@ -425,7 +433,7 @@ func (j *Journal) refuse() error {
 	return nil
 }
 
-func (j *Journal) enqueue(e Entry) (*batch, error) {
+func (j *Journal) enqueue(e Entry, wait bool) (*batch, error) {
 	if strings.TrimSpace(e.Email) == "" {
 		return nil, fmt.Errorf("journal %s: record without an address", j.path)
 	}
@@ -450,8 +458,20 @@ func (j *Journal) enqueue(e Entry) (*batch, error) {
 	b := j.cur
 	b.buf = append(append(b.buf, line...), '\n')
 	b.keys = append(b.keys, update{key: k, code: code})
-	if len(b.keys) == 1 {
+	switch {
+	case wait && !b.flush:
+		b.flush = true
 		j.wake.Signal()
+	case !wait && !b.flush && !b.timed:
+		b.timed = true
+		time.AfterFunc(queueDelay, func() {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			if j.cur == b && !b.flush {
+				b.flush = true
+				j.wake.Signal()
+			}
+		})
 	}
 	return b, nil
 }
@@ -464,7 +484,7 @@ func (j *Journal) writer() {
 	var spare []byte
 	for {
 		j.mu.Lock()
-		for len(j.cur.keys) == 0 && !j.cur.flush && !j.closing {
+		for !j.cur.flush && !j.closing {
 			j.wake.Wait()
 		}
 		b := j.cur

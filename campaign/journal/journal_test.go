@@ -556,3 +556,40 @@ func TestMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(j)
 }
+
+// A queued outcome rides with the next Record in one write and fsync,
+// instead of costing an fsync of its own that the Record would wait out;
+// alone, it is written within queueDelay.
+func TestQueueRidesWithRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.journal")
+	j := openT(t, path, Header{Campaign: "c"})
+	if err := j.Queue(Entry{Row: 2, Email: "a@example.org", Status: Sent}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Record(Entry{Row: 3, Email: "b@example.org", Status: Sending}); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	batches := j.batches
+	j.mu.Unlock()
+	if batches != 1 {
+		t.Errorf("Queue then Record took %d writes, want 1", batches)
+	}
+	if st, ok := j.Status("a@example.org"); !ok || st != Sent {
+		t.Errorf("queued entry after the Record: got %q %v, want sent", st, ok)
+	}
+
+	if err := j.Queue(Entry{Row: 4, Email: "c@example.org", Status: Sent}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, ok := j.Status("c@example.org"); ok && st == Sent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a queued entry alone was not written within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
