@@ -20,8 +20,13 @@
 //     problem and a summary; Preview writes one .eml per recipient (or one
 //     group.eml). Both return a Report; the caller exits 2 when it counts
 //     errors.
-//  6. The send run (run.go, with package journal) reuses steps 1 to 4 and
-//     hands each rendered message to a Mailer.
+//  6. Run (the send) reuses steps 1 to 4: it opens and locks the journal
+//     (package journal), skips recipients an earlier run settled, renders
+//     ahead on GOMAXPROCS goroutines and hands each message, in CSV order,
+//     to send.concurrency workers that journal the intent (durable before
+//     the body is sent), deliver through a Mailer (sender.Pool) and journal
+//     the outcome. TestSend, Count, WriteReport and OverrideSMTP serve the
+//     other send options; package bounce reads bounces back.
 //
 // Init writes a small working campaign to start from.
 //

@@ -8,17 +8,23 @@
 //     without TLS except to loopback) and returns a Client.
 //  2. NewPool shares at most Concurrency connections and one
 //     golang.org/x/time/rate limiter between goroutines.
-//  3. Pool.Send splits the recipients into transactions of MaxRcpt, waits
-//     for the limiter, and takes an idle connection (checked with RSET,
-//     Conn.Reset) or dials one.
+//  3. Pool.Send (or Pool.SendHooks, whose Start and Commit let the caller
+//     journal its intent while the envelope is on the wire) splits the
+//     recipients into transactions of MaxRcpt, waits for the limiter, and
+//     takes an idle connection or dials one. A connection without
+//     PIPELINING is checked with RSET first (Conn.Reset); a pipelining one
+//     sends its RSET with its next group, and one found dead that way is
+//     redialled without costing an attempt.
 //  4. Client.Dial connects through go-mail v0.8.1: EHLO, STARTTLS
 //     (mandatory, never downgraded) or implicit TLS, AUTH; LMTP uses
 //     go-smtp's client instead (LHLO). A failed dial closes its socket,
 //     which go-mail v0.8.1 leaks.
 //  5. Conn.Send drives MAIL FROM, one RCPT TO per recipient and DATA itself,
-//     so one rejected recipient does not sink the others, and it sets a
-//     deadline per command and a longer one for the reply to the final ".".
-//     Replies become *Error values (Command, Code, Enhanced, Text).
+//     so one rejected recipient does not sink the others; with PIPELINING
+//     (RFC 2920) they go in one write and the replies are read in order.
+//     It sets a deadline per command and a longer one for the reply to the
+//     final ".". Replies become *Error values (Command, Code, Enhanced,
+//     Text).
 //  6. Pool.Send retries recipients with temporary failures (4xx, lost
 //     connection before the final ".") with exponential backoff and jitter,
 //     re-sending only to those still deferred and holding no connection
@@ -30,6 +36,7 @@
 //
 // Dir.Write is the preview path: it writes one .eml file atomically.
 //
-// With Config.Debug set, the conversation is written as "C: "/"S: " lines
-// with AUTH payloads and every form of the password removed.
+// With Config.Debug set, the conversation is written as "[n] C: "/"[n] S: "
+// lines, n numbering the connection, with AUTH payloads and every form of
+// the password removed.
 package sender
