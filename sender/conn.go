@@ -148,6 +148,17 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	if err := ctx.Err(); err != nil {
 		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
 	}
+	// Cancelling ctx closes the socket: a read blocked on a silent server
+	// (up to DataTimeout for the reply to the final ".") ends at once, and
+	// the usual rules apply: Deferred before the ".", Unknown after it.
+	if cn.raw != nil {
+		stop := context.AfterFunc(ctx, func() { _ = cn.raw.Close() })
+		defer func() {
+			if !stop() {
+				cn.kill() // closed underneath: never reuse it
+			}
+		}()
+	}
 	if cn.lc != nil {
 		return cn.sendLMTP(ctx, res, from, to, msg, fail)
 	}
@@ -205,10 +216,11 @@ func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) 
 	}
 	body := dotStuff(msg)
 	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
-	if _, err := cn.sc.Text.W.Write(body); err != nil {
+	if err := cn.writeBody(cn.sc.Text.W, body); err != nil {
 		cn.kill()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
+	cn.deadline(cn.c.cfg.Timeout)
 	if err := cn.sc.Text.W.Flush(); err != nil {
 		cn.kill()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
@@ -240,6 +252,25 @@ func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) 
 		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
 	}
 	return res, nil
+}
+
+// bodyChunk is how much of a body is written under one deadline.
+const bodyChunk = 64 << 10
+
+// writeBody writes b in chunks, each with a fresh Timeout: a deadline
+// bounds a stalled server, not the size of the message, and the one set
+// before the commit hook may already be spent (RFC 5321 section
+// 4.5.3.2.5 gives each data block its own timeout).
+func (cn *Conn) writeBody(w io.Writer, b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), bodyChunk)
+		cn.deadline(cn.c.cfg.Timeout)
+		if _, err := w.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // commitNow runs the commit hook, if any, before a body goes out. When it
@@ -412,10 +443,13 @@ func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []str
 	if err := cn.commitNow(); err != nil {
 		return fail(err)
 	}
-	if _, err := w.Write(msg); err != nil {
+	// go-smtp clears the deadline after each command and sets one only
+	// for reading the replies: the body needs its own.
+	if err := cn.writeBody(w, msg); err != nil {
 		cn.kill()
 		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
+	cn.deadline(cn.c.cfg.Timeout)
 	before := cn.raw.writeErrs.Load()
 	resp, err := w.CloseWithLMTPResponse()
 	var lerr gsmtp.LMTPDataError
@@ -571,6 +605,9 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 		}
 	}
 	w := cn.sc.Text.W
+	// Before the first write: a large group flushes itself while it is
+	// being written, and must not run into an older, spent deadline.
+	cn.deadline(cn.c.cfg.Timeout)
 	cmd := func(line string) {
 		cn.tr.note("C: ", line)
 		_, _ = w.WriteString(line)
@@ -587,7 +624,6 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 	if len(sent) > 0 {
 		cmd("DATA")
 	}
-	// One deadline covers the group and its replies.
 	cn.deadline(cn.c.cfg.Timeout)
 	if err := w.Flush(); err != nil {
 		cn.kill()
@@ -683,6 +719,9 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 // the textproto error for a code other than expect (a prefix, as in
 // textproto.Reader.ReadResponse).
 func (cn *Conn) readReply(expect int) error {
+	// Timeout bounds each reply, not the group (RFC 5321 section 4.5.3.2):
+	// a relay that checks each recipient slowly is not a dead one.
+	cn.deadline(cn.c.cfg.Timeout)
 	code, text, err := cn.sc.Text.ReadResponse(expect)
 	var te *textproto.Error
 	if errors.As(err, &te) {

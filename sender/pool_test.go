@@ -455,3 +455,19 @@ func TestPoolSendHooks(t *testing.T) {
 		})
 	}
 }
+
+// A slow Commit (a journal fsync on a busy disk) must not eat the body's
+// deadline: the body gets a fresh Timeout once the hook returns.
+func TestPoolSlowCommit(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	cfg := config(srv, smtptest.Options{})
+	cfg.Timeout = 300 * time.Millisecond
+	p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1, Retries: 1})
+	t.Cleanup(func() { _ = p.Close() })
+	res, err := p.SendHooks(context.Background(), "s@example.org", []string{"r@example.org"}, testMsg, Hooks{
+		Commit: func() error { time.Sleep(500 * time.Millisecond); return nil },
+	})
+	if err != nil || res.Rcpts[0].Status != Delivered {
+		t.Fatalf("got %v, %v; want delivered after a Commit slower than Timeout", statuses(res), err)
+	}
+}
