@@ -71,6 +71,9 @@ type RunOptions struct {
 // RunSummary counts what one send run did, not what earlier runs did.
 type RunSummary struct {
 	Sent, Failed, Deferred, Unknown, Skipped int
+	// Invalid counts the skipped recipients whose row or message had an
+	// error (bad address, template failure): they got nothing.
+	Invalid int
 	// Previously counts recipients not attempted because the journal
 	// already had an outcome for them.
 	Previously int
@@ -98,6 +101,19 @@ func (s *RunSummary) String() string {
 func JournalPath(c *Campaign) string {
 	return filepath.Join(c.Dir(), c.Name+".journal")
 }
+
+// SetupError is returned by Run when the run cannot start: a template,
+// a suppress file, the recipient list or the journal is unusable. Nothing
+// was sent; it is a configuration problem (exit code 2), not a delivery
+// failure.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// EarlierRun is the Reason of the entries Run hands to
+// RunOptions.Progress for recipients an earlier run settled.
+const EarlierRun = "settled by an earlier run"
 
 // ErrChanged is returned by Run when the campaign files changed since the
 // journal began and RunOptions.Force is not set.
@@ -144,24 +160,24 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 
 	rc, err := c.RenderConfig()
 	if err != nil {
-		return sum, err
+		return sum, &SetupError{err}
 	}
 	rd, err := render.New(rc)
 	if err != nil {
-		return sum, err
+		return sum, &SetupError{err}
 	}
 	defer rd.Close()
 	sup, err := LoadSuppressions(c)
 	if err != nil {
-		return sum, err
+		return sum, &SetupError{err}
 	}
 	fp, err := Fingerprint(c)
 	if err != nil {
-		return sum, err
+		return sum, &SetupError{err}
 	}
 	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Command: "send"})
 	if err != nil {
-		return sum, err
+		return sum, &SetupError{err}
 	}
 	defer j.Close()
 	if began := j.Began(); began.Fingerprint != fp {
@@ -188,10 +204,13 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	}
 	r.notePrevious()
 	sum.Elapsed = time.Since(start)
-	if err == nil {
-		if cause := context.Cause(r.stopCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+	// An abort says more than the interrupt that may have come first.
+	if err == nil || errors.Is(err, context.Canceled) {
+		if ae := r.aborted(); ae != nil {
+			err = ae
+		} else if cause := context.Cause(r.stopCtx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
-		} else if ctx.Err() != nil {
+		} else if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
 	}
@@ -216,6 +235,7 @@ type runner struct {
 	prev    map[journal.Status]int
 	permRun int // consecutive permanent failures
 	jerr    error
+	abort   *AbortError // the first reason the run was aborted
 }
 
 // job is one recipient on its way to a worker, and its rendered message.
@@ -293,7 +313,7 @@ func (r *runner) individual(sup *Suppressions) error {
 func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error {
 	recs, err := OpenRecipients(r.c)
 	if err != nil {
-		return err
+		return &SetupError{err}
 	}
 	defer recs.Close()
 	for r.stopCtx.Err() == nil {
@@ -327,6 +347,9 @@ func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error
 			r.prev[st]++
 			r.sum.Previously++
 			r.mu.Unlock()
+			if r.opts.Progress != nil {
+				r.opts.Progress(journal.Entry{Row: rec.Row, Email: rec.Email, Status: st, Reason: EarlierRun})
+			}
 			continue
 		}
 		if sup.Suppressed(rec.Email) {
@@ -396,10 +419,41 @@ func (r *runner) deliver(jb *job) {
 	}
 	var res *sender.Result
 	if hm, ok := r.m.(hooksMailer); ok {
-		res, err = hm.SendHooks(r.hard, msg.From, msg.To, msg.Data, sender.Hooks{
-			Start:  func() error { return journalErr(r.j.Queue(entry)) },
+		// Until Start, the message is only waiting for its turn (the rate
+		// limiter): a stop (first Ctrl-C) cancels it, unjournaled, so the
+		// next run sends it. From Start on it is in flight and finishes;
+		// only the hard context ends it then.
+		ctx, cancel := context.WithCancel(r.hard)
+		defer cancel()
+		var mu sync.Mutex
+		started := false
+		stopWait := context.AfterFunc(r.stopCtx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !started {
+				cancel()
+			}
+		})
+		defer stopWait()
+		res, err = hm.SendHooks(ctx, msg.From, msg.To, msg.Data, sender.Hooks{
+			Start: func() error {
+				mu.Lock()
+				if err := ctx.Err(); err != nil {
+					mu.Unlock()
+					return err
+				}
+				started = true
+				mu.Unlock()
+				return journalErr(r.j.Queue(entry))
+			},
 			Commit: func() error { return journalErr(r.j.Flush()) },
 		})
+		mu.Lock()
+		notStarted := !started
+		mu.Unlock()
+		if notStarted && r.journalErr() == nil && r.stopCtx.Err() != nil {
+			return // stopped before its turn: no intent, no outcome
+		}
 	} else {
 		if journalErr(r.j.Record(entry)) != nil {
 			return
@@ -489,7 +543,7 @@ func (r *runner) outcome(recs []render.Recipient, msg *render.Message, res *send
 		r.settle(e, true)
 	}
 	if fatal {
-		r.stop(&AbortError{Reason: "the relay refused this campaign", Err: err})
+		r.abortRun(&AbortError{Reason: "the relay refused this campaign", Err: err})
 	}
 }
 
@@ -531,6 +585,9 @@ func (r *runner) settle(e journal.Entry, record bool) {
 		r.sum.Unknown++
 	case journal.Skipped:
 		r.sum.Skipped++
+		if e.Reason == "invalid" {
+			r.sum.Invalid++
+		}
 	}
 	abort := e.Status == journal.Failed && r.c.Send.AbortAfter > 0 && r.permRun >= r.c.Send.AbortAfter
 	r.mu.Unlock()
@@ -538,11 +595,28 @@ func (r *runner) settle(e journal.Entry, record bool) {
 		r.opts.Progress(e)
 	}
 	if abort {
-		r.stop(&AbortError{
+		r.abortRun(&AbortError{
 			Reason: fmt.Sprintf("%d permanent failures in a row (send.abort_after), likely a configuration problem", r.c.Send.AbortAfter),
 			Err:    errors.New(e.Error),
 		})
 	}
+}
+
+// abortRun stops the run and keeps the first reason, which Run reports
+// even when an interrupt stopped the run before.
+func (r *runner) abortRun(ae *AbortError) {
+	r.mu.Lock()
+	if r.abort == nil {
+		r.abort = ae
+	}
+	r.mu.Unlock()
+	r.stop(ae)
+}
+
+func (r *runner) aborted() *AbortError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.abort
 }
 
 // fail stops the run on a journal error: without a durable journal a rerun

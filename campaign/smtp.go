@@ -16,6 +16,9 @@ import (
 // "smtp://127.0.0.1:1025?security=none". Query keys auth, helo, security
 // and protocol set those fields too; "lmtp://" selects LMTP. A password in
 // the URL is refused: it would end up in shell history and process lists.
+// The smtp section's username and password go to the new host only when
+// the URL names a user (its password still comes from password_env or
+// password_file).
 func (c *Campaign) OverrideSMTP(rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -47,8 +50,13 @@ func (c *Campaign) OverrideSMTP(rawURL string) error {
 		}
 		s.Port = n
 	}
+	// The campaign's login belongs to the campaign's relay: another host
+	// gets it only when the URL names the user, so a --smtp pointed at a
+	// test sink or another provider never receives the production password.
 	if u.User != nil {
 		s.Username = u.User.Username()
+	} else if s.Host != c.SMTP.Host {
+		s.Username, s.PasswordEnv, s.PasswordFile = "", "", ""
 	}
 	q := u.Query()
 	for key := range q {

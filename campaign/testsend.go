@@ -19,7 +19,8 @@ import (
 // subject and sends it to addr only, without a journal: a proof before the
 // real run. only picks the recipient by CSV row number or address; empty
 // means the first valid row. In group mode it sends the group message.
-// It returns the recipient used (Row 0 for a group message).
+// The test message carries no List-Unsubscribe header. It returns the
+// recipient used (Row 0 for a group message).
 func TestSend(ctx context.Context, c *Campaign, m Mailer, addr, only string) (render.Recipient, error) {
 	var none render.Recipient
 	if msg := checkAddr(addr); msg != "" {
@@ -30,6 +31,12 @@ func TestSend(ctx context.Context, c *Campaign, m Mailer, addr, only string) (re
 		return none, err
 	}
 	rc.Subject = "[TEST] " + rc.Subject
+	// A tester who clicks "unsubscribe" in a test message must not
+	// unsubscribe the real recipient whose message was rendered.
+	rc.Unsubscribe = render.Unsubscribe{}
+	if c.Mode == "group" && only != "" {
+		return none, fmt.Errorf("--only: a group campaign has one message for everybody; leave --only out")
+	}
 	rd, err := render.New(rc)
 	if err != nil {
 		return none, err
@@ -75,6 +82,9 @@ func TestSend(ctx context.Context, c *Campaign, m Mailer, addr, only string) (re
 		return none, fmt.Errorf("--only %q: no valid recipient with that row or address in %s", only, c.Recipients.File)
 	default:
 		return none, fmt.Errorf("%s: no valid recipient", c.Recipients.File)
+	}
+	if err != nil && c.Mode == "group" {
+		return rec, fmt.Errorf("render group message: %w", err)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("%s:%d <%s>: render: %w", c.Recipients.File, rec.Row, rec.Email, err)

@@ -239,7 +239,11 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 			return exitFailed
 		}
-		fmt.Fprintf(stdout, "send: test message (row %d, %s) sent to <%s>\n", rec.Row, rec.Email, *testAddr)
+		what := fmt.Sprintf("row %d, %s", rec.Row, rec.Email)
+		if c.Mode == "group" {
+			what = "the group message"
+		}
+		fmt.Fprintf(stdout, "send: test message (%s) sent to <%s>\n", what, *testAddr)
 		return exitOK
 	}
 
@@ -268,10 +272,20 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return exitUsage
 		}
 		fmt.Fprint(stdout, "Send now? [y/N] ")
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(stdout, "send: cancelled, nothing sent")
-			return exitUsage
+		answer := make(chan string, 1)
+		go func() { // a Ctrl-C must not wait for Enter
+			line, _ := bufio.NewReader(stdin).ReadString('\n')
+			answer <- line
+		}()
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "\nsend: interrupted, nothing sent")
+			return exitInterrupted
+		case line := <-answer:
+			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+				fmt.Fprintln(stdout, "send: cancelled, nothing sent")
+				return exitUsage
+			}
 		}
 	}
 
@@ -298,17 +312,17 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		fmt.Fprintln(stderr, "mailrun send: interrupted; the journal is consistent: run the same command again to go on")
 		return exitInterrupted
-	case errors.Is(err, journal.ErrLocked), errors.Is(err, campaign.ErrChanged):
-		fmt.Fprintln(stderr, "mailrun send:", err)
-		return exitUsage
 	case err != nil:
 		fmt.Fprintln(stderr, "mailrun send:", err)
-		var ae *campaign.AbortError
-		if errors.As(err, &ae) {
-			return exitUsage
+		var (
+			ae *campaign.AbortError
+			se *campaign.SetupError
+		)
+		if errors.As(err, &ae) || errors.As(err, &se) || errors.Is(err, journal.ErrLocked) || errors.Is(err, campaign.ErrChanged) {
+			return exitUsage // the campaign or the relay needs fixing
 		}
 		return exitFailed
-	case sum.Failed+sum.Deferred+sum.Unknown > 0:
+	case sum.Failed+sum.Deferred+sum.Unknown+sum.Invalid > 0:
 		return exitFailed
 	}
 	return exitOK
@@ -338,6 +352,8 @@ func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, s
 	}
 	fmt.Fprintln(stderr, "mailrun send: stopping at once")
 	cancelHard()
+	// A third interrupt kills the process, as a user pressing it expects.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
 }
 
 func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -464,6 +480,12 @@ func (p *progress) line() {
 }
 
 func (p *progress) add(e journal.Entry) {
+	if e.Reason == campaign.EarlierRun { // counts toward the bar, not the rate
+		if p.bar != nil {
+			p.bar.Add(1)
+		}
+		return
+	}
 	p.done.Add(1)
 	switch e.Status {
 	case journal.Sent:
