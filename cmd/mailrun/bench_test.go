@@ -80,7 +80,7 @@ func benchN(t *testing.T, name string, def int) int {
 func benchCampaign(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
-	e2eCopyTree(t, filepath.Join("..", "..", "examples", "newsletter"), dir)
+	copyTree(t, filepath.Join("..", "..", "examples", "newsletter"), dir)
 	benchRecipients(t, filepath.Join(dir, "recipients.csv"), n)
 	return dir
 }
@@ -261,7 +261,7 @@ func TestBenchSend(t *testing.T) {
 	n := benchN(t, "BENCH_SEND_N", 20000)
 	srv := smtptest.Start(t, smtptest.Options{})
 	dir := benchCampaign(t, n)
-	e2eAppend(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
+	appendFile(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
 smtp:
   host: %s
   port: %d
@@ -303,7 +303,7 @@ func TestBenchSendSink(t *testing.T) {
 	srv := startBenchSink(t)
 	host, port := srv.addr()
 	dir := benchCampaign(t, n)
-	e2eAppend(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
+	appendFile(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
 smtp:
   host: %s
   port: %d

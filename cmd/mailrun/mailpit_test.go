@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -179,7 +176,7 @@ func TestMailpitSend(t *testing.T) {
 func mailpitSendExample(ctx context.Context, t *testing.T, mp mailpitEnv, example string) {
 	t.Helper()
 	dir := t.TempDir()
-	e2eCopyTree(t, filepath.Join("..", "..", "examples", example), dir)
+	copyTree(t, filepath.Join("..", "..", "examples", example), dir)
 	ca, err := os.ReadFile(mp.ca)
 	if err != nil {
 		t.Fatalf("read MAILPIT_CA: %v", err)
@@ -189,7 +186,7 @@ func mailpitSendExample(ctx context.Context, t *testing.T, mp mailpitEnv, exampl
 	}
 	// The password stays in the environment variable .ci/mailpit.sh set:
 	// the campaign file names the variable, never the secret.
-	e2eAppend(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
+	appendFile(t, filepath.Join(dir, "campaign.yaml"), fmt.Sprintf(`
 smtp:
   host: %s
   port: %s
@@ -202,7 +199,7 @@ smtp:
 	journal := filepath.Join(t.TempDir(), example+".journal")
 	// Each connection writes its --debug trace from its own goroutine, so
 	// the writers must be safe for concurrent use, as os.Stderr is.
-	var stdout, stderr e2eBuffer
+	var stdout, stderr lockedBuffer
 	code := run(ctx, []string{"send", dir, "--yes", "--debug", "--journal", journal}, strings.NewReader(""), &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("%s: send exit %d, want 0\nstdout:\n%s\nstderr:\n%s", example, code, stdout.String(), stderr.String())
@@ -443,67 +440,6 @@ func e2eReadCSV(t *testing.T, example string) []map[string]string {
 		rows = append(rows, row)
 	}
 	return rows
-}
-
-// e2eCopyTree copies the regular files and folders under src to dst.
-func e2eCopyTree(t testing.TB, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		}
-		return fmt.Errorf("%s: not a regular file or folder", path)
-	})
-	if err != nil {
-		t.Fatalf("copy %s: %v", src, err)
-	}
-}
-
-// e2eBuffer is a bytes.Buffer safe for concurrent writers.
-type e2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *e2eBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *e2eBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func e2eAppend(t testing.TB, path, text string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func e2eSHA256(t *testing.T, path string) string {

@@ -96,7 +96,15 @@ func copyExample(t *testing.T, name string) string {
 	return dir
 }
 
-func appendFile(t *testing.T, path, text string) {
+// copyTree copies the folder src (an example) into dst.
+func copyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+func appendFile(t testing.TB, path, text string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
