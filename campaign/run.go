@@ -674,8 +674,8 @@ func Fingerprint(c *Campaign) (string, error) {
 
 // Count is the number of usable recipient rows, before suppression and the
 // journal: what send announces before it asks for confirmation. It streams
-// the list, so it costs time, not memory.
-func Count(c *Campaign) (int, error) {
+// the list, so it costs time, not memory, and stops when ctx is cancelled.
+func Count(ctx context.Context, c *Campaign) (int, error) {
 	recs, err := OpenRecipients(c)
 	if err != nil {
 		return 0, err
@@ -683,6 +683,9 @@ func Count(c *Campaign) (int, error) {
 	defer recs.Close()
 	n := 0
 	for {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
 		_, err := recs.Next()
 		if errors.Is(err, io.EOF) {
 			return n, nil

@@ -247,7 +247,10 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitOK
 	}
 
-	rows, err := campaign.Count(c)
+	rows, err := campaign.Count(ctx, c)
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mailrun send:", err)
 		return exitUsage
