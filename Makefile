@@ -19,7 +19,11 @@ demo: build
 	./$(BIN) preview examples/newsletter -o out/newsletter
 	@ls out/newsletter
 
-check:
+# staticcheck is installed on first use, so make test works on a fresh machine.
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+check: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
