@@ -143,15 +143,20 @@ func TestRenderErrors(t *testing.T) {
 		{"address with CRLF", nil, nil, "zoe@example.org\r\nBcc: x@y", "address", []string{"CR or LF"}},
 		{"unsubscribe CRLF", func(c *Config) { c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.id}}"} },
 			map[string]string{"id": "1\r\nX-Injected: yes"}, "", "unsubscribe", []string{"CR, LF or NUL"}},
-		{"unsubscribe blank", func(c *Config) { c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.id}}"} },
-			map[string]string{"id": "a b"}, "", "unsubscribe", []string{"blank"}},
-		{"unsubscribe angle bracket", func(c *Config) { c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.id}}"} },
-			map[string]string{"id": "a>,<https://evil"}, "", "unsubscribe", []string{"contains"}},
+		{"unsubscribe blank in the template", func(c *Config) {
+			c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.Vars.x}}"}
+			c.Vars = map[string]any{"x": "a b"}
+		},
+			nil, "", "unsubscribe", []string{"blank"}},
+		{"unsubscribe angle bracket in the template", func(c *Config) {
+			c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.Vars.x}}"}
+			c.Vars = map[string]any{"x": "a>,<https://evil"}
+		}, nil, "", "unsubscribe", []string{"contains"}},
 		{"unsubscribe http", func(c *Config) { c.Unsubscribe = Unsubscribe{URL: "{{.id}}"} },
 			map[string]string{"id": "http://acme.example/u"}, "", "unsubscribe", []string{"https"}},
 		{"unsubscribe mailto CRLF", func(c *Config) {
 			c.Unsubscribe = Unsubscribe{URL: "https://acme.example/u", Mailto: "u@acme.example?subject={{.id}}"}
-		}, map[string]string{"id": "x\nBcc: y"}, "", "unsubscribe", []string{"mailto"}},
+		}, map[string]string{"id": "x\nBcc: y"}, "", "unsubscribe", []string{"CR, LF or NUL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig()

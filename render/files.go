@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -61,6 +62,12 @@ func (r *Renderer) readFile(p string) ([]byte, error) {
 	if err := checkLocal(p); err != nil {
 		return nil, err
 	}
+	// Stat first: opening a FIFO would block the whole run.
+	if st, err := r.root.Stat(filepath.FromSlash(p)); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
 	f, err := r.root.Open(filepath.FromSlash(p))
 	if err != nil {
 		return nil, err
@@ -103,8 +110,15 @@ func typeOf(name string) string {
 	return "application/octet-stream"
 }
 
+// maxImages bounds the image cache: an <img src> built from a CSV value
+// names a different file per row, and a cache of every one of them would
+// grow with the list.
+const maxImages = 256
+
 // image returns the inline image at p, reading it on first use only; the
-// cache is shared by all goroutines rendering with r.
+// cache is shared by all goroutines rendering with r. Only images are
+// embedded: a src built from a CSV value must not turn the recipient list
+// or a key file of the campaign folder into an inline part.
 func (r *Renderer) image(p string) (*fileData, error) {
 	r.imgMu.RLock()
 	img, ok := r.images[p]
@@ -116,6 +130,10 @@ func (r *Renderer) image(p string) (*fileData, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !strings.HasPrefix(img.Type, "image/") || !strings.HasPrefix(http.DetectContentType(img.Data), "image/") &&
+		!strings.HasPrefix(img.Type, "image/svg") {
+		return nil, fmt.Errorf("%s: not an image (%s)", p, img.Type)
+	}
 	sum := sha256.Sum256(img.Data)
 	img.CID = cidName(img.Name) + "." + hex.EncodeToString(sum[:6]) + "@" + r.domain
 
@@ -124,7 +142,9 @@ func (r *Renderer) image(p string) (*fileData, error) {
 	if prev, ok := r.images[p]; ok {
 		return prev, nil // another goroutine won the race; keep one CID
 	}
-	r.images[p] = img
+	if len(r.images) < maxImages {
+		r.images[p] = img
+	}
 	return img, nil
 }
 
@@ -202,9 +222,12 @@ func (r *Renderer) embedImages(doc, file string, used []*fileData) (string, []*f
 	return b.String(), used, nil
 }
 
+// containsFile reports whether list holds f, or an image with its
+// Content-ID (the same bytes under the same name from another folder):
+// one message must not carry two parts with one Content-ID.
 func containsFile(list []*fileData, f *fileData) bool {
 	for _, g := range list {
-		if g == f {
+		if g == f || (f.CID != "" && g.CID == f.CID) {
 			return true
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // returns the HTML and the plain-text alternative.
 func renderValue(t testing.TB, r *Renderer, value string) (htmlOut, text string) {
 	t.Helper()
-	c, err := r.content(map[string]string{"v": value}, r.data(map[string]string{"v": value}, false))
+	c, err := r.content(map[string]string{"v": value}, r.data(map[string]string{"v": value}, nil))
 	if err != nil {
 		t.Fatalf("render %q: %v", value, err)
 	}
@@ -98,7 +98,7 @@ func TestHTMLTemplateEscapes(t *testing.T) {
 	rc := zoe()
 	rc.Fields["first_name"] = `<script>alert("x")</script>`
 	rc.Fields["id"] = `"><script>`
-	c, err := r.content(rc.Fields, r.data(rc.Fields, false))
+	c, err := r.content(rc.Fields, r.data(rc.Fields, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"net/url"
 	"strings"
 	"sync"
 	ttemplate "text/template"
@@ -289,7 +290,7 @@ func (r *Renderer) Render(rc Recipient) (*Message, error) {
 	if err != nil {
 		return nil, fieldErr("address", err)
 	}
-	data := r.data(rc.Fields, false)
+	data := r.data(rc.Fields, nil)
 	to := &mail.Address{Address: addr}
 	if r.name != nil {
 		name, err := execText(r.name, data)
@@ -307,6 +308,19 @@ func (r *Renderer) Render(rc Recipient) (*Message, error) {
 	}
 	var unsub string
 	if r.unsubURL != nil {
+		// CSV values are URL-escaped: a value cannot add a query
+		// parameter, a path segment or a mailto header (cc=...) to the
+		// one-click link.
+		// A CR or LF in a value stays a row error, as in every header,
+		// rather than being escaped away.
+		for k, v := range rc.Fields {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				if err := checkHeaderValue("unsubscribe", v); err != nil {
+					return nil, fieldErr("unsubscribe", fmt.Errorf("column %s: %w", k, err))
+				}
+			}
+		}
+		data := r.data(rc.Fields, urlEscape)
 		u, err := execText(r.unsubURL, data)
 		if err != nil {
 			return nil, fieldErr("unsubscribe", err)
@@ -349,7 +363,7 @@ func (r *Renderer) RenderGroup(to []string) (*Message, error) {
 	if len(env) == 0 {
 		return nil, fieldErr("address", errors.New("group message without recipients"))
 	}
-	data := r.data(nil, false)
+	data := r.data(nil, nil)
 	c, err := r.content(nil, data)
 	if err != nil {
 		return nil, err
@@ -371,11 +385,17 @@ func (r *Renderer) RenderGroup(to []string) (*Message, error) {
 
 // data is the template data: CSV columns by header plus Vars. For Markdown
 // every CSV value is escaped so it stays literal text.
-func (r *Renderer) data(fields map[string]string, markdown bool) map[string]any {
+// urlEscape makes a value one opaque URL component, valid in a path
+// segment and in a query alike (a space is %20, not +).
+func urlEscape(v string) string {
+	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+}
+
+func (r *Renderer) data(fields map[string]string, escape func(string) string) map[string]any {
 	d := make(map[string]any, len(fields)+2)
 	for k, v := range fields {
-		if markdown {
-			v = mdEscape(v)
+		if escape != nil {
+			v = escape(v)
 		}
 		d[k] = v
 	}
@@ -409,7 +429,7 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 	// HTML body runs html/template, which escapes values itself.
 	var body, derived string
 	if r.markdown != nil {
-		src, err := execText(r.markdown, r.data(fields, true))
+		src, err := execText(r.markdown, r.data(fields, mdEscape))
 		if err != nil {
 			return nil, fieldErr("body", err)
 		}
