@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
@@ -64,6 +65,10 @@ func (r *Renderer) readFile(p string) ([]byte, error) {
 	}
 	// Stat first: opening a FIFO would block the whole run.
 	if st, err := r.root.Stat(filepath.FromSlash(p)); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", p, pe.Err) // no "statat": users never called it
+		}
 		return nil, err
 	} else if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", p)
