@@ -25,6 +25,9 @@ func ReadIndex(path string) (*Index, error) {
 			// before the outcome, a bounce may still name it.
 			e.Status = Unknown
 		}
+		if _, ok := ix.last[k]; ok && e.Status == Skipped {
+			return nil // see Skipped
+		}
 		ix.last[k] = e
 		if id := normMessageID(e.MessageID); id != "" && !slices.Contains(ix.byID[id], k) {
 			ix.byID[id] = append(ix.byID[id], k)

@@ -38,7 +38,10 @@ const (
 	// intent and outcome; the message may have been delivered.
 	Unknown Status = "unknown"
 	// Skipped: not attempted; Entry.Reason says why (suppressed,
-	// duplicate, invalid, ...).
+	// duplicate, invalid, ...). A skip never replaces a status the
+	// recipient already has: a bad row with the address of a message in
+	// flight may be recorded after that message's intent, and must not
+	// turn it into "not attempted", which a rerun would send again.
 	Skipped Status = "skipped"
 	// Bounced: accepted, then reported undeliverable by a bounce message.
 	Bounced Status = "bounced"
@@ -339,7 +342,11 @@ func (j *Journal) apply(addr string, st Status) {
 }
 
 func (j *Journal) applyKey(k uint64, code uint8) {
-	if old, ok := j.state[k]; ok {
+	old, ok := j.state[k]
+	if ok && statuses[code] == Skipped {
+		return // see Skipped
+	}
+	if ok {
 		j.summary.add(statuses[old], -1)
 	}
 	j.state[k] = code

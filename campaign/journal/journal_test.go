@@ -593,3 +593,43 @@ func TestQueueRidesWithRecord(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A skip recorded after another status (a bad row with the address of a
+// message in flight) does not replace it, in the live state, on reload,
+// and in Latest: otherwise a rerun would send that recipient again.
+func TestSkippedNeverReplaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.journal")
+	j := openT(t, path, Header{Campaign: "c"})
+	for _, e := range []Entry{
+		{Row: 2, Email: "ann@example.org", Status: Sending},
+		{Row: 9, Email: "Ann@example.org", Status: Skipped, Reason: "invalid"},
+		{Row: 3, Email: "bob@example.org", Status: Skipped, Reason: "suppressed"},
+	} {
+		if err := j.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := j.Status("ann@example.org"); st != Unknown && st != Sending {
+		t.Errorf("live: got %q, want the intent to stand", st)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openT(t, path, Header{Campaign: "c"})
+	if st, _ := j2.Status("ann@example.org"); st != Unknown {
+		t.Errorf("reloaded: got %q, want unknown", st)
+	}
+	if st, _ := j2.Status("bob@example.org"); st != Skipped {
+		t.Errorf("reloaded: got %q for a first skip, want skipped", st)
+	}
+	j2.Close()
+	rep, err := Latest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.Recipients {
+		if Normalize(e.Email) == "ann@example.org" && e.Status != Unknown {
+			t.Errorf("Latest: got %q, want unknown", e.Status)
+		}
+	}
+}

@@ -208,7 +208,9 @@ func Latest(path string) (*Report, error) {
 		default:
 			k := Normalize(r.Email)
 			if i, ok := last[k]; ok {
-				rep.Recipients[i] = r.Entry
+				if r.Status != Skipped { // see Skipped
+					rep.Recipients[i] = r.Entry
+				}
 			} else {
 				last[k] = len(rep.Recipients)
 				rep.Recipients = append(rep.Recipients, r.Entry)
