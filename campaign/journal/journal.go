@@ -180,6 +180,9 @@ type Journal struct {
 	seed  maphash.Seed
 	// sync is f.Sync; a test swaps it to inject an fsync failure.
 	sync func() error
+	// end is the size of the file up to its last durable batch: a failed
+	// write or fsync cuts the file back to it.
+	end int64
 
 	mu      sync.Mutex
 	wake    *sync.Cond // signalled when cur gains an entry or closing is set
@@ -295,6 +298,11 @@ func (j *Journal) load(h Header) error {
 	if err := j.repair(tail); err != nil {
 		return err
 	}
+	st, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.end = st.Size()
 	typ := typeRun
 	if began == nil {
 		// An empty journal (or one whose only line was torn) starts anew.
@@ -540,12 +548,25 @@ func (j *Journal) writer() {
 
 func (j *Journal) write(p []byte) error {
 	if _, err := j.f.Write(p); err != nil {
+		j.cut()
 		return fmt.Errorf("journal %s: write: %w", j.path, err)
 	}
 	if err := j.sync(); err != nil {
+		j.cut()
 		return fmt.Errorf("journal %s: fsync: %w", j.path, err)
 	}
+	j.end += int64(len(p))
 	return nil
+}
+
+// cut removes, as far as it can, the part of a batch that a failed write
+// or fsync may have left in the file. Its callers were told it failed and
+// sent nothing; left in place, its intents would read back as unknown and
+// keep those recipients from the next run.
+func (j *Journal) cut() {
+	if j.f.Truncate(j.end) == nil {
+		_ = j.f.Sync()
+	}
 }
 
 // Close writes and fsyncs every queued entry, then unlocks and closes the

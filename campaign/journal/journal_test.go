@@ -484,12 +484,24 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j, err := Open(filepath.Join(t.TempDir(), "j"), Header{})
+			path := filepath.Join(t.TempDir(), "j")
+			j, err := Open(path, Header{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			mustRecord(t, j, Entry{Email: "ok@example.org", Status: Sent})
 			tt.break_(j)
+			defer func() {
+				// The failed batch is cut off: its intents must not read
+				// back as unknown and keep those recipients from a rerun.
+				var got []string
+				if err := Read(path, func(e Entry) error { got = append(got, e.Email); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 || got[0] != "ok@example.org" {
+					t.Errorf("after the failure the file holds %v, want only the durable record", got)
+				}
+			}()
 			var wg sync.WaitGroup
 			errs := make([]error, 4)
 			for i := range errs {
