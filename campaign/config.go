@@ -538,6 +538,8 @@ func (c *Campaign) Password(section string) (string, error) {
 		return "", fmt.Errorf("password: unknown section %q", section)
 	}
 	switch {
+	case env != "" && !validEnvName(env):
+		return "", fmt.Errorf("%s.password_env: must name an environment variable, not hold the password", section)
 	case env != "":
 		pw, ok := os.LookupEnv(env)
 		if !ok || pw == "" {
@@ -602,6 +604,10 @@ func (c *Campaign) validate(file string) {
 		return true
 	}
 
+	// The name names the journal next to the campaign file.
+	if c.Name != filepath.Base(c.Name) || c.Name == "." || c.Name == ".." || strings.ContainsAny(c.Name, `/\`) {
+		errorf("name", "%q must be a plain name: it names the journal file next to the campaign", c.Name)
+	}
 	// Header values: addresses must parse, and nothing may carry CR or LF.
 	for _, h := range []struct{ field, v string }{{"name", c.Name}, {"from", c.From}, {"reply_to", c.ReplyTo},
 		{"sender", c.Sender}, {"subject", c.Subject}, {"group.to", c.Group.To}, {"recipients.name", c.Recipients.Name}} {
@@ -748,7 +754,12 @@ func (c *Campaign) validateCredentials(sec, host, security, user, env, file stri
 			errorf(sec+".security", "none with a username would send the password in clear to %s: use starttls or tls (none is allowed only for loopback hosts)", host)
 		}
 	}
-	if env != "" {
+	switch {
+	case env != "" && !validEnvName(env):
+		// Never echo it: a value that is no variable name is most likely
+		// the password itself, pasted in the wrong place.
+		errorf(sec+".password_env", "must name an environment variable (letters, digits, _), not hold the password")
+	case env != "":
 		if _, ok := os.LookupEnv(env); !ok {
 			add(sec+".password_env", true, "environment variable %s is not set", env)
 		}
@@ -893,4 +904,17 @@ var reservedHeaders = map[string]bool{
 	"subject": true, "date": true, "message-id": true, "mime-version": true,
 	"content-type": true, "content-transfer-encoding": true, "dkim-signature": true,
 	"list-unsubscribe": true, "list-unsubscribe-post": true,
+}
+
+// validEnvName reports whether s can be an environment variable name.
+func validEnvName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

@@ -2,6 +2,8 @@ package campaign
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -93,6 +95,13 @@ func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Wri
 func emlName(row int, addr string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%05d-", row)
+	// A legal address may be 254 bytes; with the row and the temporary
+	// suffix that passes the 255-byte limit of a file name. Long ones keep
+	// a readable start and a hash of the whole.
+	if len(addr) > 150 {
+		sum := sha256.Sum256([]byte(addr))
+		addr = addr[:120] + "~" + hex.EncodeToString(sum[:6])
+	}
 	for _, r := range addr {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".@+-_", r):
