@@ -56,6 +56,14 @@ func checkHeaderValue(tmpl, v string) error {
 	return nil
 }
 
+// oneLine collapses every run of blanks (tabs included) in a header value
+// to one space and trims it: go-mail folds only at spaces, so a tab run
+// could make a line longer than 998 octets, and a run of spaces could make
+// a continuation line of blanks alone (RFC 5322 section 3.2.2 forbids it).
+func oneLine(v string) string {
+	return strings.Join(strings.Fields(v), " ")
+}
+
 // parseMailbox parses one address and refuses display-name tricks that
 // net/mail accepts but would make the envelope differ from the header.
 func parseMailbox(what, s string) (*mail.Address, error) {

@@ -297,10 +297,10 @@ func (r *Renderer) Render(rc Recipient) (*Message, error) {
 		if err != nil {
 			return nil, fieldErr("name", err)
 		}
-		name = strings.TrimSpace(name)
 		if err := checkHeaderValue("name", name); err != nil {
 			return nil, fieldErr("name", err)
 		}
+		name = oneLine(name)
 		if len(name) > maxName {
 			return nil, fieldErr("name", fmt.Errorf("template \"name\": %d bytes is longer than %d", len(name), maxName))
 		}
@@ -414,6 +414,7 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 	if err := checkHeaderValue("subject", c.subject); err != nil {
 		return nil, fieldErr("subject", err)
 	}
+	c.subject = oneLine(c.subject)
 	for _, h := range r.headers {
 		v, err := execText(h.t, data)
 		if err != nil {
@@ -422,7 +423,7 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		if err := checkHeaderValue(h.field, v); err != nil {
 			return nil, fieldErr(h.field, err)
 		}
-		c.headers = append(c.headers, [2]string{h.name, v})
+		c.headers = append(c.headers, [2]string{h.name, oneLine(v)})
 	}
 
 	// Body: Markdown runs its template on escaped values, then goldmark; the

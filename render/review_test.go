@@ -92,3 +92,27 @@ func TestUnsubscribeValuesEscaped(t *testing.T) {
 		t.Error("a CSV value added a mailto parameter")
 	}
 }
+
+// Tabs and runs of blanks in a header value collapse to one space: go-mail
+// folds only at spaces, and no header line may pass 998 octets or be
+// blank after folding.
+func TestHeaderBlanksCollapse(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Subject = strings.Repeat("abcdefgh\t", 120) + "end" + strings.Repeat(" ", 1000) + "b"
+	m, err := newRenderer(t, cfg).Render(zoe())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := string(m.Data[:bytes.Index(m.Data, []byte("\r\n\r\n"))])
+	for _, l := range strings.Split(head, "\r\n") {
+		if len(l) > 998 {
+			t.Errorf("a header line of %d octets", len(l))
+		}
+		if strings.TrimSpace(l) == "" {
+			t.Error("a header line of blanks only")
+		}
+	}
+	if strings.Contains(m.Subject, "\t") || strings.Contains(m.Subject, "  ") {
+		t.Errorf("subject keeps tabs or double blanks: %q", m.Subject[:40])
+	}
+}
