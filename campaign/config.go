@@ -852,7 +852,7 @@ func (c *Campaign) validateBounces(errorf errorfFunc, add addFunc, exists exists
 	if b.WriteTo == "" {
 		errorf("bounces.write_to", "missing: the suppression file hard bounces are appended to")
 	} else {
-		if !filepath.IsLocal(b.WriteTo) {
+		if !filepath.IsLocal(b.WriteTo) || !staysInside(c.dir, b.WriteTo) {
 			errorf("bounces.write_to", "%s is outside the campaign folder", b.WriteTo)
 		}
 		if !slices.Contains(c.Suppress, b.WriteTo) {
@@ -917,4 +917,21 @@ func validEnvName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// staysInside reports whether the folder that will hold name (relative to
+// dir) is inside dir once symlinks are resolved: write_to is written with
+// a rename next to it, which os.Root cannot do, so a symlinked folder is
+// checked here instead. A folder that does not exist yet is fine.
+func staysInside(dir, name string) bool {
+	base, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(filepath.Join(dir, name)))
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	rel, err := filepath.Rel(base, parent)
+	return err == nil && (rel == "." || filepath.IsLocal(rel))
 }

@@ -73,3 +73,21 @@ func TestEmlNameLongAddress(t *testing.T) {
 		t.Error("two long addresses share a file name")
 	}
 }
+
+// bounces.write_to in a folder that is a symlink to outside is refused:
+// the bounce processor would write there.
+func TestWriteToThroughSymlinkRefused(t *testing.T) {
+	outside := t.TempDir()
+	c, err := loadWith(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(c.Dir(), "lists")); err != nil {
+		t.Fatal(err)
+	}
+	bounces := "\nbounces:\n  protocol: imap\n  host: 127.0.0.1\n  security: none\n  write_to: lists/bounced.txt\n"
+	runAppend(t, c.Path(), bounces)
+	if _, err := Load(c.Dir()); err == nil || !strings.Contains(err.Error(), "outside the campaign folder") {
+		t.Errorf("got %v, want write_to refused as outside the campaign folder", err)
+	}
+}
