@@ -166,7 +166,19 @@ func (t *textWriter) block(n ast.Node) string {
 	case *ast.ThematicBreak:
 		return "----------"
 	case *ast.HTMLBlock:
-		return ""
+		// The author's own HTML block (a <div> of text, a button link):
+		// its text and link targets belong in the text part too.
+		var raw strings.Builder
+		lines := n.Lines()
+		for i := 0; i < lines.Len(); i++ {
+			seg := lines.At(i)
+			raw.Write(seg.Value(t.src))
+		}
+		if n.HasClosure() {
+			seg := n.ClosureLine
+			raw.Write(seg.Value(t.src))
+		}
+		return strings.TrimSpace(htmlToText(raw.String()))
 	case *east.Table:
 		var rows []string
 		for row := n.FirstChild(); row != nil; row = row.NextSibling() {

@@ -116,3 +116,14 @@ func TestHeaderBlanksCollapse(t *testing.T) {
 		t.Errorf("subject keeps tabs or double blanks: %q", m.Subject[:40])
 	}
 }
+
+// The author's HTML blocks in Markdown reach the text part as text.
+func TestMarkdownHTMLBlockInText(t *testing.T) {
+	r := markdownRenderer(t, "Hello {{.v}}\n\n<div class=\"cta\">\n<a href=\"https://acme.example/go\">Open the dashboard</a>\n</div>\n\nBye\n")
+	_, text := renderValue(t, r, "Zoë")
+	for _, want := range []string{"Hello Zoë", "Open the dashboard", "https://acme.example/go", "Bye"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text part lacks %q:\n%s", want, text)
+		}
+	}
+}
