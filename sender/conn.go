@@ -486,8 +486,28 @@ func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []str
 	return res, e
 }
 
+// probe checks that an idle connection still answers before it is reused.
+// SMTP uses RSET. LMTP uses NOOP: its last transaction ended with the
+// replies to DATA, and go-smtp's Reset would also forget the LHLO, which
+// the next MAIL then repeats (three round trips instead of one).
+func (cn *Conn) probe() error {
+	if cn.lc == nil || cn.needRset {
+		return cn.Reset()
+	}
+	if cn.broken {
+		return &Error{Command: "NOOP", Temporary: true, Err: errors.New("connection is closed")}
+	}
+	cn.deadline(cn.c.cfg.Timeout)
+	if err := cn.lc.Noop(); err != nil {
+		e := wireError("NOOP", err)
+		cn.kill()
+		return e
+	}
+	return nil
+}
+
 // Reset sends RSET, ending any transaction; a Pool calls it before
-// reusing a connection without PIPELINING, which also proves the
+// reusing an SMTP connection without PIPELINING, which also proves the
 // connection is still alive (a pipelining one sends RSET with its next
 // group instead). The error is an *Error for "RSET".
 func (cn *Conn) Reset() error {
