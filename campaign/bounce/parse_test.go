@@ -111,6 +111,8 @@ func TestParseInline(t *testing.T) {
 			kind: NotBounce},
 		{name: "delayed with 5xx status stays soft", raw: dsnHead + "Final-Recipient: rfc822; a@example.org\nAction: delayed\nStatus: 5.0.0\n\n--B--\n",
 			kind: Soft, rcpts: []Rcpt{{Addr: "a@example.org", Status: "5.0.0", Action: "delayed", Kind: Soft}}},
+		// The address is text inside a bounce, never dialled: it must start
+		// with 5 to look like an enhanced status code (5.9.12).
 		{name: "IP address is not a status", raw: dsnHead + "Final-Recipient: rfc822; a@example.org\nAction: failed\nDiagnostic-Code: X-Postfix; host 5.9.12.34 refused: 554 no\n\n--B--\n",
 			kind: Hard, rcpts: []Rcpt{{Addr: "a@example.org", Status: "5.0.0", Action: "failed", Diagnostic: "X-Postfix; host 5.9.12.34 refused: 554 no", Kind: Hard}}},
 		{name: "recipient without status", raw: dsnHead + "Final-Recipient: rfc822; a@example.org\nAction: failed\n\n--B--\n", wantErr: true},
