@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -55,12 +56,16 @@ func (r *record) header() Header {
 	return Header{Time: r.Time, Campaign: r.Campaign, Fingerprint: r.Fingerprint, Command: r.Command}
 }
 
-// tailInfo describes the end of the file: good is the offset just after the
-// last newline, size the file's length; bytes between them are a line torn
-// by a crash, and valid says whether they still hold a complete record.
+// tailInfo describes the end of the data. good is the offset just after
+// the last newline; data is where the written bytes end: the first NUL
+// byte, or size when there is none; size is the length read. Bytes between
+// good and data are a line torn by a crash, and valid says whether they
+// still hold a complete record; bytes from data to size are NUL, zeros
+// that Journal.grow wrote ahead of the data and Close did not trim
+// (a crash, or a run still writing).
 type tailInfo struct {
-	size, good int64
-	valid      bool
+	size, good, data int64
+	valid            bool
 }
 
 // scanner reads journal lines and checks that they make sense in order.
@@ -71,17 +76,31 @@ type scanner struct {
 }
 
 // scan calls fn for every record of r in order. A line that does not parse
-// is an error naming it, except the last one when it has no newline: a
-// crash tore it, and it is only passed to fn if it is a complete record.
-func (s *scanner) scan(r io.Reader, fn func(*record) error) (tailInfo, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+// is an error naming it, except the torn tail: the last line when it has
+// no newline, or the bytes before the first NUL. A crash tore it, and it
+// is only passed to fn if it is a complete record. The first NUL byte ends
+// the data, since JSON never holds one raw and the journal writes its
+// batches into zeros (see Journal.grow); everything after it must be NUL
+// too, else the file is corrupt and the error names the line where the
+// zeros start. r is read at offsets, never through a file position, so
+// Open can scan the file it then writes with WriteAt.
+func (s *scanner) scan(r io.ReaderAt, fn func(*record) error) (tailInfo, error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, math.MaxInt64), 64<<10)
 	var t tailInfo
 	var long []byte // a line longer than the buffer
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			line := append(long, chunk[:i]...) // a copy: br reuses chunk
+			t.data = t.size + int64(i)
+			if err := s.zeros(r, br, chunk[i:], &t); err != nil {
+				return t, err
+			}
+			return t, s.tail(line, &t, fn)
+		}
+		t.size += int64(len(chunk))
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long, chunk...)
-			t.size += int64(len(chunk))
 			continue
 		}
 		line := chunk
@@ -89,19 +108,9 @@ func (s *scanner) scan(r io.Reader, fn func(*record) error) (tailInfo, error) {
 			line = append(long, chunk...)
 			long = nil
 		}
-		t.size += int64(len(chunk))
 		if err == io.EOF {
-			if len(line) > 0 {
-				s.line++
-				var rec record
-				if s.decode(line, &rec) == nil {
-					t.valid = true
-					if ferr := fn(&rec); ferr != nil {
-						return t, ferr
-					}
-				}
-			}
-			return t, nil
+			t.data = t.size
+			return t, s.tail(line, &t, fn)
 		}
 		if err != nil {
 			return t, fmt.Errorf("read journal %s: %w", s.path, err)
@@ -119,6 +128,68 @@ func (s *scanner) scan(r io.Reader, fn func(*record) error) (tailInfo, error) {
 			return t, err
 		}
 	}
+}
+
+// tail passes the torn last line to fn if it is a complete record.
+func (s *scanner) tail(line []byte, t *tailInfo, fn func(*record) error) error {
+	if len(line) == 0 {
+		return nil
+	}
+	s.line++
+	var rec record
+	if s.decode(line, &rec) != nil {
+		return nil
+	}
+	t.valid = true
+	return fn(&rec)
+}
+
+// zeros reads the rest of the file from t.data, p being what br already
+// returned of it, and checks that it is all NUL, setting t.size.
+//
+// A reader without the lock (mailrun status during a send) can see zeros
+// at t.data and then a batch that the writer put there meanwhile, further
+// on; so before calling non-zero bytes corruption, zeros reads t.data
+// again: if it is no longer NUL, a writer is appending and the data read
+// so far is a consistent snapshot that ends at t.data. Under the lock
+// (Open) nobody writes, and the bytes stay corrupt.
+func (s *scanner) zeros(r io.ReaderAt, br *bufio.Reader, p []byte, t *tailInfo) error {
+	t.size = t.data
+	for {
+		if k := len(p) - len(bytes.TrimLeft(p, "\x00")); k < len(p) {
+			return s.afterZeros(r, t, t.size+int64(k))
+		}
+		t.size += int64(len(p))
+		var err error
+		p, err = br.Peek(br.Size())
+		if len(p) == 0 {
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read journal %s: %w", s.path, err)
+			}
+		}
+		if _, derr := br.Discard(len(p)); derr != nil {
+			return fmt.Errorf("read journal %s: %w", s.path, derr)
+		}
+	}
+}
+
+// afterZeros decides what a non-zero byte at off, after the NUL at
+// t.data, means (see zeros).
+func (s *scanner) afterZeros(r io.ReaderAt, t *tailInfo, off int64) error {
+	var b [1]byte
+	_, err := r.ReadAt(b[:], t.data)
+	if errors.Is(err, io.EOF) || (err == nil && b[0] != 0) {
+		// Written (or cut back by a failed batch) since we read it.
+		t.size = t.data
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read journal %s: %w", s.path, err)
+	}
+	return fmt.Errorf("%s:%d: corrupt journal line: data at offset %d after NUL bytes from offset %d", s.path, s.line+1, off, t.data)
 }
 
 // decode parses one line and checks it against what came before.
