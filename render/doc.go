@@ -27,10 +27,14 @@
 //  2. Render name, subject, extra headers and the List-Unsubscribe URIs
 //     (RFC 2369, RFC 8058; individual messages only); refuse CR, LF and NUL
 //     so a value can never start a header.
-//  3. Body: the Markdown template runs on values escaped by mdEscape, then
-//     goldmark (GFM, raw HTML allowed for the author) produces the HTML and
-//     textWriter the plain text from the same AST; or html/template renders
-//     the HTML body, and htmlToText derives the plain text.
+//  3. Body: the Markdown template runs on values that print as markers;
+//     the markers become numbered placeholders (the skeleton, skeleton.go),
+//     goldmark (GFM, raw HTML allowed for the author) renders each distinct
+//     skeleton once into HTML and textWriter the plain text from the same
+//     AST, and the recipient's values are put in with the escaping of each
+//     place (a template whose printf cut a marker falls back to values
+//     escaped by mdEscape, then goldmark); or html/template renders the
+//     HTML body, and htmlToText derives the plain text.
 //  4. Embed local <img src> of body and layout (embedImages): each becomes
 //     cid:, the image a multipart/related part.
 //  5. Wrap the body in the layout ({{.Body}}); render the text template if

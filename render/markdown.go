@@ -18,7 +18,8 @@ import (
 
 // newMarkdown builds the one goldmark instance a Renderer shares between
 // goroutines (goldmark is safe for concurrent use). WithUnsafe keeps the
-// author's raw HTML; CSV values cannot carry any because mdEscape ran first.
+// author's raw HTML; CSV values cannot carry any: they reach goldmark only
+// as placeholders (skeleton.go) or escaped by mdEscape.
 func newMarkdown() goldmark.Markdown {
 	return goldmark.New(
 		goldmark.WithExtensions(extension.GFM),
@@ -26,7 +27,8 @@ func newMarkdown() goldmark.Markdown {
 	)
 }
 
-// mdEscape makes a CSV value literal text inside Markdown. The characters
+// mdEscape makes a CSV value literal text inside Markdown, for the rare
+// template whose printf cut a value's marker (see markdownBody). The characters
 // HTML cares about become entities rather than backslash escapes because an
 // entity stays inert even where Markdown passes the source through verbatim
 // (raw HTML blocks and inline tags written by the author); every other ASCII
@@ -81,24 +83,40 @@ func isBlank(r rune) bool {
 // markdownToHTML converts one recipient's Markdown to HTML and derives the
 // plain-text alternative from the same AST, so both parts agree.
 func (r *Renderer) markdownToHTML(src []byte) (htmlOut, plain string, err error) {
+	htmlOut, doc, err := r.parseMarkdown(src)
+	if err != nil {
+		return "", "", err
+	}
+	tw := textWriter{src: src}
+	return htmlOut, tw.document(doc), nil
+}
+
+// parseMarkdown runs goldmark on src and returns the HTML and the AST.
+func (r *Renderer) parseMarkdown(src []byte) (string, ast.Node, error) {
 	doc := r.md.Parser().Parse(text.NewReader(src), parser.WithContext(parser.NewContext()))
 	var buf bytes.Buffer
 	buf.Grow(len(src) * 2)
 	if err := r.md.Renderer().Render(&buf, src, doc); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	tw := textWriter{src: src}
-	return buf.String(), tw.document(doc), nil
+	return buf.String(), doc, nil
 }
 
 // textWriter turns a goldmark AST into readable plain text: the text/plain
 // part of a Markdown message when the campaign gives no text template.
 type textWriter struct {
 	src []byte
+	// fill, when set, puts a recipient's values into a skeleton's text
+	// (skeleton.go). The whole document is filled at the end; a heading
+	// is filled first because its underline must match the real length.
+	fill func(string) string
 }
 
 func (t *textWriter) document(doc ast.Node) string {
 	s := t.blocks(doc, "\n\n")
+	if t.fill != nil {
+		s = t.fill(s)
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
@@ -123,7 +141,11 @@ func (t *textWriter) block(n ast.Node) string {
 	case *ast.Paragraph, *ast.TextBlock:
 		return strings.TrimSpace(t.inline(n))
 	case *ast.Heading:
-		s := strings.TrimSpace(t.inline(n))
+		s := t.inline(n)
+		if t.fill != nil {
+			s = t.fill(s)
+		}
+		s = strings.TrimSpace(s)
 		switch n.Level {
 		case 1:
 			return s + "\n" + strings.Repeat("=", runeCount(s))

@@ -49,6 +49,7 @@ type Renderer struct {
 	cfg  Config
 	root *os.Root
 	md   goldmark.Markdown
+	skel *skeletons // rendered Markdown skeletons, see skeleton.go
 
 	subject, name *ttemplate.Template
 	markdown      *ttemplate.Template
@@ -91,7 +92,7 @@ func New(cfg Config) (*Renderer, error) {
 	if cfg.Vars == nil {
 		cfg.Vars = map[string]any{}
 	}
-	r := &Renderer{cfg: cfg, md: newMarkdown(), images: map[string]*fileData{}}
+	r := &Renderer{cfg: cfg, md: newMarkdown(), skel: newSkeletons(), images: map[string]*fileData{}}
 	root, err := os.OpenRoot(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("campaign folder: %w", err)
@@ -168,6 +169,10 @@ func (r *Renderer) init() error {
 		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
 			return fmt.Errorf("body: %w", err)
 		}
+		// printf is the one builtin that can cut or re-encode a printed
+		// value's marker (%.3s, %x); such templates have every skeleton
+		// checked against a plain run (Renderer.markdownBody).
+		r.skel.verify = strings.Contains(src, "printf")
 	case cfg.HTML != "":
 		r.bodyFile = cfg.HTML
 		src, err := r.readTemplate(cfg.HTML)
@@ -430,12 +435,8 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 	// HTML body runs html/template, which escapes values itself.
 	var body, derived string
 	if r.markdown != nil {
-		src, err := execText(r.markdown, r.data(fields, mdEscape))
-		if err != nil {
+		if body, derived, err = r.markdownBody(fields); err != nil {
 			return nil, fieldErr("body", err)
-		}
-		if body, derived, err = r.markdownToHTML([]byte(src)); err != nil {
-			return nil, fieldErr("body", fmt.Errorf("%s: markdown: %w", r.bodyFile, err))
 		}
 	} else {
 		var b strings.Builder

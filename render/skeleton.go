@@ -1,0 +1,319 @@
+package render
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/util"
+)
+
+// A Markdown body is mostly the same text for every recipient: only the CSV
+// values differ. Parsing and rendering it with goldmark per recipient was
+// half of the CPU of a send, so the body is rendered once per skeleton, the
+// Markdown with every printed CSV value replaced by a numbered placeholder,
+// and each recipient's values are put into the cached HTML and text with
+// the escaping of the place they land in (HTML text, an attribute, a URL,
+// plain text). The values never pass through goldmark, so they cannot make
+// Markdown structure, and no Markdown escape shows up in code spans, link
+// targets or the author's own HTML.
+//
+// The template runs on mdValue values: comparisons, if, len and slice see
+// the real value, and printing one yields a marker carrying the value in
+// hex. skeletonize then swaps the markers for numbered placeholders, so two
+// recipients whose templates took the same branches share one skeleton.
+
+// maxSkeletons bounds the cache: branches on values rarely make more than
+// a handful of skeletons, and a template that makes one per recipient
+// (printing len of a value, say) must not hold them all in memory. Beyond
+// it, a new skeleton is rendered without being kept.
+const maxSkeletons = 64
+
+// mdValue is a CSV value as the Markdown template sees it. It is a string,
+// so text/template compares, tests, measures and slices the real value;
+// its String method, which text/template and fmt call to print it, yields
+// the value's marker: markerPrefix, the value in hex, then "Z".
+type mdValue string
+
+// String returns v's marker.
+func (v mdValue) String() string {
+	return markerPrefix + hex.EncodeToString([]byte(v)) + "Z"
+}
+
+// markerPrefix starts every marker and placeholder: random letters that
+// are not hex digits, so a marker cannot be confused with the author's text
+// and survives goldmark unchanged (no punctuation, nothing a link or
+// emphasis rule reacts to). It is chosen per process because String has no
+// Renderer to ask.
+var markerPrefix = func() string {
+	const letters = "ghijklmnopqrstuvwxy" // not hex digits, not "Z"
+	b := make([]byte, 12)
+	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	p := []byte("Q")
+	for _, c := range b {
+		p = append(p, letters[int(c)%len(letters)])
+	}
+	return string(p)
+}()
+
+// skeletons holds the rendered skeletons of one Renderer.
+type skeletons struct {
+	prefix string // markerPrefix; a field so tests can read it
+	// verify makes markdownBody check each skeleton against a plain run of
+	// the template (set when the template uses printf).
+	verify bool
+
+	mu    sync.RWMutex
+	pages map[string]*mdPage
+}
+
+// mdPage is one rendered skeleton: its source and AST for the text part,
+// and its HTML.
+type mdPage struct {
+	src  []byte
+	doc  ast.Node
+	html string
+}
+
+func newSkeletons() *skeletons {
+	return &skeletons{prefix: markerPrefix, pages: map[string]*mdPage{}}
+}
+
+func (s *skeletons) get(skel string) *mdPage {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pages[skel]
+}
+
+func (s *skeletons) put(skel string, p *mdPage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pages) < maxSkeletons {
+		s.pages[skel] = p
+	}
+}
+
+// skeletonize replaces every marker in src by the placeholder prefix+"w"+
+// its index+"Z" and returns the decoded values in that order. ok is false
+// when a marker was cut or changed by the template (printf "%.3s" of a
+// value, say): the caller then renders the old way.
+func (s *skeletons) skeletonize(src string) (skel string, vals []string, ok bool) {
+	if !strings.Contains(src, s.prefix) {
+		return src, nil, true
+	}
+	var b strings.Builder
+	b.Grow(len(src))
+	for {
+		i := strings.Index(src, s.prefix)
+		if i < 0 {
+			b.WriteString(src)
+			break
+		}
+		b.WriteString(src[:i])
+		rest := src[i+len(s.prefix):]
+		end := strings.IndexByte(rest, 'Z')
+		if end < 0 {
+			return "", nil, false
+		}
+		v, err := hex.DecodeString(rest[:end])
+		if err != nil {
+			return "", nil, false
+		}
+		b.WriteString(s.placeholder(len(vals)))
+		vals = append(vals, string(v))
+		src = rest[end+1:]
+	}
+	return b.String(), vals, true
+}
+
+func (s *skeletons) placeholder(i int) string {
+	return s.prefix + "w" + strconv.Itoa(i) + "Z"
+}
+
+// fill replaces the placeholders in t by esc of their values.
+func (s *skeletons) fill(t string, vals []string, esc func(string) string) string {
+	if len(vals) == 0 || !strings.Contains(t, s.prefix) {
+		return t
+	}
+	var b strings.Builder
+	b.Grow(len(t) + len(t)/4)
+	for {
+		i := strings.Index(t, s.prefix)
+		if i < 0 {
+			b.WriteString(t)
+			return b.String()
+		}
+		b.WriteString(t[:i])
+		n, size := s.index(t[i:], len(vals))
+		if n < 0 {
+			// Not one of ours (cannot happen: the prefix is random);
+			// copy it through rather than lose text.
+			b.WriteString(t[i : i+len(s.prefix)])
+			t = t[i+len(s.prefix):]
+			continue
+		}
+		b.WriteString(esc(vals[n]))
+		t = t[i+size:]
+	}
+}
+
+// index parses the placeholder at the start of t: its value index and
+// length, or -1.
+func (s *skeletons) index(t string, n int) (int, int) {
+	rest := t[len(s.prefix):]
+	if !strings.HasPrefix(rest, "w") {
+		return -1, 0
+	}
+	end := strings.IndexByte(rest, 'Z')
+	if end < 2 {
+		return -1, 0
+	}
+	k, err := strconv.Atoi(rest[1:end])
+	if err != nil || k < 0 || k >= n {
+		return -1, 0
+	}
+	return k, len(s.prefix) + end + 1
+}
+
+// fillHTML puts the values into rendered HTML with the escaping each place
+// needs: HTML-escaped in text and attributes, and in an href or src also
+// URL-escaped the way goldmark escapes a link target, so a value keeps the
+// meaning it had when goldmark saw it but can never end the attribute or
+// open a tag.
+func (s *skeletons) fillHTML(h string, vals []string) string {
+	if len(vals) == 0 || !strings.Contains(h, s.prefix) {
+		return h
+	}
+	var b strings.Builder
+	b.Grow(len(h) + len(h)/4)
+	var (
+		inTag bool
+		quote byte
+		attr  string // the attribute whose value the scan is in
+		start int    // h[start:i] is not yet copied
+	)
+	for i := 0; i < len(h); {
+		c := h[i]
+		if c == s.prefix[0] && strings.HasPrefix(h[i:], s.prefix) {
+			if n, size := s.index(h[i:], len(vals)); n >= 0 {
+				b.WriteString(h[start:i])
+				v := cleanValue(vals[n])
+				if inTag && quote != 0 && (attr == "href" || attr == "src") {
+					v = string(util.URLEscape([]byte(v), true))
+				}
+				b.WriteString(string(util.EscapeHTML([]byte(v))))
+				i += size
+				start = i
+				continue
+			}
+		}
+		switch {
+		case !inTag:
+			if c == '<' && i+1 < len(h) && (isASCIILetter(h[i+1]) || h[i+1] == '/' || h[i+1] == '!' || h[i+1] == '?') {
+				inTag, attr = true, ""
+			}
+		case quote != 0:
+			if c == quote {
+				quote, attr = 0, ""
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '=':
+			attr = strings.ToLower(lastWord(h[:i]))
+		case c == '>':
+			inTag, attr = false, ""
+		}
+		i++
+	}
+	b.WriteString(h[start:])
+	return b.String()
+}
+
+// lastWord is the attribute name just before an "=": the letters, digits
+// and dashes at the end of s, blanks skipped.
+func lastWord(s string) string {
+	s = strings.TrimRight(s, " \t\n\r\f")
+	i := len(s)
+	for i > 0 && (isASCIILetter(s[i-1]) || s[i-1] >= '0' && s[i-1] <= '9' || s[i-1] == '-' || s[i-1] == '_' || s[i-1] == ':') {
+		i--
+	}
+	return s[i:]
+}
+
+func isASCIILetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// cleanValue is a value as it appears in the body: trimmed, and its line
+// breaks made spaces, as mdEscape does, so a value reads the same in the
+// HTML and the text part.
+func cleanValue(v string) string {
+	v = strings.TrimFunc(v, unicode.IsSpace)
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+	}
+	return v
+}
+
+// mdData is the Markdown template's data: every CSV column as an mdValue,
+// or as a plain string when plain is set, trimmed as mdEscape trims so
+// {{if .x}} is false for a blank value, plus .Vars.
+func (r *Renderer) mdData(fields map[string]string, plain bool) map[string]any {
+	d := make(map[string]any, len(fields)+1)
+	for k, v := range fields {
+		v = strings.TrimFunc(v, unicode.IsSpace)
+		if plain {
+			d[k] = v
+		} else {
+			d[k] = mdValue(v)
+		}
+	}
+	d["Vars"] = r.cfg.Vars
+	return d
+}
+
+// markdownBody renders the Markdown body of one recipient through the
+// skeleton cache; see the comment at the top of this file.
+func (r *Renderer) markdownBody(fields map[string]string) (htmlOut, plain string, err error) {
+	src, err := execText(r.markdown, r.mdData(fields, false))
+	if err != nil {
+		return "", "", err
+	}
+	skel, vals, ok := r.skel.skeletonize(src)
+	if ok && r.skel.verify {
+		// The skeleton filled with the plain values must be exactly what
+		// the template prints from them, or a marker was cut or encoded.
+		want, err := execText(r.markdown, r.mdData(fields, true))
+		if err != nil {
+			return "", "", err
+		}
+		ok = r.skel.fill(skel, vals, func(v string) string { return v }) == want
+	}
+	if !ok {
+		// Render this recipient as before: the values escaped as Markdown
+		// text, then goldmark.
+		if src, err = execText(r.markdown, r.data(fields, mdEscape)); err != nil {
+			return "", "", err
+		}
+		if htmlOut, plain, err = r.markdownToHTML([]byte(src)); err != nil {
+			return "", "", fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
+		}
+		return htmlOut, plain, nil
+	}
+	page := r.skel.get(skel)
+	if page == nil {
+		page = &mdPage{src: []byte(skel)}
+		if page.html, page.doc, err = r.parseMarkdown(page.src); err != nil {
+			return "", "", fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
+		}
+		r.skel.put(skel, page)
+	}
+	fillText := func(t string) string {
+		return r.skel.fill(t, vals, cleanValue)
+	}
+	tw := textWriter{src: page.src, fill: fillText}
+	return r.skel.fillHTML(page.html, vals), fillText(tw.document(page.doc)), nil
+}

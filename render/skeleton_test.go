@@ -1,0 +1,141 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// renderFields renders a Markdown renderer's body for fields.
+func renderFields(t testing.TB, r *Renderer, fields map[string]string) (htmlOut, text string) {
+	t.Helper()
+	c, err := r.content(fields, r.data(fields, nil))
+	if err != nil {
+		t.Fatalf("render %v: %v", fields, err)
+	}
+	return c.html, c.text
+}
+
+// Recipients whose templates take the same branches share one goldmark
+// run; each still gets its own values and its own branch.
+func TestSkeletonShared(t *testing.T) {
+	r := markdownRenderer(t, "# Hello {{.v}}\n\n{{if eq .plan \"pro\"}}Thanks for **Pro**.{{else}}Try *Pro*.{{end}}\n\n{{if .nick}}Alias: {{.nick}}{{end}}\n")
+	for i := range 20 {
+		plan, nick := "free", ""
+		if i%2 == 0 {
+			plan = "pro"
+		}
+		if i%5 == 0 {
+			nick = fmt.Sprintf("n%d", i)
+		}
+		v := fmt.Sprintf("Reader %d", i)
+		out, text := renderFields(t, r, map[string]string{"v": v, "plan": plan, "nick": "  " + nick})
+		if !strings.Contains(out, "<h1>Hello "+v+"</h1>") {
+			t.Errorf("row %d: heading lacks %q:\n%s", i, v, out)
+		}
+		wantBranch := "Try <em>Pro</em>."
+		if plan == "pro" {
+			wantBranch = "Thanks for <strong>Pro</strong>."
+		}
+		if !strings.Contains(out, wantBranch) {
+			t.Errorf("row %d (plan %s): want %q in\n%s", i, plan, wantBranch, out)
+		}
+		if got := strings.Contains(out, "Alias:"); got != (nick != "") {
+			t.Errorf("row %d: nick %q (blank counts as empty), alias shown %v:\n%s", i, nick, got, out)
+		}
+		wantText := "Hello " + v + "\n" + strings.Repeat("=", len("Hello "+v))
+		if !strings.HasPrefix(text, wantText+"\n") {
+			t.Errorf("row %d: text should start with %q:\n%s", i, wantText, text)
+		}
+	}
+	// pro/free times nick/no nick: four skeletons for twenty recipients.
+	if got := len(r.skel.pages); got != 4 {
+		t.Errorf("%d skeletons cached, want 4", got)
+	}
+}
+
+// Values land with the escaping of the place they are in, never as
+// Markdown: no backslash escapes in code, link targets, autolinks or the
+// author's own HTML, and no markup from the value anywhere.
+func TestSkeletonContexts(t *testing.T) {
+	body := "Code: `{{.v}}`\n\n" +
+		"[Profile](https://acme.example/u/{{.id}}?x=1 \"For {{.v}}\")\n\n" +
+		"See https://acme.example/p/{{.id}} now.\n\n" +
+		"<a href=\"mailto:{{.email}}\" title=\"{{.v}}\">write</a>\n\n" +
+		"![{{.v}}](https://cdn.example/{{.id}}.png)\n\n" +
+		"| who | id |\n|---|---|\n| {{.v}} | {{.id}} |\n"
+	r := markdownRenderer(t, body)
+	fields := map[string]string{"v": `Ann & "Bo" <i>x</i> *y* a\b | c`, "id": "ann lee-7", "email": "ann.lee@example.org"}
+	out, text := renderFields(t, r, fields)
+	for _, want := range []string{
+		`<code>Ann &amp; &quot;Bo&quot; &lt;i&gt;x&lt;/i&gt; *y* a\b | c</code>`,
+		`<a href="https://acme.example/u/ann%20lee-7?x=1" title="For Ann &amp; &quot;Bo&quot; &lt;i&gt;x&lt;/i&gt; *y* a\b | c">Profile</a>`,
+		`<a href="https://acme.example/p/ann%20lee-7">https://acme.example/p/ann lee-7</a>`,
+		`<a href="mailto:ann.lee@example.org" title="Ann &amp; &quot;Bo&quot; &lt;i&gt;x&lt;/i&gt; *y* a\b | c">write</a>`,
+		`<img src="https://cdn.example/ann%20lee-7.png" alt="Ann &amp; &quot;Bo&quot; &lt;i&gt;x&lt;/i&gt; *y* a\b | c">`,
+		`<td>Ann &amp; &quot;Bo&quot; &lt;i&gt;x&lt;/i&gt; *y* a\b | c</td>`,
+		`<td>ann lee-7</td>`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("HTML lacks %s\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{"<i>", "<em>", `\.`, `\-`, "&amp;amp;", "&#39;"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("HTML has %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{
+		"Code: " + fields["v"],
+		"Profile <https://acme.example/u/ann lee-7?x=1>",
+		"https://acme.example/p/ann lee-7 now.",
+		fields["v"] + " | ann lee-7",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, r.skel.prefix) || strings.Contains(out, r.skel.prefix) {
+		t.Errorf("a placeholder was left in the output:\n%s\n%s", out, text)
+	}
+}
+
+// printf can cut or re-encode a value's marker; such a recipient is
+// rendered the old way and still reads right.
+func TestSkeletonPrintf(t *testing.T) {
+	r := markdownRenderer(t, "Short {{printf \"%.3s\" .v}}, hex {{printf \"%x\" .v}}, padded [{{printf \"%8s\" .v}}], whole {{printf \"%s\" .v}}.\n")
+	out, text := renderFields(t, r, map[string]string{"v": "Martin"})
+	want := "Short Mar, hex 4d617274696e, padded [  Martin], whole Martin."
+	if !strings.Contains(out, "<p>"+want+"</p>") {
+		t.Errorf("want <p>%s</p> in\n%s", want, out)
+	}
+	if strings.TrimSpace(text) != want {
+		t.Errorf("text %q, want %q", text, want)
+	}
+	// A printf that keeps the marker whole still uses the cache.
+	r = markdownRenderer(t, "Hi {{printf \"%s!\" .v}}\n")
+	for _, v := range []string{"Ann", "Bo"} {
+		if out, _ := renderFields(t, r, map[string]string{"v": v}); !strings.Contains(out, "<p>Hi "+v+"!</p>") {
+			t.Errorf("printf %%s of %q: got\n%s", v, out)
+		}
+	}
+	if got := len(r.skel.pages); got != 1 {
+		t.Errorf("%d skeletons cached, want 1", got)
+	}
+}
+
+// A template that makes a skeleton per recipient (it prints a length)
+// keeps at most maxSkeletons of them and renders the rest all the same.
+func TestSkeletonCacheBound(t *testing.T) {
+	r := markdownRenderer(t, "{{.v}} has {{len .v}} bytes\n")
+	for i := range maxSkeletons + 20 {
+		v := strings.Repeat("a", i+1)
+		out, _ := renderFields(t, r, map[string]string{"v": v})
+		if want := fmt.Sprintf("<p>%s has %d bytes</p>", v, i+1); !strings.Contains(out, want) {
+			t.Fatalf("got\n%s\nwant %s", out, want)
+		}
+	}
+	if got := len(r.skel.pages); got != maxSkeletons {
+		t.Errorf("%d skeletons cached, want the bound %d", got, maxSkeletons)
+	}
+}
