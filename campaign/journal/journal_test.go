@@ -478,9 +478,16 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 		name   string
 		break_ func(j *Journal)
 		want   error
+		cut    bool // the file can still be cut back to its durable data
 	}{
-		{"fsync fails", func(j *Journal) { j.sync = func() error { return errInjected } }, errInjected},
-		{"fd closed underneath", func(j *Journal) { j.f.Close() }, os.ErrClosed},
+		{"fsync fails", func(j *Journal) { j.sync = func() error { return errInjected } }, errInjected, true},
+		// The next batch must grow the file, and the full fsync of the
+		// zeros fails: the batch fails before it is written.
+		{"fsync of the zeros fails", func(j *Journal) {
+			j.size = j.end
+			j.fullSync = func() error { return errInjected }
+		}, errInjected, true},
+		{"fd closed underneath", func(j *Journal) { j.f.Close() }, os.ErrClosed, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -490,6 +497,7 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustRecord(t, j, Entry{Email: "ok@example.org", Status: Sent})
+			end := j.end
 			tt.break_(j)
 			defer func() {
 				// The failed batch is cut off: its intents must not read
@@ -500,6 +508,9 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 				}
 				if len(got) != 1 || got[0] != "ok@example.org" {
 					t.Errorf("after the failure the file holds %v, want only the durable record", got)
+				}
+				if b, _ := os.ReadFile(path); tt.cut && (int64(len(b)) != end || bytes.IndexByte(b, 0) >= 0) {
+					t.Errorf("after the failure the file holds %d bytes with a NUL at %d, want exactly the %d durable ones", len(b), bytes.IndexByte(b, 0), end)
 				}
 			}()
 			var wg sync.WaitGroup
