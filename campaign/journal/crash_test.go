@@ -136,6 +136,11 @@ func TestKill9(t *testing.T) {
 				}
 			}
 			cmd.Wait()
+			// Killed before Close, the child leaves the zeros written
+			// ahead of its data: Open must cut them.
+			if b, err := os.ReadFile(path); err != nil || len(b) == 0 || b[len(b)-1] != 0 {
+				t.Errorf("file after kill -9: %d bytes, %v, want it to end in zeros", len(b), err)
+			}
 
 			j, err := Open(path, Header{Command: "rerun"})
 			if err != nil {

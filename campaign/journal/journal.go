@@ -651,8 +651,8 @@ func (j *Journal) trim() error {
 }
 
 // Close writes and fsyncs every queued entry, cuts the zeros written ahead
-// of the data, then unlocks and closes the file. It returns the journal's sticky error if a write ever failed, and
-// ErrClosed when called twice.
+// of the data, then unlocks and closes the file. It returns the journal's
+// sticky error if a write ever failed, and ErrClosed when called twice.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closing {

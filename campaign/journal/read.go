@@ -180,7 +180,10 @@ func (s *scanner) zeros(r io.ReaderAt, br *bufio.Reader, p []byte, t *tailInfo) 
 // t.data, means (see zeros).
 func (s *scanner) afterZeros(r io.ReaderAt, t *tailInfo, off int64) error {
 	var b [1]byte
-	_, err := r.ReadAt(b[:], t.data)
+	n, err := r.ReadAt(b[:], t.data)
+	if n == 1 {
+		err = nil // io.ReaderAt may say io.EOF with the last byte
+	}
 	if errors.Is(err, io.EOF) || (err == nil && b[0] != 0) {
 		// Written (or cut back by a failed batch) since we read it.
 		t.size = t.data
