@@ -67,3 +67,15 @@ func TestStartWithoutConnecting(t *testing.T) {
 		t.Run("", func(t *testing.T) { Start(t, Options{TLS: "tls"}) })
 	}
 }
+
+// DiscardData keeps the envelope of each message and drops its data.
+func TestServerDiscardData(t *testing.T) {
+	s := Start(t, Options{DiscardData: true})
+	if err := smtp.SendMail(s.Addr(), nil, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := s.Messages()
+	if len(msgs) != 1 || msgs[0].From != "a@example.org" || strings.Join(msgs[0].To, ",") != "b@example.org,c@example.org" || msgs[0].Data != nil {
+		t.Fatalf("got %+v, want the envelope without data", msgs)
+	}
+}
