@@ -106,17 +106,14 @@ func (r *Renderer) parseMarkdown(src []byte) (string, ast.Node, error) {
 // part of a Markdown message when the campaign gives no text template.
 type textWriter struct {
 	src []byte
-	// fill, when set, puts a recipient's values into a skeleton's text
-	// (skeleton.go). The whole document is filled at the end; a heading
-	// is filled first because its underline must match the real length.
-	fill func(string) string
+	// marks, when set, is the skeleton prefix (skeleton.go): headings are
+	// then written with marks instead of underlines, which fillHeadings
+	// draws once the recipient's values are in and the length is known.
+	marks string
 }
 
 func (t *textWriter) document(doc ast.Node) string {
 	s := t.blocks(doc, "\n\n")
-	if t.fill != nil {
-		s = t.fill(s)
-	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
@@ -141,18 +138,21 @@ func (t *textWriter) block(n ast.Node) string {
 	case *ast.Paragraph, *ast.TextBlock:
 		return strings.TrimSpace(t.inline(n))
 	case *ast.Heading:
-		s := t.inline(n)
-		if t.fill != nil {
-			s = t.fill(s)
-		}
-		s = strings.TrimSpace(s)
+		s := strings.TrimSpace(t.inline(n))
+		line := ""
 		switch n.Level {
 		case 1:
-			return s + "\n" + strings.Repeat("=", runeCount(s))
+			line = "="
 		case 2:
-			return s + "\n" + strings.Repeat("-", runeCount(s))
+			line = "-"
 		}
-		return s
+		switch {
+		case line == "":
+			return s
+		case t.marks != "":
+			return t.marks + "hZ" + s + "\n" + t.marks + "u" + line + "Z"
+		}
+		return s + "\n" + strings.Repeat(line, runeCount(s))
 	case *ast.List:
 		sep := "\n\n"
 		if n.IsTight {

@@ -434,10 +434,13 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 	// Body: Markdown runs its template on escaped values, then goldmark; the
 	// HTML body runs html/template, which escapes values itself.
 	var body, derived string
+	embedded := false // the body's images are cid: references already
 	if r.markdown != nil {
-		if body, derived, err = r.markdownBody(fields); err != nil {
+		md, err := r.markdownBody(fields)
+		if err != nil {
 			return nil, fieldErr("body", err)
 		}
+		body, derived, c.embeds, embedded = md.html, md.text, md.embeds, md.embedded
 	} else {
 		var b strings.Builder
 		if err := r.html.Execute(&b, data); err != nil {
@@ -445,8 +448,10 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		}
 		body = b.String()
 	}
-	if body, c.embeds, err = r.embedImages(body, r.bodyFile, c.embeds); err != nil {
-		return nil, fieldErr("body", err)
+	if !embedded {
+		if body, c.embeds, err = r.embedImages(body, r.bodyFile, c.embeds); err != nil {
+			return nil, fieldErr("body", err)
+		}
 	}
 	c.html = body
 	if r.layout != nil {

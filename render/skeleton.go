@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/util"
 )
 
@@ -72,12 +72,16 @@ type skeletons struct {
 	pages map[string]*mdPage
 }
 
-// mdPage is one rendered skeleton: its source and AST for the text part,
-// and its HTML.
+// mdPage is one rendered skeleton: its HTML and plain text with
+// placeholders, and, when no image source holds a placeholder, the HTML
+// with its images already embedded.
 type mdPage struct {
-	src  []byte
-	doc  ast.Node
 	html string
+	text string // textWriter's, with heading marks (see fillHeadings)
+
+	embedded string // html after embedImages, when embedOK
+	embeds   []*fileData
+	embedOK  bool
 }
 
 func newSkeletons() *skeletons {
@@ -180,6 +184,40 @@ func (s *skeletons) index(t string, n int) (int, int) {
 	return k, len(s.prefix) + end + 1
 }
 
+// fillText puts the values into a skeleton's text as they are. A blank
+// value at the end or the start of a line leaves no blank behind, as the
+// trimming of each block did when values went through goldmark.
+func (s *skeletons) fillText(t string, vals []string) string {
+	if len(vals) == 0 || !strings.Contains(t, s.prefix) {
+		return t
+	}
+	b := make([]byte, 0, len(t)+len(t)/4)
+	for {
+		i := strings.Index(t, s.prefix)
+		if i < 0 {
+			return string(append(b, t...))
+		}
+		b = append(b, t[:i]...)
+		n, size := s.index(t[i:], len(vals))
+		if n < 0 {
+			b = append(b, s.prefix...) // a heading mark: fillHeadings's
+			t = t[i+len(s.prefix):]
+			continue
+		}
+		v := cleanValue(vals[n])
+		t = t[i+size:]
+		if v == "" {
+			if t == "" || t[0] == '\n' {
+				b = bytes.TrimRight(b, " ")
+			}
+			if len(b) == 0 || b[len(b)-1] == '\n' {
+				t = strings.TrimLeft(t, " ")
+			}
+		}
+		b = append(b, v...)
+	}
+}
+
 // fillHTML puts the values into rendered HTML with the escaping each place
 // needs: HTML-escaped in text and attributes, and in an href or src also
 // URL-escaped the way goldmark escapes a link target, so a value keeps the
@@ -275,12 +313,20 @@ func (r *Renderer) mdData(fields map[string]string, plain bool) map[string]any {
 	return d
 }
 
+// mdBody is a rendered Markdown body; embedded says its local images are
+// already cid: references, listed in embeds.
+type mdBody struct {
+	html, text string
+	embeds     []*fileData
+	embedded   bool
+}
+
 // markdownBody renders the Markdown body of one recipient through the
 // skeleton cache; see the comment at the top of this file.
-func (r *Renderer) markdownBody(fields map[string]string) (htmlOut, plain string, err error) {
+func (r *Renderer) markdownBody(fields map[string]string) (mdBody, error) {
 	src, err := execText(r.markdown, r.mdData(fields, false))
 	if err != nil {
-		return "", "", err
+		return mdBody{}, err
 	}
 	skel, vals, ok := r.skel.skeletonize(src)
 	if ok && r.skel.verify {
@@ -288,7 +334,7 @@ func (r *Renderer) markdownBody(fields map[string]string) (htmlOut, plain string
 		// the template prints from them, or a marker was cut or encoded.
 		want, err := execText(r.markdown, r.mdData(fields, true))
 		if err != nil {
-			return "", "", err
+			return mdBody{}, err
 		}
 		ok = r.skel.fill(skel, vals, func(v string) string { return v }) == want
 	}
@@ -296,24 +342,100 @@ func (r *Renderer) markdownBody(fields map[string]string) (htmlOut, plain string
 		// Render this recipient as before: the values escaped as Markdown
 		// text, then goldmark.
 		if src, err = execText(r.markdown, r.data(fields, mdEscape)); err != nil {
-			return "", "", err
+			return mdBody{}, err
 		}
-		if htmlOut, plain, err = r.markdownToHTML([]byte(src)); err != nil {
-			return "", "", fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
+		var out mdBody
+		if out.html, out.text, err = r.markdownToHTML([]byte(src)); err != nil {
+			return mdBody{}, fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
 		}
-		return htmlOut, plain, nil
+		return out, nil
 	}
 	page := r.skel.get(skel)
 	if page == nil {
-		page = &mdPage{src: []byte(skel)}
-		if page.html, page.doc, err = r.parseMarkdown(page.src); err != nil {
-			return "", "", fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
+		if page, err = r.newPage(skel); err != nil {
+			return mdBody{}, err
 		}
 		r.skel.put(skel, page)
 	}
-	fillText := func(t string) string {
-		return r.skel.fill(t, vals, cleanValue)
+	text := r.skel.fillHeadings(r.skel.fillText(page.text, vals))
+	if page.embedOK {
+		return mdBody{html: r.skel.fillHTML(page.embedded, vals), text: text, embeds: embedsOf(page), embedded: true}, nil
 	}
-	tw := textWriter{src: page.src, fill: fillText}
-	return r.skel.fillHTML(page.html, vals), fillText(tw.document(page.doc)), nil
+	return mdBody{html: r.skel.fillHTML(page.html, vals), text: text}, nil
+}
+
+// embedsOf is a copy of the page's embedded images, which the layout's may
+// be appended to.
+func embedsOf(p *mdPage) []*fileData {
+	return append([]*fileData(nil), p.embeds...)
+}
+
+// newPage renders a skeleton: HTML, text, and, unless an image's source
+// holds a value, the HTML with its images embedded.
+func (r *Renderer) newPage(skel string) (*mdPage, error) {
+	src := []byte(skel)
+	html, doc, err := r.parseMarkdown(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: markdown: %w", r.bodyFile, err)
+	}
+	tw := textWriter{src: src, marks: r.skel.prefix}
+	p := &mdPage{html: html, text: tw.document(doc)}
+	if !r.skel.imageHasValue(html) {
+		// An error (a missing image) is not kept: every recipient gets it
+		// from its own embedImages, as before.
+		if e, used, err := r.embedImages(html, r.bodyFile, nil); err == nil {
+			p.embedded, p.embeds, p.embedOK = e, used, true
+		}
+	}
+	return p, nil
+}
+
+// imageHasValue reports whether an <img> tag of h holds a placeholder: its
+// source may then differ per recipient.
+func (s *skeletons) imageHasValue(h string) bool {
+	for i := 0; ; {
+		t, ok := nextTag(h, i)
+		if !ok {
+			return false
+		}
+		if t.name == "img" && strings.Contains(h[i:t.end], s.prefix) {
+			return true
+		}
+		i = t.end
+	}
+}
+
+// fillHeadings turns the heading marks textWriter left in a skeleton's
+// text into underlines as long as the filled heading: prefix+"hZ" opens a
+// heading, prefix+"u=Z" (or "u-Z") after its text stands for the line.
+func (s *skeletons) fillHeadings(t string) string {
+	open := s.prefix + "hZ"
+	if !strings.Contains(t, open) {
+		return t
+	}
+	var b strings.Builder
+	b.Grow(len(t) + 64)
+	for {
+		i := strings.Index(t, open)
+		if i < 0 {
+			b.WriteString(t)
+			return b.String()
+		}
+		b.WriteString(t[:i])
+		t = t[i+len(open):]
+		j := strings.Index(t, s.prefix+"u")
+		nl := strings.LastIndexByte(t[:max(j, 0)], '\n')
+		if j < 0 || nl < 0 || len(t) < j+len(s.prefix)+3 {
+			b.WriteString(t) // cannot happen: textWriter writes both
+			return b.String()
+		}
+		head := strings.TrimSpace(t[:nl])
+		lead := t[nl+1 : j] // "> " when the heading is in a quote
+		line := t[j+len(s.prefix)+1 : j+len(s.prefix)+2]
+		b.WriteString(head)
+		b.WriteByte('\n')
+		b.WriteString(lead)
+		b.WriteString(strings.Repeat(line, runeCount(head)))
+		t = t[j+len(s.prefix)+3:]
+	}
 }
