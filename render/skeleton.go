@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	ttemplate "text/template"
+	"text/template/parse"
 	"unicode"
 
 	"github.com/yuin/goldmark/util"
@@ -70,6 +73,66 @@ type skeletons struct {
 
 	mu    sync.RWMutex
 	pages map[string]*mdPage
+
+	fmtOnce sync.Once
+	fmt     bool // see formatsValues
+}
+
+// formatsValues reports whether the template hands values to a builtin
+// that formats them with fmt (print, printf, println, html, js, urlquery,
+// call) or calls their String method: those see the marker, not the
+// value, so len (print .v), urlquery .v or eq (print .v) "x" would be
+// wrong, and every skeleton is checked against a plain run.
+func (s *skeletons) formatsValues(t *ttemplate.Template) bool {
+	s.fmtOnce.Do(func() {
+		for _, tt := range t.Templates() {
+			if tt.Tree != nil && formatsNode(tt.Tree.Root) {
+				s.fmt = true
+			}
+		}
+	})
+	return s.fmt
+}
+
+func formatsNode(n parse.Node) bool {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return false
+		}
+		return slices.ContainsFunc(n.Nodes, formatsNode)
+	case *parse.ActionNode:
+		return formatsNode(n.Pipe)
+	case *parse.PipeNode:
+		if n == nil {
+			return false
+		}
+		for _, c := range n.Cmds {
+			if slices.ContainsFunc(c.Args, formatsNode) {
+				return true
+			}
+		}
+	case *parse.IfNode:
+		return formatsNode(n.Pipe) || formatsNode(n.List) || formatsNode(n.ElseList)
+	case *parse.RangeNode:
+		return formatsNode(n.Pipe) || formatsNode(n.List) || formatsNode(n.ElseList)
+	case *parse.WithNode:
+		return formatsNode(n.Pipe) || formatsNode(n.List) || formatsNode(n.ElseList)
+	case *parse.TemplateNode:
+		return formatsNode(n.Pipe)
+	case *parse.IdentifierNode:
+		switch n.Ident {
+		case "print", "printf", "println", "html", "js", "urlquery", "call":
+			return true
+		}
+	case *parse.FieldNode:
+		return slices.Contains(n.Ident, "String")
+	case *parse.VariableNode:
+		return slices.Contains(n.Ident, "String")
+	case *parse.ChainNode:
+		return formatsNode(n.Node) || slices.Contains(n.Field, "String")
+	}
+	return false
 }
 
 // mdPage is one rendered skeleton: its HTML and plain text with
@@ -219,10 +282,12 @@ func (s *skeletons) fillText(t string, vals []string) string {
 }
 
 // fillHTML puts the values into rendered HTML with the escaping each place
-// needs: HTML-escaped in text and attributes, and in an href or src also
-// URL-escaped the way goldmark escapes a link target, so a value keeps the
-// meaning it had when goldmark saw it but can never end the attribute or
-// open a tag.
+// needs, so a value can never end the text, attribute or element it is in:
+// HTML-escaped in text; in a tag also ' escaped, and blanks, = and ` too
+// outside quotes (an unquoted value, an attribute or tag name); in a URL
+// attribute first URL-escaped the way goldmark escapes a link target,
+// without a scheme of its own beyond http, https and mailto; JavaScript-
+// or CSS-escaped in <script>, <style>, on* and style attributes.
 func (s *skeletons) fillHTML(h string, vals []string) string {
 	if len(vals) == 0 || !strings.Contains(h, s.prefix) {
 		return h
@@ -233,27 +298,60 @@ func (s *skeletons) fillHTML(h string, vals []string) string {
 		inTag bool
 		quote byte
 		attr  string // the attribute whose value the scan is in
+		valAt int    // b.Len() where that value starts once copied
+		tagAt int    // h[tagAt:] starts with the tag's name
+		raw   string // "script" or "style" inside such an element
 		start int    // h[start:i] is not yet copied
 	)
 	for i := 0; i < len(h); {
 		c := h[i]
 		if c == s.prefix[0] && strings.HasPrefix(h[i:], s.prefix) {
 			if n, size := s.index(h[i:], len(vals)); n >= 0 {
-				b.WriteString(h[start:i])
 				v := cleanValue(vals[n])
-				if inTag && quote != 0 && (attr == "href" || attr == "src") {
-					v = string(util.URLEscape([]byte(v), true))
+				switch {
+				case raw == "script":
+					v = jsEscape(v)
+				case raw == "style":
+					v = cssEscape(v)
+				case inTag && i == tagAt:
+					// The value would name the tag: show it as text.
+					lt := strings.LastIndexByte(h[:i], '<')
+					b.WriteString(h[start:lt])
+					b.WriteString("&lt;")
+					start, inTag = lt+1, false
+					v = string(util.EscapeHTML([]byte(v)))
+				case !inTag:
+					v = string(util.EscapeHTML([]byte(v)))
+				default:
+					switch {
+					case urlAttrs[attr]:
+						prefix := b.String()[min(valAt, b.Len()):] + h[start+max(valAt-b.Len(), 0):i]
+						v = guardScheme(prefix, string(util.URLEscape([]byte(v), true)))
+					case attr == "style":
+						v = cssEscape(v)
+					case strings.HasPrefix(attr, "on"):
+						v = jsEscape(v)
+					}
+					v = escapeAttr(v, quote)
 				}
-				b.WriteString(string(util.EscapeHTML([]byte(v))))
+				b.WriteString(h[start:i])
+				b.WriteString(v)
 				i += size
 				start = i
 				continue
 			}
 		}
 		switch {
+		case raw != "":
+			if c == '<' && i+1 < len(h) && h[i+1] == '/' && len(h)-i-2 >= len(raw) && strings.EqualFold(h[i+2:i+2+len(raw)], raw) {
+				raw, inTag, attr, tagAt = "", true, "", i+1
+			}
 		case !inTag:
 			if c == '<' && i+1 < len(h) && (isASCIILetter(h[i+1]) || h[i+1] == '/' || h[i+1] == '!' || h[i+1] == '?') {
-				inTag, attr = true, ""
+				inTag, attr, tagAt = true, "", i+1
+				if h[i+1] == '/' {
+					tagAt = i + 2
+				}
 			}
 		case quote != 0:
 			if c == quote {
@@ -261,14 +359,107 @@ func (s *skeletons) fillHTML(h string, vals []string) string {
 			}
 		case c == '"' || c == '\'':
 			quote = c
+			valAt = b.Len() + i + 1 - start
 		case c == '=':
 			attr = strings.ToLower(lastWord(h[:i]))
+			valAt = b.Len() + i + 1 - start
 		case c == '>':
 			inTag, attr = false, ""
+			if name := strings.ToLower(lastWord(h[tagAt : tagAt+tagNameLen(h[tagAt:])])); h[tagAt-1] == '<' && (name == "script" || name == "style") {
+				raw = name
+			}
 		}
 		i++
 	}
 	b.WriteString(h[start:])
+	return b.String()
+}
+
+// tagNameLen is the length of the tag name at the start of s.
+func tagNameLen(s string) int {
+	i := 0
+	for i < len(s) && (isASCIILetter(s[i]) || s[i] >= '0' && s[i] <= '9' || s[i] == '-') {
+		i++
+	}
+	return i
+}
+
+// urlAttrs are the attributes whose value a browser reads as a URL.
+var urlAttrs = map[string]bool{
+	"href": true, "src": true, "action": true, "formaction": true, "background": true,
+	"poster": true, "cite": true, "data": true, "longdesc": true, "srcset": true,
+	"xlink:href": true, "lowsrc": true, "dynsrc": true, "ping": true, "codebase": true,
+}
+
+// guardScheme keeps a value from giving a URL a scheme other than http,
+// https or mailto: when the attribute text before it (prefix) has no
+// scheme yet and prefix+v would end one, the colon is percent-encoded and
+// the URL becomes a harmless relative one (javascript:, data:, vbscript:).
+func guardScheme(prefix, v string) string {
+	p := strings.TrimLeft(prefix, " \t\n\r\f")
+	if strings.ContainsAny(p, ":/?#") {
+		return v
+	}
+	j := strings.IndexAny(v, ":/?#")
+	if j < 0 || v[j] != ':' {
+		return v
+	}
+	switch strings.ToLower(p + v[:j]) {
+	case "http", "https", "mailto":
+		return v
+	}
+	return v[:j] + "%3A" + v[j+1:]
+}
+
+// escapeAttr HTML-escapes v for a tag, ' included unless the value is in
+// double quotes; unquoted (quote 0), also the blanks, =, / and ` that
+// would end the value or name.
+func escapeAttr(v string, quote byte) string {
+	unquoted := quote == 0
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '&':
+			b.WriteString("&amp;")
+		case c == '<':
+			b.WriteString("&lt;")
+		case c == '>':
+			b.WriteString("&gt;")
+		case c == '"':
+			b.WriteString("&quot;")
+		case c == '\'' && quote != '"':
+			b.WriteString("&#39;")
+		case unquoted && (c == '=' || c == '`' || c == '/' || c <= ' '):
+			b.WriteString("&#" + strconv.Itoa(int(c)) + ";")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// jsEscape makes v inert in JavaScript: every ASCII character but letters
+// and digits becomes \xHH, which is literal inside a string and a syntax
+// error outside one.
+func jsEscape(v string) string {
+	return asciiEscape(v, func(c byte) string { return fmt.Sprintf("\\x%02x", c) })
+}
+
+// cssEscape makes v one inert CSS identifier: every ASCII character but
+// letters and digits becomes a hex escape.
+func cssEscape(v string) string {
+	return asciiEscape(v, func(c byte) string { return fmt.Sprintf("\\%x ", c) })
+}
+
+func asciiEscape(v string, esc func(byte) string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x80 && !isASCIILetter(c) && (c < '0' || c > '9') {
+			b.WriteString(esc(c))
+		} else {
+			b.WriteByte(c)
+		}
+	}
 	return b.String()
 }
 
@@ -329,7 +520,13 @@ func (r *Renderer) markdownBody(fields map[string]string) (mdBody, error) {
 		return mdBody{}, err
 	}
 	skel, vals, ok := r.skel.skeletonize(src)
-	if ok && r.skel.verify {
+	for _, v := range vals {
+		// A value holding the prefix (it is random, but not secret from
+		// a template that prints a marker) would be read as a placeholder
+		// or heading mark by fillText and fillHeadings.
+		ok = ok && !strings.Contains(v, r.skel.prefix)
+	}
+	if ok && (r.skel.verify || r.skel.formatsValues(r.markdown)) {
 		// The skeleton filled with the plain values must be exactly what
 		// the template prints from them, or a marker was cut or encoded.
 		want, err := execText(r.markdown, r.mdData(fields, true))

@@ -2,8 +2,11 @@ package render
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // renderFields renders a Markdown renderer's body for fields.
@@ -154,4 +157,117 @@ func TestSkeletonHeadings(t *testing.T) {
 			t.Errorf("value %q: text\n%s\nwant\n%s", tc.v, text, tc.want)
 		}
 	}
+}
+
+// A value lands inert wherever the author put it in raw HTML: it cannot
+// end a quoted or unquoted attribute, add an attribute, name a tag, supply
+// a dangerous URL scheme, or run inside <script>, <style> or style="".
+func TestSkeletonValueCannotEscapeHTMLContext(t *testing.T) {
+	for _, tc := range []struct{ name, body, v, bad, want string }{
+		{"single-quoted href", "<a href='https://x.example/{{.v}}'>a</a>\n", `'onclick='alert(1)`, "onclick='", ""},
+		{"single-quoted title", "<a title='{{.v}}'>a</a>\n", `' onclick='alert(1)`, " onclick='", ""},
+		{"unquoted value", "<table><tr><td width={{.v}}>a</td></tr></table>\n", "1 onmouseover=alert(1)", " onmouseover=", ""},
+		{"attribute name", "<div {{.v}}>a</div>\n", "onclick=alert(1)", "onclick=", ""},
+		{"tag name", "<{{.v}}>\n\nrest\n", "script", "<script", "&lt;script>"},
+		{"raw href scheme", "<a href=\"{{.v}}\">a</a>\n", "javascript:alert(1)", `href="javascript:`, ""},
+		{"link scheme", "[a]({{.v}})\n", " JavaScript:alert(1)", `href="JavaScript:`, ""},
+		{"split scheme", "<a href=\"java{{.v}}\">a</a>\n", "script:alert(1)", `href="javascript:`, ""},
+		{"ref scheme", "[a][r]\n\n[r]: {{.v}}\n", "vbscript:x", `href="vbscript:`, ""},
+		{"https stays", "<a href=\"{{.v}}\">a</a>\n", "https://ok.example/p?a=1", "", `href="https://ok.example/p?a=1"`},
+		{"mailto stays", "[a]({{.v}})\n", "mailto:ann@example.org", "", `href="mailto:ann@example.org"`},
+		{"script", "<script>var n = '{{.v}}';</script>\n", "';alert(1);'", "';alert(1)", ""},
+		{"style element", "<style>p{color:{{.v}}}</style>\n", "red}body{background:url(https://t.example/x)", "url(https://t", ""},
+		{"style attribute", "<p style=\"color:{{.v}}\">a</p>\n", "red;background:url(https://t.example/x)", ";background:url(", ""},
+		{"event attribute", "<a onclick=\"go('{{.v}}')\">a</a>\n", "');alert(1);('", ");alert(1)", ""},
+	} {
+		r := markdownRenderer(t, tc.body)
+		out, _ := renderFields(t, r, map[string]string{"v": tc.v})
+		if tc.bad != "" && strings.Contains(out, tc.bad) {
+			t.Errorf("%s: value %q made %q:\n%s", tc.name, tc.v, tc.bad, out)
+		}
+		if tc.want != "" && !strings.Contains(out, tc.want) {
+			t.Errorf("%s: value %q: want %q in\n%s", tc.name, tc.v, tc.want, out)
+		}
+	}
+}
+
+// Builtins that format a value through fmt (print, urlquery, ...) would
+// see its marker; such templates are checked and rendered the old way, so
+// no marker, prefix or hex reaches the message.
+func TestSkeletonPrintBuiltins(t *testing.T) {
+	r := markdownRenderer(t, "A {{len (print .v)}} B {{urlquery .v}} C {{if eq (print .v) \"ab\"}}yes{{end}} D {{slice (print .v) 0 1}}.\n")
+	_, text := renderFields(t, r, map[string]string{"v": "ab"})
+	if want := "A 2 B ab C yes D a.\n"; text != want {
+		t.Errorf("text %q, want %q", text, want)
+	}
+}
+
+// A value holding the marker prefix (it is random, but a test can know it)
+// is still printed as it is and does not disturb the heading underlines.
+func TestSkeletonValueWithPrefix(t *testing.T) {
+	r := markdownRenderer(t, "# A {{.v}}\n\nB {{.w}}\n")
+	v, w := r.skel.prefix+"u-Z", r.skel.prefix+"w0Z"
+	_, text := renderFields(t, r, map[string]string{"v": v, "w": w})
+	want := "A " + v + "\n" + strings.Repeat("=", len("A "+v)) + "\n\nB " + w + "\n"
+	if text != want {
+		t.Errorf("text\n%q\nwant\n%q", text, want)
+	}
+}
+
+// FuzzSkeletonRawHTML puts one value into the author's raw HTML in every
+// context fillHTML tells apart; the tags and attribute names must be the
+// same as for a plain word, and no script scheme or quote may appear.
+func FuzzSkeletonRawHTML(f *testing.F) {
+	for _, s := range []string{"' onclick='x", "\" onclick=\"x", "a b=c", "javascript:x", " JaVaScRiPt:x", "&#106;avascript:x",
+		"</script><img src=x>", "}body{x:url(y)}", "`${x}`", "-->", "<!--", "script", "/", "a\tb\nc", "\u00a0x\u00a0"} {
+		f.Add(s)
+	}
+	r := markdownRenderer(f, "<div class=\"a\" {{.v}} title={{.v}}>\n<a href='https://x.example/{{.v}}' title='{{.v}}'>t {{.v}}</a>\n"+
+		"<a href=\"{{.v}}\" onclick=\"go('{{.v}}')\">l</a><!-- {{.v}} -->\n<script>var n = '{{.v}}';</script>\n"+
+		"<style>p{color:{{.v}}}</style><p style=\"color:{{.v}}\">s</p>\n</div>\n\n<{{.v}}>\n")
+	attrName := regexp.MustCompile(`([^\s"'>/=]+)(\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?`)
+	shape := func(t testing.TB, v string) (string, string) {
+		out, _ := renderFields(t, r, map[string]string{"v": v})
+		var sig []string
+		for i := 0; ; {
+			tg, ok := nextTag(out, i)
+			if !ok {
+				break
+			}
+			i = tg.end
+			sig = append(sig, tg.name)
+			for _, m := range attrName.FindAllStringSubmatch(tg.attrs, -1) {
+				// The value names one attribute itself; only a handler
+				// with a value counts by name.
+				if strings.HasPrefix(strings.ToLower(m[1]), "on") && m[2] != "" {
+					sig = append(sig, "@"+m[1])
+				} else {
+					sig = append(sig, "@")
+				}
+			}
+		}
+		return strings.Join(sig, " "), out
+	}
+	jsURL := regexp.MustCompile(`(?i)(href|src)\s*=\s*["']?[\s\x00-\x1f]*javascript:`)
+	want, _ := shape(f, "x")
+	blank, _ := shape(f, "")
+	f.Fuzz(func(t *testing.T, v string) {
+		if !utf8.ValidString(v) {
+			return
+		}
+		got, out := shape(t, v)
+		exp := want
+		if strings.TrimFunc(v, unicode.IsSpace) == "" {
+			exp = blank
+		}
+		if got != exp {
+			t.Fatalf("value %q: shape\n%s\nwant\n%s\n%s", v, got, exp, out)
+		}
+		if jsURL.MatchString(out) {
+			t.Fatalf("value %q gave a javascript: URL:\n%s", v, out)
+		}
+		if i, j := strings.Index(out, "<script>"), strings.Index(out, "</script>"); i < 0 || j < i || strings.Count(out[i:j], "'") != 2 {
+			t.Fatalf("value %q: the script's string was broken:\n%s", v, out)
+		}
+	})
 }
