@@ -119,6 +119,11 @@ type SMTP struct {
 	HELO string `yaml:"helo"`
 	// Protocol is smtp (default) or lmtp.
 	Protocol string `yaml:"protocol"`
+	// Chunking (default true) sends each message with its envelope in one
+	// round trip (BDAT) when the server offers CHUNKING and PIPELINING;
+	// false keeps to DATA, which can retry a message whose connection
+	// failed before its final "." (see sender.Config.NoChunking).
+	Chunking *bool `yaml:"chunking"`
 }
 
 // Send shapes delivery. Zero values are replaced by the defaults at Load.

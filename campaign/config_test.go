@@ -56,6 +56,7 @@ func TestLoadSections(t *testing.T) {
   security: tls
   username: u
   password_env: MAILRUN_TEST_UNSET_VAR
+  chunking: false
 send:
   rate: 30/m
   backoff: 5s
@@ -86,6 +87,10 @@ unsubscribe:
 	ps := c.Problems()
 	if len(ps) != 1 || !ps[0].Warning || !strings.Contains(ps[0].String(), "news.yaml:13: smtp.password_env: warning: environment variable MAILRUN_TEST_UNSET_VAR is not set") {
 		t.Errorf("got problems %v, want one warning about the variable", ps)
+	}
+	t.Setenv("MAILRUN_TEST_UNSET_VAR", "pw")
+	if sc, _, err := c.SenderConfig(nil); err != nil || !sc.NoChunking {
+		t.Errorf("SenderConfig: got NoChunking %v, %v; want true for chunking: false", sc.NoChunking, err)
 	}
 	rc, err := c.RenderConfig()
 	if err != nil {

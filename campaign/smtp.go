@@ -118,6 +118,8 @@ func (c *Campaign) SenderConfig(debug io.Writer) (sender.Config, sender.PoolConf
 		Protocol: c.SMTP.Protocol,
 		Timeout:  c.Send.Timeout,
 		Debug:    debug,
+		// A nil Chunking is the default: on.
+		NoChunking: c.SMTP.Chunking != nil && !*c.SMTP.Chunking,
 	}
 	pc := sender.PoolConfig{
 		Concurrency:   c.Send.Concurrency,

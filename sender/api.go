@@ -31,6 +31,12 @@ type Config struct {
 	DataTimeout time.Duration
 	// Debug, when set, receives the protocol trace with AUTH data redacted.
 	Debug io.Writer
+	// NoChunking keeps to DATA when the server offers CHUNKING. With
+	// CHUNKING and PIPELINING a message goes in one write with its
+	// envelope (BDAT, RFC 3030): one round trip instead of two, but a
+	// connection lost after that write leaves the message Unknown, where
+	// DATA would have known it was not sent (see Conn.Send).
+	NoChunking bool
 }
 
 // PoolConfig shapes a Pool.

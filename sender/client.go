@@ -237,10 +237,13 @@ func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 		return nil, c.dialError(st, tr, err)
 	}
 	tr.dialDone()
-	cn := &Conn{c: c, sc: sc, raw: st.raw, tr: tr}
+	cn := &Conn{c: c, sc: sc, raw: st.raw, tr: tr, lastReply: time.Now()}
 	cn.pipelining, _ = sc.Extension("PIPELINING")
 	cn.eightBit, _ = sc.Extension("8BITMIME")
 	cn.utf8, _ = sc.Extension("SMTPUTF8")
+	if ok, _ := sc.Extension("CHUNKING"); ok && cn.pipelining && !c.cfg.NoChunking {
+		cn.chunking = true
+	}
 	return cn, nil
 }
 

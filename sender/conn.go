@@ -40,7 +40,22 @@ type Conn struct {
 	// eightBit and utf8 record the server's 8BITMIME and SMTPUTF8, which
 	// decide the MAIL FROM parameters as go-mail's Mail does.
 	eightBit, utf8 bool
+	// chunking is set when the server offers CHUNKING and PIPELINING and
+	// Config.NoChunking is not: Send then uses sendChunked.
+	chunking bool
+	// lastReply is when the server last answered: a chunked group folds
+	// its RSET in only on a connection that answered within foldWithin.
+	lastReply time.Time
 }
+
+// foldWithin is how recently a connection must have answered for a
+// chunked group to lead with RSET instead of checking the connection with
+// a lone RSET first. A chunked group carries the message, so a connection
+// that turns out dead after it was written leaves the message Unknown;
+// servers drop idle connections after tens of seconds or more, so one
+// that answered a moment ago is alive, and one idle longer pays a round
+// trip to find out. A variable so that tests can shorten it.
+var foldWithin = time.Second
 
 // dialLMTP opens an LMTP connection with go-smtp's client, which, unlike
 // go-mail, speaks LHLO and returns one reply per recipient after DATA.
@@ -161,6 +176,9 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	}
 	if cn.lc != nil {
 		return cn.sendLMTP(ctx, res, from, to, msg, fail)
+	}
+	if cn.chunking {
+		return cn.sendChunked(ctx, res, from, msg, fail)
 	}
 	if cn.pipelining {
 		return cn.sendPipelined(ctx, res, from, msg, fail)
@@ -527,6 +545,7 @@ func (cn *Conn) Reset() error {
 		return e
 	}
 	cn.needRset = false
+	cn.lastReply = time.Now()
 	return nil
 }
 
@@ -749,6 +768,7 @@ func (cn *Conn) readReply(expect int) error {
 	}
 	if code != 0 {
 		cn.tr.reply(code, text)
+		cn.lastReply = time.Now()
 	}
 	return err
 }

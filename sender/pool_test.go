@@ -120,6 +120,9 @@ func TestPoolRetries(t *testing.T) {
 		want     string
 		attempts int
 		sessions int
+		// noChunking sends with DATA: the cases below that are about the
+		// final "." differ with CHUNKING, where the message leaves first.
+		noChunking bool
 	}{
 		{
 			name:     "4xx then success",
@@ -146,12 +149,22 @@ func TestPoolRetries(t *testing.T) {
 			sessions: 2,
 		},
 		{
-			name:     "dropped before the dot is retried",
+			name:       "dropped before the dot is retried",
+			setup:      func(s *smtptest.Server) { s.DropAt("RCPT", 1) },
+			retries:    2,
+			want:       "a=delivered b=delivered",
+			attempts:   2,
+			sessions:   2,
+			noChunking: true,
+		},
+		{
+			// The message left with the group: the server may have it.
+			name:     "dropped after a chunked group is unknown",
 			setup:    func(s *smtptest.Server) { s.DropAt("RCPT", 1) },
-			retries:  2,
-			want:     "a=delivered b=delivered",
-			attempts: 2,
-			sessions: 2,
+			retries:  5,
+			want:     "a=unknown b=unknown",
+			attempts: 1,
+			sessions: 1,
 		},
 		{
 			name:     "unknown is never retried",
@@ -174,7 +187,10 @@ func TestPoolRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.Start(t, smtptest.Options{})
 			tt.setup(srv)
-			p := newPool(t, srv, smtptest.Options{}, PoolConfig{Retries: tt.retries, Backoff: time.Millisecond})
+			cfg := config(srv, smtptest.Options{})
+			cfg.NoChunking = tt.noChunking
+			p := NewPool(mustClient(t, cfg), PoolConfig{Retries: tt.retries, Backoff: time.Millisecond})
+			t.Cleanup(func() { _ = p.Close() })
 			res, err := p.Send(context.Background(), "s@example.org", []string{"a@example.org", "b@example.org"}, testMsg)
 			if err != nil {
 				t.Fatal(err)
@@ -311,12 +327,19 @@ func benchmarkPoolSend(b *testing.B, size int) {
 }
 
 func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
-	for _, pipelining := range []bool{true, false} {
-		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+	// With CHUNKING a group carries the message, so an idle connection is
+	// checked with a lone RSET first; here every connection counts as idle.
+	defer func(d time.Duration) { foldWithin = d }(foldWithin)
+	foldWithin = 0
+	for _, mode := range []string{"chunking", "pipelining", "plain"} {
+		t.Run(mode, func(t *testing.T) {
 			srv := smtptest.Start(t, smtptest.Options{})
 			srv.DropIdle(1)
 			cfg := config(srv, smtptest.Options{})
-			if !pipelining {
+			switch mode {
+			case "pipelining":
+				cfg.NoChunking = true
+			case "plain":
 				cfg.Port = noPipelining(t, srv)
 			}
 			trace := newSyncBuffer()
@@ -347,16 +370,21 @@ func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
 
 // TestPoolFoldsRset checks that a reused pipelining connection sends RSET
 // as the first command of its group, so each message still costs two
-// writes, while a connection without PIPELINING spends a round trip on RSET.
+// writes (one with CHUNKING), while a connection without PIPELINING spends
+// a round trip on RSET.
 func TestPoolFoldsRset(t *testing.T) {
 	for _, tt := range []struct {
+		mode       string
 		pipelining bool
 		writes     int64 // for two messages on a reused connection
-	}{{true, 4}, {false, 10}} {
-		t.Run(fmt.Sprintf("pipelining=%v", tt.pipelining), func(t *testing.T) {
+	}{{"chunking", true, 2}, {"pipelining", true, 4}, {"plain", false, 10}} {
+		t.Run(tt.mode, func(t *testing.T) {
 			srv := smtptest.Start(t, smtptest.Options{})
 			cfg := config(srv, smtptest.Options{})
-			if !tt.pipelining {
+			switch tt.mode {
+			case "pipelining":
+				cfg.NoChunking = true
+			case "plain":
 				cfg.Port = noPipelining(t, srv)
 			}
 			trace := newSyncBuffer()

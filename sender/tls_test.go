@@ -170,8 +170,8 @@ func TestDebugTrace(t *testing.T) {
 	got := trace.String()
 	for _, want := range []string{
 		"C: EHLO client.test", "C: STARTTLS", "S: 220 ", "C: <SMTP auth data redacted>",
-		"C: MAIL FROM:<s@example.org>", "C: RCPT TO:<a@example.org>", "C: DATA",
-		"C: [message, ", "C: .", "S: 250 2.0.0", "C: QUIT", "S: 221 ",
+		"C: MAIL FROM:<s@example.org>", "C: RCPT TO:<a@example.org>", "C: BDAT 77 LAST",
+		"C: [message, 77 bytes]", "S: 250 2.0.0", "C: QUIT", "S: 221 ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("trace lacks %q:\n%s", want, got)

@@ -1,0 +1,222 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// sendChunked is Send for a server that offers CHUNKING and PIPELINING
+// (RFC 3030, RFC 2920): RSET (when the connection carried a transaction),
+// MAIL FROM, every RCPT TO and "BDAT <size> LAST" with the message leave in
+// one write, and the replies are read in order, so a message costs one
+// round trip and needs no dot-stuffing.
+//
+// The message leaves before any reply is read, which moves the point of
+// no return: the commit hook runs before the write, and once the write is
+// complete the server may accept the message at any time, so a connection
+// lost before the reply to BDAT leaves every recipient not yet refused
+// Unknown (with DATA, a loss before the final "." was a plain retry). A
+// server that refuses MAIL FROM or every RCPT TO still reads and drops the
+// chunk (RFC 3030 section 2), answering BDAT with an error. A write that
+// fails is a retry: the server cannot accept an incomplete LAST chunk.
+func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
+	to := make([]string, len(res.Rcpts))
+	var sent []int // recipients whose RCPT TO goes out
+	for i := range res.Rcpts {
+		to[i] = res.Rcpts[i].Addr
+		if err := checkAddr(to[i]); err != nil {
+			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
+			continue
+		}
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return res, nil
+	}
+	rset := cn.needRset
+	if rset && time.Since(cn.lastReply) > foldWithin {
+		// Idle long enough to have been dropped: find out with a lone RSET,
+		// which a Pool retries at once on a new connection when it fails.
+		if err := cn.Reset(); err != nil {
+			e := asErr(err)
+			if !e.hasReply() {
+				e.Err = &staleConnError{e.Err}
+			}
+			return fail(e)
+		}
+		rset = false
+	}
+	if err := cn.commitNow(); err != nil {
+		return fail(err)
+	}
+
+	w := cn.sc.Text.W
+	cn.deadline(cn.c.cfg.Timeout)
+	cmd := func(line string) {
+		cn.tr.note("C: ", line)
+		_, _ = w.WriteString(line)
+		_, _ = w.WriteString("\r\n")
+	}
+	if rset {
+		cmd("RSET")
+	}
+	cmd("MAIL FROM:<" + from + ">" + cn.mailParams(from, to))
+	for _, i := range sent {
+		cmd("RCPT TO:<" + to[i] + ">")
+	}
+	cmd(fmt.Sprintf("BDAT %d LAST", len(msg)))
+	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
+	err := cn.writeBody(w, msg)
+	if err == nil {
+		cn.deadline(cn.c.cfg.Timeout)
+		err = w.Flush()
+	}
+	if err != nil {
+		cn.kill()
+		if rset {
+			// The leading RSET found the connection dead; the chunk was cut
+			// short, so nothing can have been accepted.
+			return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}})
+		}
+		return fail(&Error{Command: "BDAT", Temporary: true, Err: err})
+	}
+	cn.needRset = true
+
+	// From here on the server may have the whole message. lost settles
+	// every recipient not yet refused as Unknown when a reply is missing.
+	lost := func(cmd string, err error) (*Result, error) {
+		cn.kill()
+		e := &Error{Command: cmd, Text: "no reply after the message was sent", Err: err}
+		for i := range res.Rcpts {
+			if res.Rcpts[i].Status == 0 {
+				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Unknown, Err: e}
+			}
+		}
+		return res, e
+	}
+	// Every reply is read, even after a 421: a server that says it is
+	// closing may still run the commands it had already read (go-smtp
+	// does), so only the reply to BDAT tells whether the message went. A
+	// 421 closes the connection once the group is read.
+	closeAfter := false
+	if rset {
+		// A refused RSET does not stop the transaction that follows.
+		if err := cn.readReply(250); err != nil {
+			e := wireError("RSET", err)
+			if !e.hasReply() {
+				return lost("RSET", err)
+			}
+			closeAfter = closeAfter || e.Code == 421
+		}
+	}
+	if err := cn.readReply(250); err != nil {
+		e := wireError("MAIL FROM", err)
+		if !e.hasReply() {
+			return lost("MAIL FROM", err)
+		}
+		e.fatal = e.Code/100 == 5
+		// No transaction: the RCPT TO and BDAT replies are refusals to
+		// read past; the message cannot be accepted.
+		if cn.drainChunked(len(sent)) {
+			return lost("BDAT", errors.New("the server accepted the message after refusing MAIL FROM"))
+		}
+		if e.Code == 421 {
+			cn.kill()
+		}
+		return fail(e)
+	}
+	var accepted []int
+	var over *Error // the first 452: it ends the batch (RFC 5321 section 4.5.3.1.10)
+	for _, i := range sent {
+		err := cn.readReply(25)
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		e := wireError("RCPT TO", err)
+		if !e.hasReply() {
+			return lost("RCPT TO", err)
+		}
+		closeAfter = closeAfter || e.Code == 421
+		rr := &res.Rcpts[i]
+		if e.Code == 452 && over == nil {
+			over = e
+		}
+		switch {
+		case over != nil:
+			rr.Status, rr.Err, rr.Reply = Deferred, over, over.Reply()
+		case e.Temporary:
+			rr.Status, rr.Err, rr.Reply = Deferred, e, e.Reply()
+		default:
+			rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
+		}
+	}
+	cn.deadline(cn.c.cfg.DataTimeout)
+	code, text, err := cn.sc.Text.ReadResponse(250)
+	if closeAfter {
+		defer cn.kill()
+	}
+	if err != nil {
+		e := cn.cmdError("BDAT", err)
+		if !e.hasReply() {
+			return lost("BDAT", err)
+		}
+		cn.tr.reply(e.Code, e.Text)
+		if len(accepted) == 0 {
+			return res, nil // the refusal of a chunk without recipients
+		}
+		cn.settle(res, accepted, e)
+		if cn.broken {
+			return res, e
+		}
+		return res, nil
+	}
+	cn.tr.reply(code, text)
+	cn.lastReply = time.Now()
+	if len(accepted) == 0 {
+		// A server that accepts a message without recipients is out of
+		// step with us; nothing was delivered.
+		cn.kill()
+		return res, nil
+	}
+	r := parseReply(code, text)
+	for _, i := range accepted {
+		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
+	}
+	return res, nil
+}
+
+// drainChunked reads the replies to the n RCPT TO and the BDAT that
+// followed a refused MAIL FROM, so the connection stays in step with the
+// server. A lost connection or an accepted command closes the connection;
+// accepted reports a BDAT the server accepted all the same (a broken
+// server, but then the message may have gone).
+func (cn *Conn) drainChunked(n int) (accepted bool) {
+	if cn.broken {
+		return false
+	}
+	for k := range n + 1 {
+		err := cn.readReply(25)
+		if err == nil {
+			cn.kill()
+			return k == n
+		}
+		if !wireError("", err).hasReply() {
+			cn.kill()
+			return false
+		}
+	}
+	return false
+}
+
+// asErr returns err as an *Error, wrapping any other error as a temporary
+// one for "RSET".
+func asErr(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Command: "RSET", Temporary: true, Err: err}
+}
