@@ -145,6 +145,10 @@ type mdPage struct {
 	embedded string // html after embedImages, when embedOK
 	embeds   []*fileData
 	embedOK  bool
+
+	// slots are the placeholders of the HTML filled per recipient
+	// (embedded when embedOK, else html).
+	slots []slot
 }
 
 func newSkeletons() *skeletons {
@@ -292,52 +296,64 @@ func (s *skeletons) fillHTML(h string, vals []string) string {
 	if len(vals) == 0 || !strings.Contains(h, s.prefix) {
 		return h
 	}
-	var b strings.Builder
-	b.Grow(len(h) + len(h)/4)
+	return fillSlots(h, s.scanHTML(h, len(vals)), vals)
+}
+
+// A slot is one placeholder of a skeleton's HTML and the place it is in,
+// found once per skeleton by scanHTML: the places depend on the author's
+// HTML only, so each recipient's fill is a copy with no scan.
+type slot struct {
+	at, end int // h[at:end] is the placeholder
+	idx     int // its value
+	kind    slotKind
+	attr    string // slotAttr: the attribute's name, lower case
+	quote   byte   // slotAttr: its quote, 0 for none
+	valAt   int    // slotAttr: where in h the attribute's value starts
+	lt      int    // slotTagName: where in h the tag's "<" is
+}
+
+type slotKind uint8
+
+const (
+	slotText    slotKind = iota // text: HTML-escaped
+	slotTagName                 // would name a tag: its "<" becomes "&lt;"
+	slotScript                  // inside <script>
+	slotStyle                   // inside <style>
+	slotAttr                    // inside a tag: an attribute's value or name
+)
+
+// scanHTML finds the n-valued placeholders of h and the place of each.
+func (s *skeletons) scanHTML(h string, n int) []slot {
 	var (
+		slots []slot
 		inTag bool
 		quote byte
 		attr  string // the attribute whose value the scan is in
-		valAt int    // b.Len() where that value starts once copied
+		valAt int    // h[valAt:] starts that value
 		tagAt int    // h[tagAt:] starts with the tag's name
 		raw   string // "script" or "style" inside such an element
-		start int    // h[start:i] is not yet copied
 	)
 	for i := 0; i < len(h); {
 		c := h[i]
 		if c == s.prefix[0] && strings.HasPrefix(h[i:], s.prefix) {
-			if n, size := s.index(h[i:], len(vals)); n >= 0 {
-				v := cleanValue(vals[n])
+			if k, size := s.index(h[i:], n); k >= 0 {
+				sl := slot{at: i, end: i + size, idx: k}
 				switch {
 				case raw == "script":
-					v = jsEscape(v)
+					sl.kind = slotScript
 				case raw == "style":
-					v = cssEscape(v)
+					sl.kind = slotStyle
 				case inTag && i == tagAt:
 					// The value would name the tag: show it as text.
-					lt := strings.LastIndexByte(h[:i], '<')
-					b.WriteString(h[start:lt])
-					b.WriteString("&lt;")
-					start, inTag = lt+1, false
-					v = string(util.EscapeHTML([]byte(v)))
+					sl.kind, sl.lt = slotTagName, strings.LastIndexByte(h[:i], '<')
+					inTag = false
 				case !inTag:
-					v = string(util.EscapeHTML([]byte(v)))
+					sl.kind = slotText
 				default:
-					switch {
-					case urlAttrs[attr]:
-						prefix := b.String()[min(valAt, b.Len()):] + h[start+max(valAt-b.Len(), 0):i]
-						v = guardScheme(prefix, string(util.URLEscape([]byte(v), true)))
-					case attr == "style":
-						v = cssEscape(v)
-					case strings.HasPrefix(attr, "on"):
-						v = jsEscape(v)
-					}
-					v = escapeAttr(v, quote)
+					sl.kind, sl.attr, sl.quote, sl.valAt = slotAttr, attr, quote, valAt
 				}
-				b.WriteString(h[start:i])
-				b.WriteString(v)
+				slots = append(slots, sl)
 				i += size
-				start = i
 				continue
 			}
 		}
@@ -359,10 +375,10 @@ func (s *skeletons) fillHTML(h string, vals []string) string {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-			valAt = b.Len() + i + 1 - start
+			valAt = i + 1
 		case c == '=':
 			attr = strings.ToLower(lastWord(h[:i]))
-			valAt = b.Len() + i + 1 - start
+			valAt = i + 1
 		case c == '>':
 			inTag, attr = false, ""
 			if name := strings.ToLower(lastWord(h[tagAt : tagAt+tagNameLen(h[tagAt:])])); h[tagAt-1] == '<' && (name == "script" || name == "style") {
@@ -371,7 +387,60 @@ func (s *skeletons) fillHTML(h string, vals []string) string {
 		}
 		i++
 	}
-	b.WriteString(h[start:])
+	return slots
+}
+
+// fillSlots copies h with each slot's value escaped for its place.
+func fillSlots(h string, slots []slot, vals []string) string {
+	var b strings.Builder
+	b.Grow(len(h) + len(h)/4)
+	last := 0
+	// outAt is where h[p:] starts in b, for a p after the last slot
+	// written or, through done, after any earlier one.
+	type written struct{ end, out int }
+	var done []written
+	outAt := func(p int) int {
+		for j := len(done) - 1; j >= 0; j-- {
+			if done[j].end <= p {
+				return done[j].out + p - done[j].end
+			}
+		}
+		return p
+	}
+	for _, sl := range slots {
+		v := cleanValue(vals[sl.idx])
+		switch sl.kind {
+		case slotScript:
+			v = jsEscape(v)
+		case slotStyle:
+			v = cssEscape(v)
+		case slotTagName:
+			b.WriteString(h[last:sl.lt])
+			b.WriteString("&lt;")
+			last = sl.lt + 1
+			v = string(util.EscapeHTML([]byte(v)))
+		case slotText:
+			v = string(util.EscapeHTML([]byte(v)))
+		case slotAttr:
+			switch {
+			case urlAttrs[sl.attr]:
+				b.WriteString(h[last:sl.at])
+				last = sl.at
+				prefix := b.String()[min(outAt(sl.valAt), b.Len()):]
+				v = guardScheme(prefix, string(util.URLEscape([]byte(v), true)))
+			case sl.attr == "style":
+				v = cssEscape(v)
+			case strings.HasPrefix(sl.attr, "on"):
+				v = jsEscape(v)
+			}
+			v = escapeAttr(v, sl.quote)
+		}
+		b.WriteString(h[last:sl.at])
+		b.WriteString(v)
+		last = sl.end
+		done = append(done, written{end: sl.end, out: b.Len()})
+	}
+	b.WriteString(h[last:])
 	return b.String()
 }
 
@@ -549,16 +618,16 @@ func (r *Renderer) markdownBody(fields map[string]string) (mdBody, error) {
 	}
 	page := r.skel.get(skel)
 	if page == nil {
-		if page, err = r.newPage(skel); err != nil {
+		if page, err = r.newPage(skel, len(vals)); err != nil {
 			return mdBody{}, err
 		}
 		r.skel.put(skel, page)
 	}
 	text := r.skel.fillHeadings(r.skel.fillText(page.text, vals))
 	if page.embedOK {
-		return mdBody{html: r.skel.fillHTML(page.embedded, vals), text: text, embeds: embedsOf(page), embedded: true}, nil
+		return mdBody{html: fillSlots(page.embedded, page.slots, vals), text: text, embeds: embedsOf(page), embedded: true}, nil
 	}
-	return mdBody{html: r.skel.fillHTML(page.html, vals), text: text}, nil
+	return mdBody{html: fillSlots(page.html, page.slots, vals), text: text}, nil
 }
 
 // embedsOf is a copy of the page's embedded images, which the layout's may
@@ -569,7 +638,7 @@ func embedsOf(p *mdPage) []*fileData {
 
 // newPage renders a skeleton: HTML, text, and, unless an image's source
 // holds a value, the HTML with its images embedded.
-func (r *Renderer) newPage(skel string) (*mdPage, error) {
+func (r *Renderer) newPage(skel string, n int) (*mdPage, error) {
 	src := []byte(skel)
 	html, doc, err := r.parseMarkdown(src)
 	if err != nil {
@@ -583,6 +652,11 @@ func (r *Renderer) newPage(skel string) (*mdPage, error) {
 		if e, used, err := r.embedImages(html, r.bodyFile, nil); err == nil {
 			p.embedded, p.embeds, p.embedOK = e, used, true
 		}
+	}
+	if p.embedOK {
+		p.slots = r.skel.scanHTML(p.embedded, n)
+	} else {
+		p.slots = r.skel.scanHTML(p.html, n)
 	}
 	return p, nil
 }

@@ -181,6 +181,9 @@ func TestSkeletonValueCannotEscapeHTMLContext(t *testing.T) {
 		{"event attribute", "<a onclick=\"go('{{.v}}')\">a</a>\n", "');alert(1);('", ");alert(1)", ""},
 	} {
 		r := markdownRenderer(t, tc.body)
+		// A harmless recipient first, so the attack reuses the skeleton's
+		// slots, found once with another value in them.
+		renderFields(t, r, map[string]string{"v": "plain"})
 		out, _ := renderFields(t, r, map[string]string{"v": tc.v})
 		if tc.bad != "" && strings.Contains(out, tc.bad) {
 			t.Errorf("%s: value %q made %q:\n%s", tc.name, tc.v, tc.bad, out)
@@ -270,4 +273,46 @@ func FuzzSkeletonRawHTML(f *testing.F) {
 			t.Fatalf("value %q: the script's string was broken:\n%s", v, out)
 		}
 	})
+}
+
+// The slots a skeleton keeps give every later recipient the output a
+// fresh scan of the HTML would: values of other lengths in every place,
+// several in one attribute.
+func TestSkeletonSlotsReused(t *testing.T) {
+	r := markdownRenderer(t, "Hi {{.a}} `{{.b}}`\n\n<a href=\"https://x.example/{{.a}}/{{.b}}\" title='{{.b}}' data-x={{.a}}>{{.b}}</a>\n\n<style>p{color:{{.a}}}</style>\n\n<{{.b}}>\n\n<a href=\"{{.a}}{{.b}}\">z</a>\n")
+	for _, tc := range []struct {
+		f    map[string]string
+		want string // in the output
+	}{
+		{map[string]string{"a": "x", "b": "y"}, `<a href="xy">z</a>`},
+		{map[string]string{"a": "a much longer value & more", "b": `'quoted" <b>`}, "<p>Hi a much longer value &amp; more <code>'quoted&quot; &lt;b&gt;</code></p>"},
+		// The second value's scheme check sees the first value before it.
+		{map[string]string{"a": "http", "b": "s://ok.example/"}, `<a href="https://ok.example/">z</a>`},
+		{map[string]string{"a": "java", "b": "script:alert(1)"}, `<a href="javascript%3Aalert(1)">z</a>`},
+		{map[string]string{"a": "Zoë 李雷", "b": "script"}, "&lt;script>"},
+	} {
+		f := tc.f
+		out, _ := renderFields(t, r, f)
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("values %v: want %s in\n%s", f, tc.want, out)
+		}
+		src, err := execText(r.markdown, r.mdData(f, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		skel, vals, ok := r.skel.skeletonize(src)
+		if !ok {
+			t.Fatal("skeletonize failed")
+		}
+		page := r.skel.get(skel)
+		if page == nil {
+			t.Fatal("skeleton not cached")
+		}
+		if want := r.skel.fillHTML(page.html, vals); out != want {
+			t.Errorf("values %v: kept slots gave\n%s\nwant (fresh scan)\n%s", f, out, want)
+		}
+	}
+	if got := len(r.skel.pages); got != 1 {
+		t.Errorf("%d skeletons, want 1", got)
+	}
 }
