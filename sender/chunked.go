@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"time"
 )
 
@@ -103,24 +104,22 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 	closeAfter := false
 	if rset {
 		// A refused RSET does not stop the transaction that follows.
-		if err := cn.readReply(250); err != nil {
-			e := wireError("RSET", err)
+		if _, e := cn.groupReply("RSET", cn.c.cfg.Timeout); e != nil {
 			if !e.hasReply() {
-				return lost("RSET", err)
+				return lost("RSET", e.Err)
 			}
 			closeAfter = closeAfter || e.Code == 421
 		}
 	}
-	if err := cn.readReply(250); err != nil {
-		e := wireError("MAIL FROM", err)
+	if _, e := cn.groupReply("MAIL FROM", cn.c.cfg.Timeout); e != nil {
 		if !e.hasReply() {
-			return lost("MAIL FROM", err)
+			return lost("MAIL FROM", e.Err)
 		}
 		e.fatal = e.Code/100 == 5
 		// No transaction: the RCPT TO and BDAT replies are refusals to
-		// read past; the message cannot be accepted.
+		// read past, unless the server was still in another transaction.
 		if cn.drainChunked(len(sent)) {
-			return lost("BDAT", errors.New("the server accepted the message after refusing MAIL FROM"))
+			return lost("BDAT", fmt.Errorf("the server went on after refusing MAIL FROM (%d)", e.Code))
 		}
 		if e.Code == 421 {
 			cn.kill()
@@ -130,14 +129,13 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 	var accepted []int
 	var over *Error // the first 452: it ends the batch (RFC 5321 section 4.5.3.1.10)
 	for _, i := range sent {
-		err := cn.readReply(25)
-		if err == nil {
+		_, e := cn.groupReply("RCPT TO", cn.c.cfg.Timeout)
+		if e == nil {
 			accepted = append(accepted, i)
 			continue
 		}
-		e := wireError("RCPT TO", err)
 		if !e.hasReply() {
-			return lost("RCPT TO", err)
+			return lost("RCPT TO", e.Err)
 		}
 		closeAfter = closeAfter || e.Code == 421
 		rr := &res.Rcpts[i]
@@ -153,60 +151,95 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 			rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
 		}
 	}
-	cn.deadline(cn.c.cfg.DataTimeout)
-	code, text, err := cn.sc.Text.ReadResponse(250)
-	if closeAfter {
+	r, e := cn.groupReply("BDAT", cn.c.cfg.DataTimeout)
+	if closeAfter || e != nil && e.Code == 421 {
 		defer cn.kill()
 	}
-	if err != nil {
-		e := cn.cmdError("BDAT", err)
+	if e != nil {
 		if !e.hasReply() {
-			return lost("BDAT", err)
+			return lost("BDAT", e.Err)
 		}
-		cn.tr.reply(e.Code, e.Text)
 		if len(accepted) == 0 {
 			return res, nil // the refusal of a chunk without recipients
 		}
 		cn.settle(res, accepted, e)
-		if cn.broken {
+		if e.Code == 421 {
 			return res, e
 		}
 		return res, nil
 	}
-	cn.tr.reply(code, text)
-	cn.lastReply = time.Now()
 	if len(accepted) == 0 {
 		// A server that accepts a message without recipients is out of
 		// step with us; nothing was delivered.
 		cn.kill()
 		return res, nil
 	}
-	r := parseReply(code, text)
 	for _, i := range accepted {
 		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
 	}
 	return res, nil
 }
 
-// drainChunked reads the replies to the n RCPT TO and the BDAT that
-// followed a refused MAIL FROM, so the connection stays in step with the
-// server. A lost connection or an accepted command closes the connection;
-// accepted reports a BDAT the server accepted all the same (a broken
-// server, but then the message may have gone).
-func (cn *Conn) drainChunked(n int) (accepted bool) {
-	if cn.broken {
-		return false
+// groupReply reads the reply to cmd of a chunked group within d and
+// traces it. It returns the reply of a 2xx (RFC 5321 section 4.2.1: any
+// 2xx is a success) with a nil *Error; the *Error of a 4xx or 5xx; and an
+// *Error without a reply (hasReply is false) when there is none, or when
+// its code cannot answer cmd (1xx, 3xx): the server is then out of step
+// with the group, and may have taken the message as much as after a
+// silence.
+func (cn *Conn) groupReply(cmd string, d time.Duration) (Reply, *Error) {
+	cn.deadline(d)
+	code, text, err := cn.sc.Text.ReadResponse(2)
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		code, text = te.Code, te.Msg
 	}
-	for k := range n + 1 {
-		err := cn.readReply(25)
-		if err == nil {
-			cn.kill()
-			return k == n
+	if code != 0 {
+		cn.tr.reply(code, text)
+		cn.lastReply = time.Now()
+	}
+	switch {
+	case err == nil:
+		return parseReply(code, text), nil
+	case code/100 == 4 || code/100 == 5:
+		return Reply{}, wireError(cmd, err)
+	case code != 0:
+		err = fmt.Errorf("reply %d is out of step with the commands", code)
+	}
+	return Reply{}, &Error{Command: cmd, Temporary: true, Err: err}
+}
+
+// drainChunked reads the replies to the n RCPT TO and the BDAT that
+// followed a refused MAIL FROM, and reports whether the server may have
+// accepted the message all the same: without a transaction it refuses
+// every one, but a server still in an older transaction (its MAIL FROM
+// was "nested") takes the recipients and the chunk. An accepted RCPT TO
+// therefore counts until a refused BDAT says otherwise, and a lost reply
+// after it is an unknown outcome. Any surprise, and a lost connection,
+// close the connection.
+func (cn *Conn) drainChunked(n int) (mayHave bool) {
+	took := false // a RCPT TO was accepted
+	for range n {
+		_, e := cn.groupReply("RCPT TO", cn.c.cfg.Timeout)
+		if e == nil {
+			took = true
+			continue
 		}
-		if !wireError("", err).hasReply() {
+		if !e.hasReply() {
 			cn.kill()
-			return false
+			return took
 		}
+	}
+	_, e := cn.groupReply("BDAT", cn.c.cfg.DataTimeout)
+	switch {
+	case e == nil:
+		cn.kill()
+		return true
+	case !e.hasReply():
+		cn.kill()
+		return took
+	case took:
+		cn.kill() // refused in the end, but out of step
 	}
 	return false
 }
