@@ -56,6 +56,7 @@ type Renderer struct {
 	html          *htemplate.Template
 	text          *ttemplate.Template
 	layout        *htemplate.Template
+	layoutSplit   *layoutSplit // the layout run once, when it can be (layout.go)
 	bodyFile      string
 	headers       []headerTemplate
 	attachments   []attachTemplate
@@ -202,6 +203,7 @@ func (r *Renderer) init() error {
 		if r.layout, err = parseHTML(cfg.Layout, src); err != nil {
 			return fmt.Errorf("layout: %w", err)
 		}
+		r.layoutSplit = r.splitLayout()
 	}
 
 	names := make([]string, 0, len(cfg.Headers))
@@ -454,7 +456,14 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		}
 	}
 	c.html = body
-	if r.layout != nil {
+	if ls := r.layoutSplit; ls != nil {
+		c.html = ls.before + body + ls.after
+		for _, f := range ls.embeds {
+			if !containsFile(c.embeds, f) {
+				c.embeds = append(c.embeds, f)
+			}
+		}
+	} else if r.layout != nil {
 		ld := make(map[string]any, len(data)+1)
 		for k, v := range data {
 			ld[k] = v
