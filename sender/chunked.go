@@ -36,6 +36,16 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 	if len(sent) == 0 {
 		return res, nil
 	}
+	if cn.sc.Text.R.Buffered() > 0 {
+		// The server spoke unasked after its last reply (a "421 too many
+		// messages" before it closes, say): the connection is out of
+		// step, and nothing of this transaction has left, so a Pool
+		// retries at once on a new one. Found here it costs nothing;
+		// found in the replies to the group it would leave the message
+		// Unknown.
+		cn.kill()
+		return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server spoke out of turn")}})
+	}
 	rset := cn.needRset
 	if rset && time.Since(cn.lastReply) > foldWithin {
 		// Idle long enough to have been dropped: find out with a lone RSET,

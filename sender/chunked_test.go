@@ -349,3 +349,47 @@ func TestChunkedCommitFailureSendsNothing(t *testing.T) {
 	default:
 	}
 }
+
+// TestChunkedUnsolicitedReplyIsStale checks that a server that says "421"
+// right after its reply to a message, and closes, costs the next message
+// a redial, not an Unknown outcome: the 421 arrived with the reply, so it
+// is seen before the next group is written.
+func TestChunkedUnsolicitedReplyIsStale(t *testing.T) {
+	s := startRaw(t, rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n421 4.7.0 too many messages\r\n", close: true})
+	cn := rawConn(t, s)
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if got := statuses(res); got != "a=delivered" || err != nil {
+		t.Fatalf("first message: %s, %v", got, err)
+	}
+	res, err = cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if got := statuses(res); got != "a=deferred" || !isStale(err) {
+		t.Errorf("second message: %s, %v; want a=deferred and a stale connection", got, err)
+	}
+	if n := len(s.got); n != 1 {
+		t.Errorf("server got %d groups, want 1", n)
+	}
+}
+
+// TestChunkedTraceHasNoBody checks that the trace of a chunked message
+// names its size but never copies its text.
+func TestChunkedTraceHasNoBody(t *testing.T) {
+	s := startRaw(t, rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n"})
+	trace := newSyncBuffer()
+	cfg := Config{Host: "127.0.0.1", Port: s.port, HELO: "client.test", Auth: "none",
+		Security: "none", Timeout: 10 * time.Second, DataTimeout: 10 * time.Second, Debug: trace}
+	cn := mustDial(t, mustClient(t, cfg))
+	if _, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+	tr := trace.String()
+	for _, want := range []string{"C: BDAT 77 LAST", "C: [message, 77 bytes]", "S: 250 2.0.0 queued"} {
+		if !strings.Contains(tr, want) {
+			t.Errorf("trace lacks %q:\n%s", want, tr)
+		}
+	}
+	for _, body := range []string{"Subject: hi", "Hello.", "leading dot"} {
+		if strings.Contains(tr, body) {
+			t.Errorf("trace holds message text %q:\n%s", body, tr)
+		}
+	}
+}
