@@ -36,7 +36,14 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 	if len(sent) == 0 {
 		return res, nil
 	}
-	if cn.sc.Text.R.Buffered() > 0 {
+	stale := false
+	if cn.needRset && cn.raw != nil {
+		// The server closed or reset the connection, or spoke, since its
+		// last reply (peek_unix.go); the buffered check below covers what
+		// was read already.
+		stale, _ = peekStale(cn.raw.Conn)
+	}
+	if stale || cn.sc.Text.R.Buffered() > 0 {
 		// The server spoke unasked after its last reply (a "421 too many
 		// messages" before it closes, say): the connection is out of
 		// step, and nothing of this transaction has left, so a Pool
@@ -44,7 +51,7 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 		// found in the replies to the group it would leave the message
 		// Unknown.
 		cn.kill()
-		return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server spoke out of turn")}})
+		return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server closed the connection or spoke out of turn")}})
 	}
 	rset := cn.needRset
 	if rset && time.Since(cn.lastReply) > foldWithin {

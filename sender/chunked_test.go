@@ -393,3 +393,28 @@ func TestChunkedTraceHasNoBody(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedClosedConnectionIsStale checks that a server that closes the
+// connection without a word after a message (an idle timeout, a restart)
+// costs the next message a redial, not an Unknown outcome, even within
+// foldWithin: the close is seen before the group is written.
+func TestChunkedClosedConnectionIsStale(t *testing.T) {
+	s := startRaw(t, rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n", close: true})
+	cn := rawConn(t, s)
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if got := statuses(res); got != "a=delivered" || err != nil {
+		t.Fatalf("first message: %s, %v", got, err)
+	}
+	select {
+	case <-s.done: // the server has closed its side
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not close the connection")
+	}
+	res, err = cn.Send(context.Background(), "s@example.org", []string{"b@example.org"}, testMsg)
+	if got := statuses(res); got != "b=deferred" || !isStale(err) {
+		t.Errorf("second message: %s, %v; want b=deferred and a stale connection", got, err)
+	}
+	if n := len(s.got); n != 1 {
+		t.Errorf("server got %d groups, want 1", n)
+	}
+}

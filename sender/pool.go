@@ -82,12 +82,13 @@ type Hooks struct {
 	// before its first command: a crash before Start leaves nothing to
 	// record. When Start fails, nothing is sent.
 	Start func() error
-	// Commit is called once, before the body of the first transaction
-	// that has an accepted recipient: the last moment at which the message
-	// cannot have been delivered. Work started in Start (an fsync, say)
-	// overlaps the MAIL, RCPT and DATA round trips until then. When Commit
-	// fails, the connection is closed without the final ".", nothing is
-	// delivered, and the error is fatal.
+	// Commit is called once, at the last moment at which the message
+	// cannot have been delivered: with DATA, before the body of the first
+	// transaction that has an accepted recipient, so that work started in
+	// Start (an fsync, say) overlaps the MAIL, RCPT and DATA round trips;
+	// with CHUNKING, before the first group is written, since the message
+	// leaves with it. When Commit fails, nothing more is written, nothing
+	// is delivered, and the error is fatal.
 	Commit func() error
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -66,6 +67,10 @@ type Server struct {
 	active   int
 	peak     int
 	sessions int
+	// live counts sessions whose handler has not ended (NewSession to
+	// Logout); ended is signalled when it drops.
+	live  int
+	ended *sync.Cond
 }
 
 // rule is one injected failure: cmd is "MAIL", "RCPT" or "DATA"; addr,
@@ -92,6 +97,7 @@ func Start(t testing.TB, opt Options) *Server {
 		opt.Mechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
 	}
 	s := &Server{opt: opt, lmtp: map[string]*smtp.SMTPError{}}
+	s.ended = sync.NewCond(&s.mu)
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
 	s.srv.Domain = "localhost"
 	s.srv.LMTP = opt.LMTP
@@ -134,6 +140,24 @@ func Start(t testing.TB, opt Options) *Server {
 		_ = s.srv.Serve(l)
 	}()
 	t.Cleanup(func() {
+		// Let the handlers end on their own first: go-smtp's Close races
+		// with a handler still reading a BDAT chunk after its connection
+		// dropped (it reads the chunk's pipe unlocked), which the race
+		// detector reports. Clients have closed by now (their cleanups
+		// run first), so this is quick; a held connection waits 5s.
+		idle := make(chan struct{})
+		go func() {
+			s.mu.Lock()
+			for s.live > 0 {
+				s.ended.Wait()
+			}
+			s.mu.Unlock()
+			close(idle)
+		}()
+		select {
+		case <-idle:
+		case <-time.After(5 * time.Second):
+		}
 		_ = s.srv.Close()
 		// go-smtp's Close only closes listeners that Serve has registered;
 		// a test that never connected may end before Serve ran.
@@ -287,6 +311,9 @@ func smtpErr(code int, enhanced, text string) *smtp.SMTPError {
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	s.live++
+	s.mu.Unlock()
 	return &session{s: s, c: c}, nil
 }
 
@@ -409,7 +436,13 @@ func (se *session) Reset() {
 	}
 }
 
-func (se *session) Logout() error { return nil }
+func (se *session) Logout() error {
+	se.s.mu.Lock()
+	se.s.live--
+	se.s.ended.Broadcast()
+	se.s.mu.Unlock()
+	return nil
+}
 
 func (s *Server) record(m Message) {
 	s.mu.Lock()
