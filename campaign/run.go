@@ -442,6 +442,13 @@ func (r *runner) deliver(jb *job) {
 					mu.Unlock()
 					return err
 				}
+				// stopWait's cancel runs in a goroutine of its own and may
+				// not have run yet: a stop is a stop from its first moment.
+				if r.stopCtx.Err() != nil {
+					mu.Unlock()
+					cancel()
+					return context.Cause(r.stopCtx)
+				}
 				started = true
 				mu.Unlock()
 				return journalErr(r.j.Queue(entry))
