@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailrun/mailrun/sender/smtptest"
 )
 
 // rawGroup is what a rawServer answers to one chunked group: the exact
@@ -416,5 +419,31 @@ func TestChunkedClosedConnectionIsStale(t *testing.T) {
 	}
 	if n := len(s.got); n != 1 {
 		t.Errorf("server got %d groups, want 1", n)
+	}
+}
+
+// TestChunkedOneWrite checks that a message of a few KiB leaves with its
+// commands in one write (the bufio.Writer's 4 KiB once split it in two),
+// and that a message past oneWrite still arrives whole.
+func TestChunkedOneWrite(t *testing.T) {
+	line := strings.Repeat("x", 70) + "\r\n"
+	for _, tc := range []struct {
+		size      int
+		maxWrites int64
+	}{{6 << 10, 1}, {oneWrite + 5000, 3 + (oneWrite+5000)/bodyChunk}} {
+		srv := smtptest.Start(t, smtptest.Options{})
+		cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+		msg := []byte("Subject: big\r\n\r\n" + strings.Repeat(line, tc.size/len(line)))
+		before := cn.raw.writes.Load()
+		res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org", "b@example.org"}, msg)
+		if err != nil || statuses(res) != "a=delivered b=delivered" {
+			t.Fatalf("%d bytes: %s, %v", len(msg), statuses(res), err)
+		}
+		if got := cn.raw.writes.Load() - before; got > tc.maxWrites {
+			t.Errorf("%d bytes: %d writes, want at most %d", len(msg), got, tc.maxWrites)
+		}
+		if msgs := srv.Messages(); len(msgs) != 1 || !bytes.Equal(msgs[0].Data, msg) {
+			t.Errorf("%d bytes: the server did not get the message intact", len(msg))
+		}
 	}
 }
