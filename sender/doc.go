@@ -21,10 +21,13 @@
 //     which go-mail v0.8.1 leaks.
 //  5. Conn.Send drives MAIL FROM, one RCPT TO per recipient and DATA itself,
 //     so one rejected recipient does not sink the others; with PIPELINING
-//     (RFC 2920) they go in one write and the replies are read in order.
-//     It sets a deadline per command and a longer one for the reply to the
-//     final ".". Replies become *Error values (Command, Code, Enhanced,
-//     Text).
+//     (RFC 2920) they go in one write and the replies are read in order;
+//     with CHUNKING too (RFC 3030, sendChunked) the message goes in that
+//     write as "BDAT <n> LAST", after the commit hook and a check that a
+//     reused connection is alive (peekStale), and from then on a lost
+//     connection leaves the message Unknown. It sets a deadline per
+//     command and a longer one for the reply to the final "." or BDAT.
+//     Replies become *Error values (Command, Code, Enhanced, Text).
 //  6. Pool.Send retries recipients with temporary failures (4xx, lost
 //     connection before the final ".") with exponential backoff and jitter,
 //     re-sending only to those still deferred and holding no connection
