@@ -28,21 +28,33 @@ func TestLayoutSplit(t *testing.T) {
 		{"body in an attribute", `<div title="{{.Body}}">{{.Body}}</div>`, false},
 		{"body twice", `{{.Body}}<hr>{{.Body}}`, false},
 		{"missing image", `<img src="nope.png">{{.Body}}`, false},
+		// .Body other than printed as HTML text: its value, not only its
+		// place, changes the page.
+		{"if body", `{{if .Body}}<div>{{.Body}}</div>{{else}}<p>empty</p>{{end}}`, false},
+		{"printf body", `<p>{{printf "%.2s" .Body}}</p>{{.Body}}`, false},
+		{"len body", `<p>{{len .Body}}</p>{{.Body}}`, false},
+		{"body in a style", `<style>p{{.Body}}</style>{{.Body}}`, false},
+		{"body via a variable", `{{$b := .Body}}{{if $b}}x{{end}}{{.Body}}`, false},
+		{"body in a defined template", `{{define "m"}}<main>{{.Body}}</main>{{end}}{{template "m" .}}`, false},
+		{"body in a comment", `<!-- {{.Body}} -->{{.Body}}`, true},
+		{"$.Body", `<main>{{$.Body}}</main>`, true},
+		{"block with vars", `{{block "h" .Vars}}<h1>{{.title}}</h1>{{end}}{{.Body}}`, false},
+		{"no body", `<p>{{.Vars.title}}</p>`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tempCampaign(t, map[string]string{
-				"b.md": "![logo](logo.png) Hello {{.first_name}}\n", "l.html": tc.layout,
+				"b.md": "{{if ne .first_name \"empty\"}}![logo](logo.png) Hello {{.first_name}}{{end}}\n", "l.html": tc.layout,
 				"logo.png": string(logo), "head.png": string(logo[:len(logo)-1]) + "x",
 			})
 			cfg := Config{Dir: dir, From: "news@acme.example", Subject: "s", Markdown: "b.md", Layout: "l.html",
 				Vars: map[string]any{"title": "Acme"}}
 			r := newRenderer(t, cfg)
 			if got := r.layoutSplit != nil; got != tc.split {
-				t.Fatalf("split = %v, want %v", got, tc.split)
+				t.Errorf("split = %v, want %v", got, tc.split)
 			}
 			plain := newRenderer(t, cfg)
 			plain.layoutSplit = nil // the layout per recipient, as before
-			for _, name := range []string{"Zoë", "<b>Ann</b>", ""} {
+			for _, name := range []string{"Zoë", "<b>Ann</b>", "", "empty"} {
 				fields := map[string]string{"first_name": name}
 				got, gerr := r.content(fields, r.data(fields, nil))
 				want, werr := plain.content(fields, plain.data(fields, nil))
