@@ -1,11 +1,13 @@
-//go:build unix
+//go:build unix && !aix
 
 package sender
 
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // peekStale reports whether the server closed the connection, reset it or
@@ -15,6 +17,11 @@ import (
 // chunked group makes before it writes the message: a connection found
 // dead here costs a redial, while one found dead after the write leaves
 // the message Unknown. ok is false when c is not a socket it can peek.
+//
+// A read deadline that passed while the connection sat idle (the last
+// reply's) would fail the peek as if the socket were closed, so it is
+// cleared and the peek made again: the caller sets its own deadline before
+// its next read. (aix has no MSG_DONTWAIT in package syscall.)
 func peekStale(c net.Conn) (stale, ok bool) {
 	sc, isSC := c.(interface {
 		SyscallConn() (syscall.RawConn, error)
@@ -27,11 +34,19 @@ func peekStale(c net.Conn) (stale, ok bool) {
 		return false, false
 	}
 	var perr error
-	if err := rc.Read(func(fd uintptr) bool {
+	peek := func(fd uintptr) bool {
 		var b [1]byte
 		_, _, perr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return true // never wait for the socket to become readable
-	}); err != nil {
+	}
+	err = rc.Read(peek)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.SetReadDeadline(time.Time{}) != nil {
+			return false, false
+		}
+		err = rc.Read(peek)
+	}
+	if err != nil {
 		return true, true // the socket is closed
 	}
 	switch {
