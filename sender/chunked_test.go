@@ -447,3 +447,23 @@ func TestChunkedOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedPeekAfterIdleDeadline checks that a live connection whose
+// last read deadline passed while it sat idle (a slow rate, a short
+// timeout) is reused, not taken for a closed one by the peek.
+func TestChunkedPeekAfterIdleDeadline(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	cn := mustDial(t, mustClient(t, config(srv, smtptest.Options{})))
+	for i, a := range []string{"a@example.org", "b@example.org"} {
+		if i > 0 {
+			_ = cn.raw.SetDeadline(time.Now().Add(-time.Second)) // as if idle past it
+		}
+		res, err := cn.Send(context.Background(), "s@example.org", []string{a}, testMsg)
+		if err != nil || res.Rcpts[0].Status != Delivered {
+			t.Fatalf("%s: %s, %v", a, statuses(res), err)
+		}
+	}
+	if got := srv.Sessions(); got != 1 {
+		t.Errorf("got %d sessions, want the one connection reused", got)
+	}
+}

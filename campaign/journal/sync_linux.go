@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -26,7 +27,10 @@ const rawSyncMax = time.Millisecond
 // more messages per second). The P is then blocked for the sync, and a
 // stop-the-world waits for it, which is cheap for a sync of 250 µs but
 // not for a slow disk's: once the recent syncs average rawSyncMax or
-// more, the ordinary syscall is used.
+// more, the ordinary syscall is used (the first slow sync still holds
+// its P for its whole length; one of 5 s lifts the average to 625 ms).
+// With a single P it is never used: the whole program would stand still
+// for every sync, where the ordinary syscall lets it work meanwhile.
 //
 // Only the writer goroutine calls it, one call at a time, which lets the
 // returned function reuse one callback and one error instead of
@@ -40,10 +44,11 @@ func dataSync(f *os.File) func() error {
 		serr error
 		avg  time.Duration // moving average of the recent syncs
 	)
+	raw := runtime.GOMAXPROCS(0) > 1
 	do := func(fd uintptr) {
 		start := time.Now()
 		for range 100 { // EINTR retries, bounded
-			if avg < rawSyncMax {
+			if raw && avg < rawSyncMax {
 				serr = nil
 				if _, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, fd, 0, 0); e != 0 {
 					serr = e
