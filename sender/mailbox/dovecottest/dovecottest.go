@@ -35,7 +35,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -208,7 +207,7 @@ func (s *Server) run(t testing.TB, bin string, data confData) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, so cleanup can reach the children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -218,7 +217,7 @@ func (s *Server) run(t testing.TB, bin string, data confData) error {
 	// instance and its folder are thrown away, so the whole process group
 	// (master and the children it spawned) is killed at once.
 	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-exited
 	}
 	if err := waitPorts(exited, data.IMAP, data.IMAPS, data.POP3, data.POP3S); err != nil {
