@@ -428,6 +428,9 @@ func fillSlots(h string, slots []slot, vals []string) string {
 				last = sl.at
 				prefix := b.String()[min(outAt(sl.valAt), b.Len()):]
 				v = guardScheme(prefix, string(util.URLEscape([]byte(v), true)))
+				if strings.TrimSpace(prefix) != "" {
+					v = componentEscape(v)
+				}
 			case sl.attr == "style":
 				v = cssEscape(v)
 			case strings.HasPrefix(sl.attr, "on"):
@@ -458,6 +461,18 @@ var urlAttrs = map[string]bool{
 	"href": true, "src": true, "action": true, "formaction": true, "background": true,
 	"poster": true, "cite": true, "data": true, "longdesc": true, "srcset": true,
 	"xlink:href": true, "lowsrc": true, "dynsrc": true, "ping": true, "codebase": true,
+}
+
+// componentEscape percent-encodes ?, # and & in a value that is part of a
+// URL the author started (https://x/u/{{.id}}, mailto:{{.user}}@x): there
+// it is a path segment or a parameter's value, and must not add a query,
+// a parameter, a fragment or a mailto header (?cc=). A value that is the
+// whole URL keeps them.
+func componentEscape(v string) string {
+	if !strings.ContainsAny(v, "?#&") {
+		return v
+	}
+	return strings.NewReplacer("?", "%3F", "#", "%23", "&", "%26").Replace(v)
 }
 
 // guardScheme keeps a value from giving a URL a scheme other than http,

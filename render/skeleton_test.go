@@ -316,3 +316,20 @@ func TestSkeletonSlotsReused(t *testing.T) {
 		t.Errorf("%d skeletons, want 1", got)
 	}
 }
+
+// A value inside a URL the author started is one component: it cannot add
+// a query, a parameter, a fragment or a mailto header; a value that is
+// the whole URL keeps its query.
+func TestSkeletonURLComponent(t *testing.T) {
+	r := markdownRenderer(t, "[mail](mailto:{{.user}}@acme.example) [page](https://acme.example/u/{{.id}}?x=1) [own]({{.url}})\n")
+	out, _ := renderFields(t, r, map[string]string{"user": "ann?cc=evil@evil.example", "id": "7&admin=1#top", "url": "https://ok.example/p?a=1&b=2"})
+	for _, want := range []string{
+		`href="mailto:ann%3Fcc=evil@evil.example@acme.example"`,
+		`href="https://acme.example/u/7%26admin=1%23top?x=1"`,
+		`href="https://ok.example/p?a=1&amp;b=2"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in\n%s", want, out)
+		}
+	}
+}
