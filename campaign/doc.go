@@ -24,7 +24,8 @@
 //     (package journal), skips recipients an earlier run settled, renders
 //     ahead on GOMAXPROCS goroutines and hands each message, in CSV order,
 //     to send.concurrency workers that journal the intent (durable before
-//     the body is sent), deliver through a Mailer (sender.Pool) and journal
+//     the message can be accepted: before the body after DATA, before the
+//     group with BDAT), deliver through a Mailer (sender.Pool) and journal
 //     the outcome. TestSend, Count, WriteReport and OverrideSMTP serve the
 //     other send options; package bounce reads bounces back.
 //
