@@ -180,6 +180,11 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 		return sum, &SetupError{err}
 	}
 	defer j.Close()
+	if c.Mode != "group" {
+		// Every worker needs its intent durable before its message goes:
+		// one sync for all of them (journal.Gather).
+		j.Gather(c.Send.Concurrency, gatherWait)
+	}
 	if began := j.Began(); began.Fingerprint != fp {
 		if !opts.Force {
 			return sum, fmt.Errorf("%s: %w (%s); check them and run again with --force", opts.Journal, ErrChanged, began.Time.Format(time.DateTime))
@@ -376,6 +381,11 @@ func (r *runner) again(st journal.Status) bool {
 		return true
 	}
 }
+
+// gatherWait bounds how long a worker's intent waits for the other
+// workers' to share its sync: about four syncs of a local disk, a few
+// percent of a message's time to a remote relay.
+const gatherWait = time.Millisecond
 
 // notePrevious tells what the journal made the run skip, and how to change it.
 func (r *runner) notePrevious() {

@@ -656,3 +656,68 @@ func TestSkippedNeverReplaces(t *testing.T) {
 		}
 	}
 }
+
+// TestGather checks that with Gather(n) a Flush waits for the other n-1
+// before the batch is written, so n workers share one sync, and that a
+// lone Flush still returns once the wait is over.
+func TestGather(t *testing.T) {
+	j, err := Open(filepath.Join(t.TempDir(), "g.journal"), Header{Campaign: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.Gather(4, time.Minute)
+	done := make(chan error, 4)
+	flush := func(i int) {
+		if err := j.Queue(Entry{Email: fmt.Sprintf("w%d@example.org", i), Status: Sending}); err != nil {
+			done <- err
+			return
+		}
+		done <- j.Flush()
+	}
+	for i := range 3 {
+		go flush(i)
+	}
+	// Three wait on the batch; none may be answered before the fourth.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j.mu.Lock()
+		n := j.cur.flushers
+		j.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flushers after 10s, want 3", n)
+		}
+		runtime.Gosched()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a Flush returned (%v) before the fourth worker came", err)
+	default:
+	}
+	go flush(3)
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	batches := j.batches
+	j.mu.Unlock()
+	if batches != 1 {
+		t.Errorf("%d batches for four workers, want one", batches)
+	}
+
+	// A lone worker waits no longer than the gather wait.
+	j.Gather(4, 20*time.Millisecond)
+	start := time.Now()
+	flush(9)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Errorf("a lone Flush returned after %v, before the gather wait of 20ms", waited)
+	}
+}
