@@ -170,3 +170,29 @@ func checkURI(s string) error {
 	}
 	return nil
 }
+
+// foldHeader folds the value of header name at its blanks so that lines
+// stay within 78 octets where a blank allows (RFC 5322 section 2.1.1),
+// as go-mail does for the headers it writes itself: a preformatted header
+// is written as it is, and a visible group of internationalised addresses
+// made one line of thousands of octets, past the hard limit of 998.
+func foldHeader(name, value string) string {
+	const limit = 78
+	var b strings.Builder
+	b.Grow(len(value) + len(value)/32)
+	line := len(name) + 2 // "Name: "
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 {
+			if line+1+len(w) > limit {
+				b.WriteString("\r\n ")
+				line = 1
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String()
+}

@@ -540,7 +540,7 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 		// An internationalised address (RFC 6532) must stay raw UTF-8, which
 		// SetGenHeader would RFC 2047-encode. It is the only preformatted
 		// header, so the order stays deterministic.
-		m.SetGenHeaderPreformatted(gomail.Header("To"), to)
+		m.SetGenHeaderPreformatted(gomail.Header("To"), foldHeader("To", to))
 	}
 	m.Subject(c.subject)
 	now := time.Now
