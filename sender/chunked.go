@@ -172,18 +172,7 @@ func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg [
 			return lost("RCPT TO", e.Err)
 		}
 		closeAfter = closeAfter || e.Code == 421
-		rr := &res.Rcpts[i]
-		if e.Code == 452 && over == nil {
-			over = e
-		}
-		switch {
-		case over != nil:
-			rr.Status, rr.Err, rr.Reply = Deferred, over, over.Reply()
-		case e.Temporary:
-			rr.Status, rr.Err, rr.Reply = Deferred, e, e.Reply()
-		default:
-			rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
-		}
+		over = refuseRcpt(&res.Rcpts[i], e, over)
 	}
 	r, e := cn.groupReply("BDAT", cn.c.cfg.DataTimeout)
 	if closeAfter || e != nil && e.Code == 421 {

@@ -371,6 +371,26 @@ func (cn *Conn) rcpts(ctx context.Context, res *Result) []int {
 	return accepted
 }
 
+// refuseRcpt settles a recipient whose RCPT TO got e, given over, the
+// first 452 of the group so far, and returns the new one: from a 452 on,
+// every refused recipient goes to the next transaction, as if its RCPT TO
+// had never been sent (RFC 5321 section 4.5.3.1.10); before it, 4xx is
+// Deferred and 5xx Rejected.
+func refuseRcpt(rr *RcptResult, e, over *Error) *Error {
+	if e.Code == 452 && over == nil {
+		over = e
+	}
+	switch {
+	case over != nil:
+		rr.Status, rr.Err, rr.Reply = Deferred, over, over.Reply()
+	case e.Temporary:
+		rr.Status, rr.Err, rr.Reply = Deferred, e, e.Reply()
+	default:
+		rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
+	}
+	return over
+}
+
 // deferFrom marks recipient i and all later undecided ones Deferred.
 func (cn *Conn) deferFrom(res *Result, i int, e *Error) {
 	for j := i; j < len(res.Rcpts); j++ {
@@ -709,20 +729,7 @@ func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg
 			cn.deferFrom(res, i, e)
 			return fail(res.firstErr())
 		}
-		rr := &res.Rcpts[i]
-		if e.Code == 452 && over == nil {
-			over = e
-		}
-		switch {
-		case over != nil:
-			// This and every later refused recipient go to the next
-			// transaction, as if their RCPT TO had never been sent.
-			rr.Status, rr.Err, rr.Reply = Deferred, over, over.Reply()
-		case e.Temporary:
-			rr.Status, rr.Err, rr.Reply = Deferred, e, e.Reply()
-		default:
-			rr.Status, rr.Err, rr.Reply = Rejected, e, e.Reply()
-		}
+		over = refuseRcpt(&res.Rcpts[i], e, over)
 	}
 	if len(sent) == 0 {
 		return res, nil
