@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Dovecot (IMAP + POP3) for the bounce tests. The tests start their
-# own private instance on 127.0.0.1 (sender/mailbox/dovecottest); this script
+# own private instance on 127.0.0.1 (internal/dovecottest); this script
 # only makes sure the binary is there, and never starts or enables the
 # system service.
 set -euo pipefail

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mailrun/mailrun/campaign/journal"
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/journal"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // The first Ctrl-C stops recipients that only wait for the rate limiter:

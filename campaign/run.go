@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
 )

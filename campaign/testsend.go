@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
 )

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // rawGroup is what a rawServer answers to one chunked group: the exact

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 func TestNewValidates(t *testing.T) {

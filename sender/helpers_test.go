@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // testMsg is a small valid message.

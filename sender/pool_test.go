@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 func newPool(t testing.TB, srv *smtptest.Server, opt smtptest.Options, pc PoolConfig) *Pool {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // TestTraceConcurrentConnections runs four connections of one Client at

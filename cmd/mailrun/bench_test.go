@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // The TestBench tests measure the built mailrun binary as a user runs it,

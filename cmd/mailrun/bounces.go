@@ -9,9 +9,9 @@ import (
 	"os"
 
 	"github.com/mailrun/mailrun/campaign"
-	"github.com/mailrun/mailrun/campaign/bounce"
-	"github.com/mailrun/mailrun/campaign/journal"
-	"github.com/mailrun/mailrun/sender/mailbox"
+	"github.com/mailrun/mailrun/bounce"
+	"github.com/mailrun/mailrun/journal"
+	"github.com/mailrun/mailrun/mailbox"
 )
 
 func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"text/template"
 
-	"github.com/mailrun/mailrun/campaign/journal"
-	"github.com/mailrun/mailrun/sender/mailbox/dovecottest"
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/journal"
+	"github.com/mailrun/mailrun/internal/dovecottest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // The recipients of examples/newsletter the bounces are about: A and B
@@ -152,10 +152,10 @@ func (e *bounceEnv) bounce(t *testing.T, name, addr string) []byte {
 	return out.Bytes()
 }
 
-// readBounceSample reads one of campaign/bounce's real-world samples.
+// readBounceSample reads one of bounce's real-world samples.
 func readBounceSample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "campaign", "bounce", "testdata", "bounces", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "bounce", "testdata", "bounces", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mailrun/mailrun/sender/smtptest"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // Exit codes of send beyond delivery failures (README: 1 some recipients

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailrun/mailrun/campaign"
-	"github.com/mailrun/mailrun/campaign/journal"
+	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/sender"
 )
 

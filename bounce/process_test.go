@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailrun/mailrun/sender/mailbox"
-	"github.com/mailrun/mailrun/sender/mailbox/dovecottest"
+	"github.com/mailrun/mailrun/mailbox"
+	"github.com/mailrun/mailrun/internal/dovecottest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -11,7 +11,7 @@ import (
 	"unicode"
 
 	"github.com/mailrun/mailrun/campaign"
-	"github.com/mailrun/mailrun/sender/mailbox"
+	"github.com/mailrun/mailrun/mailbox"
 )
 
 // Mailbox is what Process needs of a bounce mailbox session;

@@ -39,7 +39,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mailrun/mailrun/sender/mailbox"
+	"github.com/mailrun/mailrun/mailbox"
 )
 
 //go:embed dovecot.conf.tmpl

@@ -17,6 +17,6 @@
 //  5. Summary.Print reports hard, soft, not-a-bounce and errors, sorted.
 //
 // With Options.DryRun steps 2 to 4 are skipped. The Mailbox interface is
-// satisfied by sender/mailbox's IMAP and POP3 sessions; the caller closes the
+// satisfied by mailbox's IMAP and POP3 sessions; the caller closes the
 // session, which for POP3 commits the deletions.
 package bounce
