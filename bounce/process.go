@@ -155,7 +155,7 @@ func Process(ctx context.Context, mb Mailbox, opts Options) (*Summary, error) {
 		var found []Found
 		seen := map[string]bool{}
 		for _, f := range sum.Hard() {
-			k := f.MessageID + "\x00" + addrKey(f.Addr)
+			k := f.MessageID + "\x00" + campaign.AddrKey(f.Addr)
 			if !seen[k] {
 				seen[k] = true
 				found = append(found, f)
@@ -204,7 +204,7 @@ func (s *Summary) collect() {
 	seen := map[string]bool{}
 	s.Suppressed = nil
 	for _, f := range s.Hard() {
-		if k := addrKey(f.Addr); !seen[k] {
+		if k := campaign.AddrKey(f.Addr); !seen[k] {
 			seen[k] = true
 			s.Suppressed = append(s.Suppressed, f.Addr)
 		}
@@ -222,17 +222,6 @@ func plan(m Message, after string) string {
 		return "deleted"
 	}
 	return "kept"
-}
-
-// addrKey compares addresses as the suppression list does: the local part
-// exactly, the domain case-insensitively (RFC 5321 section 2.4).
-func addrKey(addr string) string {
-	addr = strings.TrimSpace(addr)
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return addr
-	}
-	return addr[:i] + "@" + strings.ToLower(addr[i+1:])
 }
 
 func (s *Summary) found(kind Kind) []Found {
@@ -282,7 +271,7 @@ func (s *Summary) filter(keep func(Message) bool) []Message {
 // compareAddrs orders addresses as a reader expects, ignoring case, with
 // the exact comparison as a tie-breaker so the order is total.
 func compareAddrs(a, b string) int {
-	return cmp.Or(cmp.Compare(strings.ToLower(a), strings.ToLower(b)), cmp.Compare(addrKey(a), addrKey(b)), cmp.Compare(a, b))
+	return cmp.Or(cmp.Compare(strings.ToLower(a), strings.ToLower(b)), cmp.Compare(campaign.AddrKey(a), campaign.AddrKey(b)), cmp.Compare(a, b))
 }
 
 // compareIDs orders numeric IDs (IMAP UIDs) numerically and others as text.

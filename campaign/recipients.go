@@ -159,7 +159,7 @@ func (r *Recipients) Next() (render.Recipient, error) {
 	if len(ps) > 0 {
 		return out, ps
 	}
-	if prev, dup := r.seen.add(strings.ToLower(email), row); dup {
+	if prev, dup := r.seen.add(AddrKey(email), row); dup {
 		return out, Problems{{File: r.file, Line: row, Field: r.header[r.emailCol], Warning: true,
 			Message: "duplicate of row " + strconv.Itoa(prev) + ", skipped"}}
 	}

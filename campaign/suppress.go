@@ -45,7 +45,7 @@ func LoadSuppressions(c *Campaign) (*Suppressions, error) {
 			return nil, fmt.Errorf("suppress: %s: %w", name, err)
 		}
 		for _, a := range addrs {
-			s.set[suppressKey(a)] = struct{}{}
+			s.set[AddrKey(a)] = struct{}{}
 		}
 	}
 	return s, nil
@@ -57,7 +57,7 @@ func (s *Suppressions) Suppressed(addr string) bool {
 	if s == nil {
 		return false
 	}
-	_, ok := s.set[suppressKey(addr)]
+	_, ok := s.set[AddrKey(addr)]
 	return ok
 }
 
@@ -67,16 +67,6 @@ func (s *Suppressions) Len() int {
 		return 0
 	}
 	return len(s.set)
-}
-
-// suppressKey normalises an address: trimmed, domain lower-cased.
-func suppressKey(addr string) string {
-	addr = strings.TrimSpace(addr)
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return addr
-	}
-	return addr[:i] + "@" + strings.ToLower(addr[i+1:])
 }
 
 // suppressFormat says how a suppress file is laid out, so that appends keep it.
@@ -178,7 +168,7 @@ func AppendSuppress(path string, addrs []string) error {
 	}
 	known := make(map[string]bool, len(have)+len(addrs))
 	for _, a := range have {
-		known[suppressKey(a)] = true
+		known[AddrKey(a)] = true
 	}
 	var add []string
 	for _, a := range addrs {
@@ -186,10 +176,10 @@ func AppendSuppress(path string, addrs []string) error {
 		if strings.ContainsAny(a, "\r\n\x00") {
 			return fmt.Errorf("append suppress: line break in address %q", a)
 		}
-		if a == "" || known[suppressKey(a)] {
+		if a == "" || known[AddrKey(a)] {
 			continue
 		}
-		known[suppressKey(a)] = true
+		known[AddrKey(a)] = true
 		add = append(add, a)
 	}
 	if len(add) == 0 {

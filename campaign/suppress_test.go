@@ -24,7 +24,8 @@ func TestSuppressed(t *testing.T) {
 	}{
 		{"Ann@example.org", true},   // domain compared case-insensitively
 		{" Ann@EXAMPLE.org ", true}, // trimmed
-		{"ann@example.org", false},  // local part compared exactly
+		{"ann@example.org", true},   // the whole address compared case-insensitively (AddrKey)
+		{"ANN@example.org", true},
 		{"bob@example.org", true},   // "Name <addr>" line
 		{"cy@EXAMPLE.ORG", true},    // CSV email column
 		{"dee@example.org", true},
