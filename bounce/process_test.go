@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailrun/mailrun/mailbox"
 	"github.com/mailrun/mailrun/internal/dovecottest"
+	"github.com/mailrun/mailrun/mailbox"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/internal/smtptest"
+	"github.com/mailrun/mailrun/journal"
 )
 
 // The first Ctrl-C stops recipients that only wait for the rate limiter:

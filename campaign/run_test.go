@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/sender"
-	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // runPasswordEnv names the variable that carries the relay password in

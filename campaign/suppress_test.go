@@ -26,8 +26,8 @@ func TestSuppressed(t *testing.T) {
 		{" Ann@EXAMPLE.org ", true}, // trimmed
 		{"ann@example.org", true},   // the whole address compared case-insensitively (AddrKey)
 		{"ANN@example.org", true},
-		{"bob@example.org", true},   // "Name <addr>" line
-		{"cy@EXAMPLE.ORG", true},    // CSV email column
+		{"bob@example.org", true}, // "Name <addr>" line
+		{"cy@EXAMPLE.ORG", true},  // CSV email column
 		{"dee@example.org", true},
 		{"name@example.org", false},
 		{"Email", false}, // the CSV header is not an address

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailrun/mailrun/mailbox"
 	"github.com/mailrun/mailrun/internal/dovecottest"
+	"github.com/mailrun/mailrun/mailbox"
 )
 
 // msg builds a small message whose body has lines that need POP3

@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/bounce"
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/mailbox"
 )

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"text/template"
 
-	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/internal/dovecottest"
 	"github.com/mailrun/mailrun/internal/smtptest"
+	"github.com/mailrun/mailrun/journal"
 )
 
 // The recipients of examples/newsletter the bounces are about: A and B

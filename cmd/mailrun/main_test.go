@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/internal/smtptest"
+	"github.com/mailrun/mailrun/journal"
 )
 
 // TestMain lets a test run this test binary as the real mailrun (for kill
