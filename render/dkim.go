@@ -36,27 +36,13 @@ func checkDKIM(d *DKIM) error {
 	if len(d.Headers) > 0 {
 		hasFrom := false
 		for _, h := range d.Headers {
-			if err := checkHeaderNameSyntax(h); err != nil {
+			if err := checkFieldName(h); err != nil {
 				return err
 			}
 			hasFrom = hasFrom || strings.EqualFold(h, "From")
 		}
 		if !hasFrom {
 			return errors.New("headers must include From (RFC 6376 5.4)")
-		}
-	}
-	return nil
-}
-
-// checkHeaderNameSyntax enforces RFC 5322 3.6.8: a field name is one or
-// more printable US-ASCII characters except colon.
-func checkHeaderNameSyntax(name string) error {
-	if name == "" {
-		return errors.New("empty header name")
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < 33 || c > 126 || c == ':' {
-			return fmt.Errorf("header name %q: invalid character %q (RFC 5322 3.6.8)", name, c)
 		}
 	}
 	return nil

@@ -14,8 +14,8 @@
 //     read "template: body.md:3:12: ...": text/template for subject, name,
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
 //     html/template for the HTML body and the layout.
-//  4. Validate extra header names (RFC 5322 3.6.8; no overriding of the
-//     fields render writes) and the DKIM key.
+//  4. Validate extra header names with CheckHeaderName (RFC 5322 section
+//     2.2; no overriding of the fields render writes) and the DKIM key.
 //  5. Read static attachments once. Inline images are read on first use
 //     and cached for the Renderer's life (Renderer.image).
 //

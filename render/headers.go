@@ -9,8 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// reservedHeaders are the fields render writes itself; an extra header may
-// not replace or duplicate them (RFC 5322 3.6 allows one of each).
+// reservedHeaders are the fields an extra header may not name: those render
+// writes itself, of which RFC 5322 section 3.6 allows one each, and the
+// trace fields Return-Path and Received, which belong to the transport
+// (RFC 5321 section 4.4). Every Content-* field is refused as well (see
+// CheckHeaderName), since the MIME tree is render's.
 var reservedHeaders = map[string]bool{
 	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
 	"subject": true, "date": true, "message-id": true, "mime-version": true,
@@ -18,15 +21,37 @@ var reservedHeaders = map[string]bool{
 	"return-path": true, "received": true,
 }
 
-// checkHeaderName validates an extra header's name and refuses the fields
-// render writes itself, so a campaign cannot duplicate or replace them.
-func checkHeaderName(name string) error {
-	if err := checkHeaderNameSyntax(name); err != nil {
+// CheckHeaderName is the one rule for the name of an extra header: the
+// syntax of RFC 5322 section 2.2 (one or more printable US-ASCII characters
+// except colon) and none of the fields render writes itself (From, To, Cc,
+// Bcc, Sender, Reply-To, Subject, Date, Message-ID, MIME-Version, every
+// Content-* field, DKIM-Signature, List-Unsubscribe, List-Unsubscribe-Post)
+// or the trace fields Return-Path and Received. Case does not matter. The
+// error names the header and says which rule it breaks; it is nil for a name
+// New accepts in Config.Headers.
+func CheckHeaderName(name string) error {
+	if err := checkFieldName(name); err != nil {
 		return err
 	}
 	lower := strings.ToLower(name)
 	if reservedHeaders[lower] || strings.HasPrefix(lower, "content-") {
 		return fmt.Errorf("header %q is set by mailrun and cannot be overridden", name)
+	}
+	return nil
+}
+
+// checkFieldName enforces the syntax of a header field name, RFC 5322
+// section 2.2: one or more printable US-ASCII characters except colon. It
+// is the one syntax check, for extra headers and the DKIM h= list alike.
+func checkFieldName(name string) error {
+	if name == "" {
+		return errors.New("empty header name")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < '!' || c > '~' || c == ':' {
+			r, _ := utf8.DecodeRuneInString(name[i:])
+			return fmt.Errorf("header name %q: invalid character %q (RFC 5322 section 2.2: printable US-ASCII except colon)", name, r)
+		}
 	}
 	return nil
 }

@@ -214,7 +214,7 @@ func (r *Renderer) init() error {
 	seen := map[string]bool{}
 	for _, name := range names {
 		field := "header " + name
-		if err := checkHeaderName(name); err != nil {
+		if err := CheckHeaderName(name); err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
 		if seen[strings.ToLower(name)] {
