@@ -2,8 +2,6 @@ package render
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,33 +15,35 @@ import (
 var DefaultDKIMHeaders = []string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"}
 
 // checkDKIM refuses a configuration go-msgauth would reject at the first
-// message, and RSA keys too weak for receivers (RFC 8301: at least 1024 bits).
+// message, keys DKIM cannot use or receivers reject (dkimKeyBits), and a bad
+// h= list (CheckDKIMHeaders).
 func checkDKIM(d *DKIM) error {
 	if d.Domain == "" || d.Selector == "" {
 		return errors.New("domain and selector are required")
 	}
-	switch k := d.Signer.(type) {
-	case nil:
-		return errors.New("no private key")
-	case *rsa.PrivateKey:
-		if k.N.BitLen() < 1024 {
-			return fmt.Errorf("RSA key of %d bits is too weak (RFC 8301 wants at least 1024, better 2048)", k.N.BitLen())
-		}
-	case ed25519.PrivateKey:
-	default:
-		return fmt.Errorf("unsupported key type %T (want RSA or Ed25519)", d.Signer)
+	if _, err := dkimKeyBits(d.Signer); err != nil {
+		return err
 	}
-	if len(d.Headers) > 0 {
-		hasFrom := false
-		for _, h := range d.Headers {
-			if err := checkFieldName(h); err != nil {
-				return err
-			}
-			hasFrom = hasFrom || strings.EqualFold(h, "From")
+	return CheckDKIMHeaders(d.Headers)
+}
+
+// CheckDKIMHeaders is the one rule for DKIM.Headers, the h= list: every
+// name has the syntax of RFC 5322 section 2.2 and From is among them (RFC
+// 6376 section 5.4). An empty list is valid: it means render's default
+// (see DKIM.Headers). The error names the first bad name.
+func CheckDKIMHeaders(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	hasFrom := false
+	for _, h := range names {
+		if err := checkFieldName(h); err != nil {
+			return err
 		}
-		if !hasFrom {
-			return errors.New("headers must include From (RFC 6376 5.4)")
-		}
+		hasFrom = hasFrom || strings.EqualFold(h, "From")
+	}
+	if !hasFrom {
+		return errors.New("headers must include From (RFC 6376 section 5.4)")
 	}
 	return nil
 }

@@ -15,9 +15,17 @@
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
 //     html/template for the HTML body and the layout.
 //  4. Validate extra header names with CheckHeaderName (RFC 5322 section
-//     2.2; no overriding of the fields render writes) and the DKIM key.
+//     2.2; no overriding of the fields render writes) and the DKIM
+//     configuration with checkDKIM: the key (RSA of at least 1024 bits or
+//     Ed25519, the rule ParseDKIMKey applies too) and the h= list
+//     (CheckDKIMHeaders).
 //  5. Read static attachments once. Inline images are read on first use
 //     and cached for the Renderer's life (Renderer.image).
+//
+// The rules of step 4 are exported so that a caller validating its own
+// configuration applies the same ones: CheckHeaderName, CheckDKIMHeaders,
+// ParseDKIMKey (a PEM file to a signer) and WeakDKIMKey (under
+// RecommendedDKIMBits deserves a warning).
 //
 // Renderer.Render (individual) and Renderer.RenderGroup (one message for
 // everybody, data = .Vars only) then, per message, in Renderer.content and

@@ -1,6 +1,12 @@
 package render
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"maps"
 	"os"
@@ -58,6 +64,27 @@ func TestNewErrors(t *testing.T) {
 		{"dkim without From", func(c *Config) {
 			c.DKIM = &DKIM{Domain: "acme.example", Selector: "s", Signer: loadKey("dkim-ed25519.pem"), Headers: []string{"To"}}
 		}, []string{"dkim: headers must include From"}},
+		{"dkim bad header name", func(c *Config) {
+			c.DKIM = &DKIM{Domain: "acme.example", Selector: "s", Signer: loadKey("dkim-ed25519.pem"), Headers: []string{"From", "X Y"}}
+		}, []string{`dkim: header name "X Y": invalid character`}},
+		{"dkim weak RSA", func(c *Config) {
+			blk, _ := pem.Decode(readPEM(t, "dkim-rsa512.pem"))
+			k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.DKIM = &DKIM{Domain: "acme.example", Selector: "s", Signer: k}
+		}, []string{"dkim: RSA key of 512 bits is too weak", "RFC 8301"}},
+		{"dkim ECDSA", func(c *Config) {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.DKIM = &DKIM{Domain: "acme.example", Selector: "s", Signer: k}
+		}, []string{"dkim: ECDSA keys cannot sign DKIM"}},
+		{"dkim nil RSA key", func(c *Config) {
+			c.DKIM = &DKIM{Domain: "acme.example", Selector: "s", Signer: (*rsa.PrivateKey)(nil)}
+		}, []string{"dkim: no private key"}},
 		{"missing folder", func(c *Config) { c.Dir = "testdata/nope" }, []string{"campaign folder"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
