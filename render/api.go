@@ -73,7 +73,10 @@ type DKIM struct {
 	// Signer is the private key: *rsa.PrivateKey or ed25519.PrivateKey.
 	Signer crypto.Signer
 	// Headers are the header fields to sign, in order (h=). Empty means
-	// DefaultDKIMHeaders plus the List-Unsubscribe pair when present.
+	// render's default, which a caller should leave to render rather than
+	// copy: DefaultDKIMHeaders, then whichever of Reply-To, Sender,
+	// List-Unsubscribe and List-Unsubscribe-Post the message carries
+	// (RFC 6376 section 5.4.1). A list given here is signed as it is.
 	Headers []string
 }
 

@@ -10,8 +10,9 @@ import (
 )
 
 // DefaultDKIMHeaders are the fields signed when DKIM.Headers is empty
-// (RFC 6376 5.4.1); Reply-To, Sender and the List-Unsubscribe pair are added
-// when a message has them, as Gmail and Yahoo want the latter signed.
+// (RFC 6376 section 5.4.1); defaultKeys adds Reply-To, Sender and the
+// List-Unsubscribe pair when a message has them, as Gmail and Yahoo want the
+// latter signed.
 var DefaultDKIMHeaders = []string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"}
 
 // checkDKIM refuses a configuration go-msgauth would reject at the first

@@ -66,19 +66,28 @@ func TestDKIM(t *testing.T) {
 		key     string
 		headers []string
 		unsub   bool
+		sender  string // Config.Sender
 		want    []string
 	}{
-		{"rsa default headers", "dkim-rsa.pem", nil, false,
+		{"rsa default headers", "dkim-rsa.pem", nil, false, "",
 			[]string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To"}},
-		{"ed25519 default with unsubscribe", "dkim-ed25519.pem", nil, true,
+		{"ed25519 default with unsubscribe", "dkim-ed25519.pem", nil, true, "",
 			[]string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To",
 				"List-Unsubscribe", "List-Unsubscribe-Post"}},
+		// The default signs the Sender when the message has one: a
+		// campaign that leaves DKIM.Headers empty gets it signed.
+		{"ed25519 default with sender", "dkim-ed25519.pem", nil, false, "Acme Bot <bot@acme.example>",
+			[]string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To", "Sender"}},
+		{"rsa default with sender and unsubscribe", "dkim-rsa.pem", nil, true, "bot@acme.example",
+			[]string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To", "Sender",
+				"List-Unsubscribe", "List-Unsubscribe-Post"}},
 		{"rsa long h= list", "dkim-rsa.pem", []string{"From", "To", "Subject", "Date", "Message-ID", "Reply-To",
-			"List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type", "X-Campaign"}, true, nil},
+			"List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type", "X-Campaign"}, true, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig()
 			cfg.Subject = long
+			cfg.Sender = tc.sender
 			cfg.DKIM = &DKIM{Domain: "acme.example", Selector: "sel", Signer: loadKey(tc.key), Headers: tc.headers}
 			if tc.unsub {
 				cfg.Unsubscribe = Unsubscribe{URL: "https://acme.example/u/{{.id}}", Mailto: "u@acme.example?subject={{.id}}"}
@@ -101,6 +110,15 @@ func TestDKIM(t *testing.T) {
 			}
 			if strings.Join(keys, ":") != strings.Join(want, ":") {
 				t.Errorf("h=: got %v, want %v", keys, want)
+			}
+
+			if tc.sender != "" {
+				// The Sender is signed: changing it breaks the signature.
+				tampered := bytes.Replace(m.Data, []byte("bot@acme.example"), []byte("bot@evil.example"), 1)
+				vs, err := dkim.VerifyWithOptions(bytes.NewReader(tampered), &dkim.VerifyOptions{LookupTXT: lookupFor(t, cfg.DKIM)})
+				if err != nil || len(vs) != 1 || vs[0].Err == nil {
+					t.Errorf("tampered Sender verified (%v)", err)
+				}
 			}
 
 			// A changed body must fail verification.
