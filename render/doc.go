@@ -3,29 +3,35 @@
 // are made: preview writes them to .eml files and send transmits exactly
 // them. It imports neither campaign nor sender.
 //
-// New prepares a Renderer once per run:
+// New prepares a Renderer once per run, in Renderer.init's steps:
 //
 //  1. Open the campaign folder as an os.Root, so every file read later
 //     stays inside it (no "..", no absolute paths, no symlinks out).
-//  2. Parse From, Sender, Reply-To and the group To; several From authors
-//     require a Sender (RFC 5322 3.6.2).
+//  2. Parse From, Sender, Reply-To and the group To (Renderer.parseAddresses);
+//     several From authors require a Sender (RFC 5322 3.6.2).
 //  3. Parse every template with missingkey=error, named after its file
 //     ("body.md") or its role ("subject", "name", "header X-Foo"), so errors
 //     read "template: body.md:3:12: ...": text/template for subject, name,
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
-//     html/template for the HTML body and the layout.
-//  4. Validate extra header names with CheckHeaderName (RFC 5322 section
-//     2.2; no overriding of the fields render writes) and the DKIM
-//     configuration with checkDKIM: the key (RSA of at least 1024 bits or
-//     Ed25519, the rule ParseDKIMKey applies too) and the h= list
-//     (CheckDKIMHeaders).
-//  5. Read static attachments once. Inline images are read on first use
-//     and cached for the Renderer's life (Renderer.image).
+//     html/template for the HTML body and the layout. Renderer.parseTemplates
+//     does subject, name, body (Renderer.parseBody), text and layout; a
+//     layout that reads only .Body and .Vars is run once here
+//     (Renderer.splitLayout).
+//  4. Check extra header names with CheckHeaderName (RFC 5322 section 2.2;
+//     no overriding of the fields render writes) and parse their values
+//     (Renderer.parseHeaders).
+//  5. Read static attachments once and parse the path templates of the
+//     others (Renderer.prepareAttachments). Inline images are read on first
+//     use and cached for the Renderer's life (Renderer.image).
+//  6. Parse the List-Unsubscribe templates (Renderer.parseUnsubscribe).
+//  7. Check the DKIM configuration (checkDKIM): the key (RSA of at least
+//     1024 bits or Ed25519, the rule ParseDKIMKey applies too) and the h=
+//     list (CheckDKIMHeaders).
 //
-// The rules of step 4 are exported so that a caller validating its own
-// configuration applies the same ones: CheckHeaderName, CheckDKIMHeaders,
-// ParseDKIMKey (a PEM file to a signer) and WeakDKIMKey (under
-// RecommendedDKIMBits deserves a warning).
+// The rules of steps 4 and 7 are exported so that a caller validating its
+// own configuration applies the same ones: CheckHeaderName,
+// CheckDKIMHeaders, ParseDKIMKey (a PEM file to a signer) and WeakDKIMKey
+// (under RecommendedDKIMBits deserves a warning).
 //
 // Renderer.Render (individual) and Renderer.RenderGroup (one message for
 // everybody, data = .Vars only) then, per message, in Renderer.content and

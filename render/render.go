@@ -109,7 +109,37 @@ func New(cfg Config) (*Renderer, error) {
 // Close releases the campaign folder handle. Render must not be called after.
 func (r *Renderer) Close() error { return r.root.Close() }
 
+// init prepares r in the steps doc.go numbers, in that order, so the first
+// error New reports is the same whatever else is wrong.
 func (r *Renderer) init() error {
+	if err := r.parseAddresses(); err != nil {
+		return err
+	}
+	if err := r.parseTemplates(); err != nil {
+		return err
+	}
+	if err := r.parseHeaders(); err != nil {
+		return err
+	}
+	if err := r.prepareAttachments(); err != nil {
+		return err
+	}
+	if err := r.parseUnsubscribe(); err != nil {
+		return err
+	}
+	if d := r.cfg.DKIM; d != nil {
+		if err := checkDKIM(d); err != nil {
+			return fmt.Errorf("dkim: %w", err)
+		}
+		r.dkimKeys = d.Headers
+	}
+	return nil
+}
+
+// parseAddresses parses From, Sender, Reply-To and the group To, and picks
+// the envelope sender: the Sender when set, which several From authors
+// require (RFC 5322 section 3.6.2), else the one From.
+func (r *Renderer) parseAddresses() error {
 	cfg := &r.cfg
 	var err error
 	if r.from, err = parseList("from", cfg.From); err != nil {
@@ -149,7 +179,14 @@ func (r *Renderer) init() error {
 			return err
 		}
 	}
+	return nil
+}
 
+// parseTemplates parses the subject and name templates, the body (Markdown
+// or HTML), the text template and the layout.
+func (r *Renderer) parseTemplates() error {
+	cfg := &r.cfg
+	var err error
 	if r.subject, err = parseText("subject", cfg.Subject); err != nil {
 		return fmt.Errorf("subject: %w", err)
 	}
@@ -158,33 +195,8 @@ func (r *Renderer) init() error {
 			return fmt.Errorf("name: %w", err)
 		}
 	}
-	switch {
-	case cfg.Markdown != "" && cfg.HTML != "":
-		return errors.New("body: give markdown or html, not both")
-	case cfg.Markdown != "":
-		r.bodyFile = cfg.Markdown
-		src, err := r.readTemplate(cfg.Markdown)
-		if err != nil {
-			return fmt.Errorf("body: %w", err)
-		}
-		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
-			return fmt.Errorf("body: %w", err)
-		}
-		// printf is the one builtin that can cut or re-encode a printed
-		// value's marker (%.3s, %x); such templates have every skeleton
-		// checked against a plain run (Renderer.markdownBody).
-		r.skel.verify = strings.Contains(src, "printf")
-	case cfg.HTML != "":
-		r.bodyFile = cfg.HTML
-		src, err := r.readTemplate(cfg.HTML)
-		if err != nil {
-			return fmt.Errorf("body: %w", err)
-		}
-		if r.html, err = parseHTML(cfg.HTML, src); err != nil {
-			return fmt.Errorf("body: %w", err)
-		}
-	default:
-		return errors.New("body: markdown or html is required")
+	if err := r.parseBody(); err != nil {
+		return fmt.Errorf("body: %w", err)
 	}
 	if cfg.Text != "" {
 		src, err := r.readTemplate(cfg.Text)
@@ -205,12 +217,52 @@ func (r *Renderer) init() error {
 		}
 		r.layoutSplit = r.splitLayout()
 	}
+	return nil
+}
 
-	names := make([]string, 0, len(cfg.Headers))
-	for name := range cfg.Headers {
+// parseBody reads and parses the one body template, Markdown or HTML.
+func (r *Renderer) parseBody() error {
+	cfg := &r.cfg
+	switch {
+	case cfg.Markdown != "" && cfg.HTML != "":
+		return errors.New("give markdown or html, not both")
+	case cfg.Markdown != "":
+		r.bodyFile = cfg.Markdown
+		src, err := r.readTemplate(cfg.Markdown)
+		if err != nil {
+			return err
+		}
+		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
+			return err
+		}
+		// printf is the one builtin that can cut or re-encode a printed
+		// value's marker (%.3s, %x); such templates have every skeleton
+		// checked against a plain run (Renderer.markdownBody).
+		r.skel.verify = strings.Contains(src, "printf")
+	case cfg.HTML != "":
+		r.bodyFile = cfg.HTML
+		src, err := r.readTemplate(cfg.HTML)
+		if err != nil {
+			return err
+		}
+		if r.html, err = parseHTML(cfg.HTML, src); err != nil {
+			return err
+		}
+	default:
+		return errors.New("markdown or html is required")
+	}
+	return nil
+}
+
+// parseHeaders checks the names of the extra headers (CheckHeaderName, and
+// each name once whatever its case) and parses their value templates, in
+// name order so errors and output are deterministic.
+func (r *Renderer) parseHeaders() error {
+	names := make([]string, 0, len(r.cfg.Headers))
+	for name := range r.cfg.Headers {
 		names = append(names, name)
 	}
-	slices.Sort(names) // deterministic errors and output
+	slices.Sort(names)
 	seen := map[string]bool{}
 	for _, name := range names {
 		field := "header " + name
@@ -221,14 +273,19 @@ func (r *Renderer) init() error {
 			return fmt.Errorf("%s: given twice", field)
 		}
 		seen[strings.ToLower(name)] = true
-		t, err := parseText(field, cfg.Headers[name])
+		t, err := parseText(field, r.cfg.Headers[name])
 		if err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
 		r.headers = append(r.headers, headerTemplate{name: name, field: field, t: t})
 	}
+	return nil
+}
 
-	for i, p := range cfg.Attachments {
+// prepareAttachments reads an attachment without a template action once,
+// for every message, and parses the path template of the others.
+func (r *Renderer) prepareAttachments() error {
+	for i, p := range r.cfg.Attachments {
 		if !strings.Contains(p, "{{") {
 			f, err := r.loadFile(p)
 			if err != nil {
@@ -243,24 +300,27 @@ func (r *Renderer) init() error {
 		}
 		r.attachments = append(r.attachments, attachTemplate{t: t})
 	}
+	return nil
+}
 
-	if cfg.Unsubscribe.URL != "" {
-		if r.unsubURL, err = parseText("unsubscribe url", cfg.Unsubscribe.URL); err != nil {
+// parseUnsubscribe parses the List-Unsubscribe templates; a mailto alone is
+// refused, as RFC 8058 one-click needs the https URL.
+func (r *Renderer) parseUnsubscribe() error {
+	u := r.cfg.Unsubscribe
+	var err error
+	if u.URL == "" {
+		if u.Mailto != "" {
+			return errors.New("unsubscribe: mailto needs url too (RFC 8058 one-click needs https)")
+		}
+		return nil
+	}
+	if r.unsubURL, err = parseText("unsubscribe url", u.URL); err != nil {
+		return fmt.Errorf("unsubscribe: %w", err)
+	}
+	if u.Mailto != "" {
+		if r.unsubMailto, err = parseText("unsubscribe mailto", u.Mailto); err != nil {
 			return fmt.Errorf("unsubscribe: %w", err)
 		}
-		if cfg.Unsubscribe.Mailto != "" {
-			if r.unsubMailto, err = parseText("unsubscribe mailto", cfg.Unsubscribe.Mailto); err != nil {
-				return fmt.Errorf("unsubscribe: %w", err)
-			}
-		}
-	} else if cfg.Unsubscribe.Mailto != "" {
-		return errors.New("unsubscribe: mailto needs url too (RFC 8058 one-click needs https)")
-	}
-	if cfg.DKIM != nil {
-		if err := checkDKIM(cfg.DKIM); err != nil {
-			return fmt.Errorf("dkim: %w", err)
-		}
-		r.dkimKeys = cfg.DKIM.Headers
 	}
 	return nil
 }
