@@ -160,122 +160,144 @@ var (
 // htmlToText converts an HTML body into readable plain text: block elements
 // become line breaks, links read "text <url>", images their alt text, list
 // items get "* ", table cells are joined with " | ", entities are decoded.
+// The contents of script, style, head and similar elements are dropped.
 func htmlToText(s string) string {
 	s = stripComments(s)
-	var b strings.Builder
-	b.Grow(len(s) / 2)
-	var (
-		pre       int
-		cell      int
-		href      []string // stack of open <a> targets
-		linkStart []int
-	)
-	newlines := func(n int) {
-		// Count the trailing newlines already written, then top up to n.
-		cur := b.String()
-		have := 0
-		for k := len(cur) - 1; k >= 0 && cur[k] == '\n'; k-- {
-			have++
-		}
-		if len(cur) == 0 {
-			return
-		}
-		for ; have < n; have++ {
-			b.WriteByte('\n')
-		}
-	}
-	text := func(raw string) {
-		t := html.UnescapeString(raw)
-		if t == "" {
-			return
-		}
-		if pre > 0 {
-			b.WriteString(t)
-			return
-		}
-		cur := b.String()
-		atStart := len(cur) == 0 || cur[len(cur)-1] == '\n' || cur[len(cur)-1] == ' '
-		if isBlank(rune(t[0])) && !atStart {
-			b.WriteByte(' ')
-		}
-		fields := strings.FieldsFunc(t, isBlank)
-		for k, f := range fields {
-			if k > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(f)
-		}
-		if len(fields) > 0 && isBlank(rune(t[len(t)-1])) {
-			b.WriteByte(' ')
-		}
-	}
+	var p plainText
+	p.b.Grow(len(s) / 2)
 	i := 0
 	for {
 		t, ok := nextTag(s, i)
 		if !ok {
-			text(s[i:])
+			p.text(s[i:])
 			break
 		}
-		text(s[i:t.start])
+		p.text(s[i:t.start])
 		i = t.end
 		if skipTags[t.name] && !t.closing {
-			if k := strings.Index(strings.ToLower(s[i:]), "</"+t.name); k >= 0 {
-				i += k
-			} else {
+			k := strings.Index(strings.ToLower(s[i:]), "</"+t.name)
+			if k < 0 {
 				break
 			}
+			i += k
 			continue
 		}
-		switch {
-		case t.name == "pre":
-			newlines(2)
-			if t.closing {
-				pre--
-			} else {
-				pre++
-			}
-		case paraTags[t.name]:
-			newlines(2)
-			if t.name == "hr" {
-				b.WriteString("----------")
-				newlines(2)
-			}
-		case t.name == "li" && !t.closing:
-			newlines(1)
-			b.WriteString("* ")
-		case t.name == "tr":
-			newlines(1)
-			cell = 0
-		case lineTags[t.name]:
-			newlines(1)
-		case (t.name == "td" || t.name == "th") && !t.closing:
-			if cell > 0 {
-				b.WriteString(" | ")
-			}
-			cell++
-		case t.name == "img" && !t.closing:
-			if alt, _, _, ok := t.attr("alt"); ok && alt != "" {
-				text(alt)
-			}
-		case t.name == "a" && !t.closing:
-			h, _, _, _ := t.attr("href")
-			href = append(href, strings.TrimSpace(h))
-			linkStart = append(linkStart, b.Len())
-		case t.name == "a" && t.closing && len(href) > 0:
-			h := href[len(href)-1]
-			label := strings.TrimSpace(b.String()[linkStart[len(linkStart)-1]:])
-			href, linkStart = href[:len(href)-1], linkStart[:len(linkStart)-1]
-			if h != "" && !strings.HasPrefix(h, "#") && h != label && h != "mailto:"+label {
-				cur := b.String()
-				if len(cur) > 0 && cur[len(cur)-1] == ' ' {
-					b.Reset()
-					b.WriteString(cur[:len(cur)-1])
-				}
-				b.WriteString(" <" + h + ">")
-			}
-		}
+		p.tag(t)
 	}
-	return tidyText(b.String())
+	return tidyText(p.b.String())
+}
+
+// plainText is the text htmlToText writes, and the state of the elements
+// it is inside.
+type plainText struct {
+	b         strings.Builder
+	pre       int      // depth of open <pre>, where blanks are kept
+	cell      int      // cells written in the current table row
+	href      []string // stack of open <a> targets
+	linkStart []int    // where the text of each open <a> begins in b
+}
+
+// newlines tops the trailing newlines of the text up to n, except at the
+// very start.
+func (p *plainText) newlines(n int) {
+	cur := p.b.String()
+	have := 0
+	for k := len(cur) - 1; k >= 0 && cur[k] == '\n'; k-- {
+		have++
+	}
+	if len(cur) == 0 {
+		return
+	}
+	for ; have < n; have++ {
+		p.b.WriteByte('\n')
+	}
+}
+
+// text writes raw character data with its entities decoded; outside <pre>
+// every run of blanks becomes one space.
+func (p *plainText) text(raw string) {
+	t := html.UnescapeString(raw)
+	if t == "" {
+		return
+	}
+	if p.pre > 0 {
+		p.b.WriteString(t)
+		return
+	}
+	cur := p.b.String()
+	atStart := len(cur) == 0 || cur[len(cur)-1] == '\n' || cur[len(cur)-1] == ' '
+	if isBlank(rune(t[0])) && !atStart {
+		p.b.WriteByte(' ')
+	}
+	fields := strings.FieldsFunc(t, isBlank)
+	for k, f := range fields {
+		if k > 0 {
+			p.b.WriteByte(' ')
+		}
+		p.b.WriteString(f)
+	}
+	if len(fields) > 0 && isBlank(rune(t[len(t)-1])) {
+		p.b.WriteByte(' ')
+	}
+}
+
+// tag writes what a start or end tag stands for in plain text.
+func (p *plainText) tag(t tag) {
+	switch {
+	case t.name == "pre":
+		p.newlines(2)
+		if t.closing {
+			p.pre--
+		} else {
+			p.pre++
+		}
+	case paraTags[t.name]:
+		p.newlines(2)
+		if t.name == "hr" {
+			p.b.WriteString("----------")
+			p.newlines(2)
+		}
+	case t.name == "li" && !t.closing:
+		p.newlines(1)
+		p.b.WriteString("* ")
+	case t.name == "tr":
+		p.newlines(1)
+		p.cell = 0
+	case lineTags[t.name]:
+		p.newlines(1)
+	case (t.name == "td" || t.name == "th") && !t.closing:
+		if p.cell > 0 {
+			p.b.WriteString(" | ")
+		}
+		p.cell++
+	case t.name == "img" && !t.closing:
+		if alt, _, _, ok := t.attr("alt"); ok && alt != "" {
+			p.text(alt)
+		}
+	case t.name == "a" && !t.closing:
+		h, _, _, _ := t.attr("href")
+		p.href = append(p.href, strings.TrimSpace(h))
+		p.linkStart = append(p.linkStart, p.b.Len())
+	case t.name == "a" && t.closing && len(p.href) > 0:
+		p.closeLink()
+	}
+}
+
+// closeLink ends the innermost <a>: its target follows the text as
+// " <url>", unless it is a fragment or the text already says it.
+func (p *plainText) closeLink() {
+	h := p.href[len(p.href)-1]
+	label := strings.TrimSpace(p.b.String()[p.linkStart[len(p.linkStart)-1]:])
+	p.href, p.linkStart = p.href[:len(p.href)-1], p.linkStart[:len(p.linkStart)-1]
+	if h == "" || strings.HasPrefix(h, "#") || h == label || h == "mailto:"+label {
+		return
+	}
+	cur := p.b.String()
+	if len(cur) > 0 && cur[len(cur)-1] == ' ' {
+		p.b.Reset()
+		p.b.WriteString(cur[:len(cur)-1])
+	}
+	p.b.WriteString(" <" + h + ">")
 }
 
 // tidyText trims trailing blanks on every line, collapses runs of blank
