@@ -106,7 +106,8 @@ type Group struct {
 // it comes from PasswordEnv or PasswordFile (see Campaign.Password).
 type SMTP struct {
 	Host string `yaml:"host"`
-	// Port defaults to 587, or 465 with security tls.
+	// Port 0 is sender.DefaultPort's: 587 for starttls, 465 for tls, 25
+	// for none, 24 for lmtp.
 	Port int `yaml:"port"`
 	// Security is starttls (default), tls or none.
 	Security     string `yaml:"security"`
@@ -140,9 +141,10 @@ type Send struct {
 	Retries int `yaml:"retries"`
 	// Backoff is the first retry delay; default 2s.
 	Backoff time.Duration `yaml:"backoff"`
-	// Timeout bounds each SMTP command; default 60s.
+	// Timeout bounds each SMTP command; 0 is the sender's default (60s).
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxRcpt is recipients per transaction in group mode; default 100.
+	// MaxRcpt is recipients per transaction in group mode; 0 is the
+	// sender's default (100).
 	MaxRcpt int `yaml:"max_rcpt"`
 	// AbortAfter is consecutive permanent failures that stop the run; default 50.
 	AbortAfter int `yaml:"abort_after"`
@@ -154,13 +156,11 @@ type DKIM struct {
 	Selector string `yaml:"selector"`
 	// KeyFile is a PEM private key: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
 	KeyFile string `yaml:"key_file"`
-	// Headers are the signed header fields; default DefaultDKIMHeaders.
+	// Headers are the signed header fields; empty means render's default
+	// (render.DefaultDKIMHeaders, plus Sender, Reply-To and the
+	// List-Unsubscribe pair when a message has them).
 	Headers []string `yaml:"headers"`
 }
-
-// DefaultDKIMHeaders are the header fields signed when dkim.headers is empty.
-var DefaultDKIMHeaders = []string{"From", "To", "Subject", "Date", "Message-ID", "Reply-To",
-	"List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type"}
 
 // Unsubscribe holds the List-Unsubscribe templates (RFC 2369, RFC 8058).
 type Unsubscribe struct {
@@ -419,22 +419,9 @@ func (c *Campaign) defaults() {
 	if c.Mode == "" {
 		c.Mode = "individual"
 	}
-	s := &c.SMTP
-	if s.Security == "" {
-		s.Security = "starttls"
-	}
-	if s.Port == 0 {
-		s.Port = 587
-		if s.Security == "tls" {
-			s.Port = 465
-		}
-	}
-	if s.Auth == "" {
-		s.Auth = "auto"
-	}
-	if s.Protocol == "" {
-		s.Protocol = "smtp"
-	}
+	// The smtp section's wire defaults (security, port, auth, protocol)
+	// are sender.New's: one place, whether the relay comes from here or
+	// from a URL.
 	d := &c.Send
 	if d.Burst == 0 {
 		d.Burst = 1
@@ -445,16 +432,9 @@ func (c *Campaign) defaults() {
 	setDefault(&d.Concurrency, 4)
 	setDefault(&d.PerConnection, 500)
 	setDefault(&d.Retries, 5)
-	setDefault(&d.MaxRcpt, 100)
 	setDefault(&d.AbortAfter, 50)
 	if d.Backoff == 0 {
 		d.Backoff = 2 * time.Second
-	}
-	if d.Timeout == 0 {
-		d.Timeout = 60 * time.Second
-	}
-	if c.DKIM.Domain != "" && len(c.DKIM.Headers) == 0 {
-		c.DKIM.Headers = slices.Clone(DefaultDKIMHeaders)
 	}
 	b := &c.Bounces
 	if b.Host != "" {
@@ -724,29 +704,19 @@ type errorfFunc = func(field, format string, args ...any)
 type existsFunc = func(field, name string) bool
 
 func (c *Campaign) validateSMTP(errorf errorfFunc, add addFunc, exists existsFunc) {
+	// Security, auth, protocol, port and AUTH without TLS are the wire's
+	// rules: the orchestrator checks this section with sender.New.
 	s := c.SMTP
-	if !slices.Contains([]string{"starttls", "tls", "none"}, s.Security) {
-		errorf("smtp.security", "%q is not starttls, tls or none", s.Security)
-	}
-	if !slices.Contains([]string{"auto", "plain", "login", "cram-md5", "xoauth2", "none"}, s.Auth) {
-		errorf("smtp.auth", "%q is not auto, plain, login, cram-md5, xoauth2 or none", s.Auth)
-	}
-	if !slices.Contains([]string{"smtp", "lmtp"}, s.Protocol) {
-		errorf("smtp.protocol", "%q is not smtp or lmtp", s.Protocol)
-	}
-	if s.Port < 1 || s.Port > 65535 {
-		errorf("smtp.port", "%d is not a TCP port", s.Port)
-	}
 	if strings.ContainsAny(s.HELO, " \r\n\x00") {
 		errorf("smtp.helo", "spaces and line breaks are not allowed")
 	}
-	c.validateCredentials("smtp", s.Host, s.Security, s.Username, s.PasswordEnv, s.PasswordFile, s.Auth == "none", errorf, add, exists)
+	c.validateCredentials("smtp", s.Username, s.PasswordEnv, s.PasswordFile, s.Auth == "none", errorf, add, exists)
 	exists("smtp.ca_file", s.CAFile)
 }
 
 // validateCredentials applies the rules shared by smtp and bounces: one
-// password source, and no password over plaintext except to loopback.
-func (c *Campaign) validateCredentials(sec, host, security, user, env, file string, noAuth bool,
+// password source, named as a variable, not written in the file.
+func (c *Campaign) validateCredentials(sec, user, env, file string, noAuth bool,
 	errorf errorfFunc, add addFunc, exists existsFunc) {
 	if env != "" && file != "" {
 		errorf(sec+".password_file", "set only one of password_env and password_file")
@@ -754,9 +724,6 @@ func (c *Campaign) validateCredentials(sec, host, security, user, env, file stri
 	if user != "" && !noAuth {
 		if env == "" && file == "" {
 			errorf(sec+".username", "needs password_env or password_file")
-		}
-		if security == "none" && !isLoopback(host) {
-			errorf(sec+".security", "none with a username would send the password in clear to %s: use starttls or tls (none is allowed only for loopback hosts)", host)
 		}
 	}
 	switch {
@@ -821,7 +788,7 @@ func (c *Campaign) validateDKIM(errorf errorfFunc, add addFunc, exists existsFun
 		}
 		hasFrom = hasFrom || strings.EqualFold(h, "From")
 	}
-	if !hasFrom {
+	if !hasFrom && len(k.Headers) > 0 {
 		errorf("dkim.headers", "must include From (RFC 6376 section 5.4)")
 	}
 }
@@ -852,7 +819,7 @@ func (c *Campaign) validateBounces(errorf errorfFunc, add addFunc, exists exists
 	if b.Port < 1 || b.Port > 65535 {
 		errorf("bounces.port", "%d is not a TCP port", b.Port)
 	}
-	c.validateCredentials("bounces", b.Host, b.Security, b.Username, b.PasswordEnv, b.PasswordFile, false, errorf, add, exists)
+	c.validateCredentials("bounces", b.Username, b.PasswordEnv, b.PasswordFile, false, errorf, add, exists)
 	exists("bounces.ca_file", b.CAFile)
 	if b.WriteTo == "" {
 		errorf("bounces.write_to", "missing: the suppression file hard bounces are appended to")
@@ -939,4 +906,20 @@ func staysInside(dir, name string) bool {
 	}
 	rel, err := filepath.Rel(base, parent)
 	return err == nil && (rel == "." || filepath.IsLocal(rel))
+}
+
+// Problem places a message about a campaign key (a path such as
+// "smtp.port", or "" for the file as a whole) on the campaign file's line
+// of that key or its nearest parent, for callers that check what Load
+// cannot: a relay setting, a template that fails to parse.
+func (c *Campaign) Problem(field, message string) Problem {
+	return Problem{File: c.base(), Line: c.line(field), Field: field, Message: message}
+}
+
+// base is the campaign file's name, as problems print it.
+func (c *Campaign) base() string {
+	if c.path == "" {
+		return DefaultFile
+	}
+	return filepath.Base(c.path)
 }

@@ -25,16 +25,15 @@ func TestLoadDefaults(t *testing.T) {
 		{"recipients.file", c.Recipients.File, "recipients.csv"},
 		{"recipients.email", c.Recipients.Email, "email"},
 		{"mode", c.Mode, "individual"},
-		{"smtp.security", c.SMTP.Security, "starttls"},
-		{"smtp.port", c.SMTP.Port, 587},
-		{"smtp.auth", c.SMTP.Auth, "auto"},
-		{"smtp.protocol", c.SMTP.Protocol, "smtp"},
+		// The wire's defaults are sender.New's: the model leaves them unset.
+		{"smtp.security", c.SMTP.Security, ""},
+		{"smtp.port", c.SMTP.Port, 0},
+		{"send.timeout", c.Send.Timeout, time.Duration(0)},
+		{"send.max_rcpt", c.Send.MaxRcpt, 0},
 		{"send.concurrency", c.Send.Concurrency, 4},
 		{"send.burst", c.Send.Burst, 10},
 		{"send.retries", c.Send.Retries, 5},
 		{"send.backoff", c.Send.Backoff, 2 * time.Second},
-		{"send.timeout", c.Send.Timeout, 60 * time.Second},
-		{"send.max_rcpt", c.Send.MaxRcpt, 100},
 		{"send.abort_after", c.Send.AbortAfter, 50},
 		{"send.per_connection", c.Send.PerConnection, 500},
 		{"dir", c.Dir(), dir},
@@ -74,23 +73,22 @@ unsubscribe:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "news" || c.SMTP.Port != 465 || c.Send.Burst != 1 || c.Send.Backoff != 5*time.Second {
-		t.Errorf("got name %q port %d burst %d backoff %v, want news 465 1 5s", c.Name, c.SMTP.Port, c.Send.Burst, c.Send.Backoff)
+	// The port stays unset: its default is the wire's (sender.DefaultPort).
+	if c.Name != "news" || c.SMTP.Port != 0 || c.Send.Burst != 1 || c.Send.Backoff != 5*time.Second {
+		t.Errorf("got name %q port %d burst %d backoff %v, want news 0 1 5s", c.Name, c.SMTP.Port, c.Send.Burst, c.Send.Backoff)
 	}
 	if r, err := c.Rate(); err != nil || r != 0.5 {
 		t.Errorf("Rate: got %v, %v, want 0.5", r, err)
 	}
-	if len(c.DKIM.Headers) != len(DefaultDKIMHeaders) {
-		t.Errorf("dkim.headers: got %v, want the defaults", c.DKIM.Headers)
+	// Unset, so render's default applies: it adds Sender, Reply-To and the
+	// List-Unsubscribe pair when the message has them.
+	if len(c.DKIM.Headers) != 0 {
+		t.Errorf("dkim.headers: got %v, want none (render's default)", c.DKIM.Headers)
 	}
 	// The unset password variable is a warning, not an error.
 	ps := c.Problems()
 	if len(ps) != 1 || !ps[0].Warning || !strings.Contains(ps[0].String(), "news.yaml:13: smtp.password_env: warning: environment variable MAILRUN_TEST_UNSET_VAR is not set") {
 		t.Errorf("got problems %v, want one warning about the variable", ps)
-	}
-	t.Setenv("MAILRUN_TEST_UNSET_VAR", "pw")
-	if sc, _, err := c.SenderConfig(nil); err != nil || !sc.NoChunking {
-		t.Errorf("SenderConfig: got NoChunking %v, %v; want true for chunking: false", sc.NoChunking, err)
 	}
 	rc, err := c.RenderConfig()
 	if err != nil {
@@ -142,10 +140,6 @@ func TestLoadProblems(t *testing.T) {
 		{name: "reserved header", yaml: baseYAML + "headers:\n  Subject: x\n", want: []string{"headers.Subject: Subject is set by mailrun"}},
 		{name: "bad mode", yaml: baseYAML + "mode: broadcast\n", want: []string{`campaign.yaml:6: mode: "broadcast" is not individual or group`}},
 		{name: "group without to", yaml: baseYAML + "mode: group\n", want: []string{"group.to: missing"}},
-		{name: "bad enums", yaml: baseYAML + "smtp:\n  host: h\n  security: ssl\n  auth: md5\n  protocol: http\n",
-			want: []string{`smtp.security: "ssl" is not`, `smtp.auth: "md5" is not`, `smtp.protocol: "http" is not`}},
-		{name: "password over plaintext", yaml: baseYAML + "smtp:\n  host: smtp.acme.example\n  security: none\n  username: u\n  password_env: HOME\n",
-			want: []string{"campaign.yaml:8: smtp.security: none with a username would send the password in clear"}},
 		{name: "username without password", yaml: baseYAML + "smtp:\n  host: h\n  username: u\n", want: []string{"smtp.username: needs password_env or password_file"}},
 		{name: "http unsubscribe", yaml: baseYAML + "unsubscribe:\n  url: http://acme.example/u\n", want: []string{"campaign.yaml:7: unsubscribe.url: must start with https://"}},
 		{name: "missing suppress file", yaml: baseYAML + "suppress:\n  - gone.txt\n", want: []string{"campaign.yaml:7: suppress.0: gone.txt: no such file"}},

@@ -244,3 +244,17 @@ func (s *addrSet) grow() {
 		s.hashes[i], s.rows[i] = h, oldRows[j]
 	}
 }
+
+// File is the list's name relative to the campaign folder, as problems
+// print it.
+func (r *Recipients) File() string { return r.file }
+
+// CheckAddr refuses what cannot go into an envelope: anything but a bare
+// addr-spec (RFC 5322 section 3.4.1). It is the rule rows are held to,
+// for an address from elsewhere (a test send's).
+func CheckAddr(s string) error {
+	if msg := checkAddr(s); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}

@@ -33,7 +33,7 @@ func runWorkers(b *testing.B, workers, n int, op func(i int) error) {
 func BenchmarkRecord(b *testing.B) {
 	for _, workers := range []int{1, benchWorkers, 8} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			j, err := Open(filepath.Join(b.TempDir(), "j"), Header{})
+			j, err := Open(filepath.Join(b.TempDir(), "j"), Header{}, lower)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func BenchmarkRecord(b *testing.B) {
 // BenchmarkMessage: messages per second as a send run journals them, a
 // durable intent and a queued outcome per message.
 func BenchmarkMessage(b *testing.B) {
-	j, err := Open(filepath.Join(b.TempDir(), "j"), Header{})
+	j, err := Open(filepath.Join(b.TempDir(), "j"), Header{}, lower)
 	if err != nil {
 		b.Fatal(err)
 	}

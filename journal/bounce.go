@@ -10,16 +10,18 @@ import (
 // the bounce processor. It holds every recipient's last entry and every
 // Message-ID ever recorded, so it is built only when asked, by ReadIndex.
 type Index struct {
-	last map[string]Entry    // normalised address -> last entry
-	byID map[string][]string // Message-ID without <> -> normalised addresses
+	key  Key
+	last map[string]Entry    // address key -> last entry
+	byID map[string][]string // Message-ID without <> -> address keys
 }
 
 // ReadIndex reads the journal at path, without taking the lock, into an
-// Index. Errors are those of Read.
-func ReadIndex(path string) (*Index, error) {
-	ix := &Index{last: make(map[string]Entry), byID: make(map[string][]string)}
+// Index; key decides which addresses are one recipient, as for Open.
+// Errors are those of Read.
+func ReadIndex(path string, key Key) (*Index, error) {
+	ix := &Index{key: key, last: make(map[string]Entry), byID: make(map[string][]string)}
 	err := Read(path, func(e Entry) error {
-		k := Normalize(e.Email)
+		k := key.of(e.Email)
 		if e.Status == Sending {
 			// The intent carries the Message-ID too: if the run died
 			// before the outcome, a bounce may still name it.
@@ -50,9 +52,9 @@ func normMessageID(id string) string {
 }
 
 // ByEmail returns the last entry of the recipient addr (compared after
-// Normalize); an intent without an outcome reads as Unknown.
+// the Index's Key); an intent without an outcome reads as Unknown.
 func (ix *Index) ByEmail(addr string) (Entry, bool) {
-	e, ok := ix.last[Normalize(addr)]
+	e, ok := ix.last[ix.key.of(addr)]
 	return e, ok
 }
 
@@ -93,7 +95,7 @@ func (ix *Index) Match(bounces []Bounce) []Entry {
 	for _, b := range bounces {
 		k, ok := ix.matchID(b)
 		if !ok {
-			k = Normalize(b.Email)
+			k = ix.key.of(b.Email)
 			e, found := ix.last[k]
 			ok = found && (e.Status == Sent || e.Status == Unknown)
 		}
@@ -129,7 +131,7 @@ func (ix *Index) matchID(b Bounce) (string, bool) {
 	if len(ks) == 0 {
 		return "", false
 	}
-	if k := Normalize(b.Email); k != "" && slices.Contains(ks, k) {
+	if k := ix.key.of(b.Email); k != "" && slices.Contains(ks, k) {
 		return k, true
 	}
 	if len(ks) == 1 {
@@ -143,16 +145,16 @@ func (ix *Index) matchID(b Bounce) (string, bool) {
 // and returns the entries it recorded. It fails with an error matching
 // ErrLocked while a send holds the journal, and never creates a journal.
 // For a dry run, use ReadIndex and Index.Match, which change nothing.
-func MarkBounced(path string, h Header, bounces []Bounce) ([]Entry, error) {
+func MarkBounced(path string, h Header, key Key, bounces []Bounce) ([]Entry, error) {
 	if h.Command == "" {
 		h.Command = "bounces"
 	}
-	j, err := open(path, h, false)
+	j, err := open(path, h, key, false)
 	if err != nil {
 		return nil, err
 	}
 	// Read after locking, so no run can add recipients in between.
-	ix, err := ReadIndex(path)
+	ix, err := ReadIndex(path, key)
 	if err != nil {
 		j.Close()
 		return nil, err

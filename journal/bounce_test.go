@@ -50,7 +50,7 @@ func TestIndexMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ix, err := ReadIndex(path)
+			ix, err := ReadIndex(path, lower)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestIndexMatch(t *testing.T) {
 }
 
 func TestIndexLookups(t *testing.T) {
-	ix, err := ReadIndex(bounceJournal(t))
+	ix, err := ReadIndex(bounceJournal(t), lower)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +93,14 @@ func TestMarkBounced(t *testing.T) {
 		{MessageID: "<m1@acme.example>", Email: "ann@example.org", Reply: Reply{Enhanced: "5.1.1", Text: "user unknown"}},
 		{Email: "stranger@example.org"},
 	}
-	got, err := MarkBounced(path, Header{}, bounces)
+	got, err := MarkBounced(path, Header{}, lower, bounces)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].Email != "Ann@Example.org" || got[0].Reply.Enhanced != "5.1.1" || got[0].Row != 1 {
 		t.Fatalf("MarkBounced: got %+v, want ann bounced with 5.1.1", got)
 	}
-	rep, err := Latest(path)
+	rep, err := Latest(path, lower)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +111,12 @@ func TestMarkBounced(t *testing.T) {
 		t.Errorf("runs: got %+v, want one bounces run", rep.Runs)
 	}
 	// Processing the same mailbox again marks nothing twice.
-	again, err := MarkBounced(path, Header{}, bounces)
+	again, err := MarkBounced(path, Header{}, lower, bounces)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second MarkBounced: got %+v, %v, want nothing", again, err)
 	}
 
-	if _, err := MarkBounced(filepath.Join(t.TempDir(), "missing"), Header{}, bounces); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := MarkBounced(filepath.Join(t.TempDir(), "missing"), Header{}, lower, bounces); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("MarkBounced on a missing journal: got %v, want ErrNotExist", err)
 	}
 }

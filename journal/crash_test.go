@@ -35,7 +35,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("child process body; run by the subprocess tests")
 	}
 	path := os.Getenv("JOURNAL_PATH")
-	j, err := Open(path, Header{Command: "child"})
+	j, err := Open(path, Header{Command: "child"}, lower)
 	if errors.Is(err, ErrLocked) {
 		os.Exit(exitLocked)
 	}
@@ -142,7 +142,7 @@ func TestKill9(t *testing.T) {
 				t.Errorf("file after kill -9: %d bytes, %v, want it to end in zeros", len(b), err)
 			}
 
-			j, err := Open(path, Header{Command: "rerun"})
+			j, err := Open(path, Header{Command: "rerun"}, lower)
 			if err != nil {
 				t.Fatalf("Open after kill -9: %v", err)
 			}

@@ -6,7 +6,7 @@
 // The file starts with a "begin" record (campaign, fingerprint, format
 // version); each later run that records something appends a "run" record;
 // every other line is an Entry. The last entry of a recipient, keyed by
-// Normalize(address), decides its Status.
+// the caller's Key of the address (campaign.AddrKey), decides its Status.
 //
 // A send run uses it like this:
 //

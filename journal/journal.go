@@ -82,7 +82,7 @@ type Entry struct {
 	// the caller numbers it); zero for none.
 	Row int `json:"row,omitempty"`
 	// Email is the recipient's address as written in the CSV. The
-	// journal keys recipients by Normalize(Email).
+	// journal keys recipients by the Key given to Open.
 	Email  string `json:"email"`
 	Status Status `json:"status"`
 	// Reason says why a recipient was skipped.
@@ -144,11 +144,18 @@ func (s *Summary) add(st Status, n int) {
 	}
 }
 
-// Normalize is the key under which the journal knows an address: trimmed
-// and lower-cased, so that Ann@Example.org and ann@example.org are one
-// recipient, as the campaign's duplicate check treats them.
-func Normalize(addr string) string {
-	return strings.ToLower(strings.TrimSpace(addr))
+// Key maps an address to the key under which the journal knows its
+// recipient: two addresses with one key are one recipient. The journal
+// takes the campaign's rule (campaign.AddrKey) rather than holding a copy
+// of it, so duplicates, suppress lists, bounces and the journal never
+// disagree about who is who. A nil Key compares addresses as written.
+type Key func(addr string) string
+
+func (k Key) of(addr string) string {
+	if k == nil {
+		return addr
+	}
+	return k(addr)
 }
 
 // ErrLocked is matched by errors.Is when another process (or another Open
@@ -177,7 +184,9 @@ type Journal struct {
 	path  string
 	f     *os.File
 	began Header
-	seed  maphash.Seed
+	// addrKey is the caller's rule for the same recipient.
+	addrKey Key
+	seed    maphash.Seed
 	// sync makes a batch written into the zeros durable: fdatasync on
 	// Linux (see dataSync). fullSync is f.Sync, for the writes that change
 	// the file's size. A test swaps either to inject a failure.
@@ -239,7 +248,8 @@ type update struct {
 }
 
 // Open opens the journal at path for a run described by h, creating it if
-// needed, and locks it for this run alone.
+// needed, and locks it for this run alone. key decides which addresses
+// are one recipient.
 //
 // It returns an error matching ErrLocked (a *LockedError) when another run
 // holds the journal. It loads the last status of every recipient; a torn
@@ -248,11 +258,11 @@ type update struct {
 // error naming its line number, since silently skipping it could send a
 // message twice. h is written lazily with the first entry, so a run that
 // opens the journal and gives up leaves no trace.
-func Open(path string, h Header) (*Journal, error) {
-	return open(path, h, true)
+func Open(path string, h Header, key Key) (*Journal, error) {
+	return open(path, h, key, true)
 }
 
-func open(path string, h Header, create bool) (*Journal, error) {
+func open(path string, h Header, key Key, create bool) (*Journal, error) {
 	// No O_APPEND: batches are written with WriteAt at j.end, into the
 	// zeros that grow wrote ahead of them.
 	flags := os.O_RDWR
@@ -273,6 +283,7 @@ func open(path string, h Header, create bool) (*Journal, error) {
 	j := &Journal{
 		path:     path,
 		f:        f,
+		addrKey:  key,
 		seed:     maphash.MakeSeed(),
 		sync:     dataSync(f),
 		fullSync: f.Sync,
@@ -391,11 +402,11 @@ func (j *Journal) applyKey(k uint64, code uint8) {
 	j.summary.add(statuses[code], 1)
 }
 
-// key hashes a normalised address to 64 bits, which keeps a million
+// key hashes an address's Key to 64 bits, which keeps a million
 // recipients in a few tens of megabytes; with a million addresses the
 // chance that two share a key is below one in ten million.
 func (j *Journal) key(addr string) uint64 {
-	return maphash.String(j.seed, Normalize(addr))
+	return maphash.String(j.seed, j.addrKey.of(addr))
 }
 
 // Began is the header the journal began with (h itself for a new journal).
@@ -407,7 +418,7 @@ func (j *Journal) Began() Header { return j.began }
 func (j *Journal) Path() string { return j.path }
 
 // Status returns the last durable status of the recipient addr (compared
-// after Normalize), and false if the journal has no record of it. A record
+// by the journal's Key), and false if the journal has no record of it. A record
 // still waiting for its fsync does not count yet.
 func (j *Journal) Status(addr string) (Status, bool) {
 	k := j.key(addr)

@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 // openT opens a journal that is closed when the test ends.
 func openT(t *testing.T, path string, h Header) *Journal {
 	t.Helper()
-	j, err := Open(path, h)
+	j, err := Open(path, h, lower)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -117,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rep, err := Latest(path)
+	rep, err := Latest(path, lower)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestLastRecordWins(t *testing.T) {
 			if got := j2.Counts().Total(); got != 1 {
 				t.Errorf("Counts total: got %d, want 1", got)
 			}
-			rep, err := Latest(path)
+			rep, err := Latest(path, lower)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,15 +181,29 @@ func TestLastRecordWins(t *testing.T) {
 	}
 }
 
-func TestNormalize(t *testing.T) {
-	for in, want := range map[string]string{
-		"ann@example.org":     "ann@example.org",
-		" Ann@Example.ORG\t":  "ann@example.org",
-		"ÄNNE@bücher.example": "änne@bücher.example",
-	} {
-		if got := Normalize(in); got != want {
-			t.Errorf("Normalize(%q): got %q, want %q", in, got, want)
-		}
+// lower is the Key of these tests: the rule campaign.AddrKey gives a real
+// run (trimmed, lower-cased).
+func lower(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+
+// The journal knows recipients by the Key it is given, and only by it.
+func TestKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.journal")
+	j := openT(t, path, Header{Campaign: "c"})
+	mustRecord(t, j, Entry{Email: "Ann@Example.org", Status: Sent})
+	if st, ok := j.Status(" ann@EXAMPLE.org "); !ok || st != Sent {
+		t.Errorf("got %q, %v for another spelling, want sent under the key", st, ok)
+	}
+	j.Close()
+	exact, err := Open(path, Header{Campaign: "c"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exact.Close()
+	if _, ok := exact.Status("ann@example.org"); ok {
+		t.Error("a nil Key found ann@ for Ann@, want addresses compared as written")
+	}
+	if st, ok := exact.Status("Ann@Example.org"); !ok || st != Sent {
+		t.Errorf("got %q, %v for the address as written, want sent", st, ok)
 	}
 }
 
@@ -319,7 +333,7 @@ func TestTornLastLine(t *testing.T) {
 			if len(got) != tt.wantN || got[len(got)-1].Email != "d@example.org" {
 				t.Errorf("after append: got %+v, want %d entries ending with d", got, tt.wantN)
 			}
-			if _, err := Latest(path); err != nil {
+			if _, err := Latest(path, lower); err != nil {
 				t.Errorf("Latest after repair: %v", err)
 			}
 		})
@@ -370,16 +384,16 @@ func TestCorruptLines(t *testing.T) {
 					t.Errorf("%s: got %v, want an error containing %q", what, err, path+tt.want)
 				}
 			}
-			j, err := Open(path, Header{})
+			j, err := Open(path, Header{}, lower)
 			if err == nil {
 				j.Close()
 			}
 			check("Open", err)
 			check("Read", Read(path, func(Entry) error { return nil }))
-			_, err = Latest(path)
+			_, err = Latest(path, lower)
 			check("Latest", err)
 			// A failed Open must not keep the lock.
-			j, err = Open(path, Header{})
+			j, err = Open(path, Header{}, lower)
 			if errors.Is(err, ErrLocked) {
 				t.Errorf("second Open after a failed one: %v", err)
 			} else if err == nil {
@@ -404,7 +418,7 @@ func TestLongLine(t *testing.T) {
 func TestLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
 	j := openT(t, path, Header{})
-	_, err := Open(path, Header{})
+	_, err := Open(path, Header{}, lower)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: got %v, want ErrLocked", err)
 	}
@@ -412,13 +426,13 @@ func TestLocked(t *testing.T) {
 	if !errors.As(err, &le) || le.Path != path || !strings.Contains(err.Error(), path) {
 		t.Errorf("got %#v, want a *LockedError naming %s", err, path)
 	}
-	if _, err := MarkBounced(path, Header{}, nil); !errors.Is(err, ErrLocked) {
+	if _, err := MarkBounced(path, Header{}, lower, nil); !errors.Is(err, ErrLocked) {
 		t.Errorf("MarkBounced during a run: got %v, want ErrLocked", err)
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	j2, err := Open(path, Header{})
+	j2, err := Open(path, Header{}, lower)
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
@@ -492,7 +506,7 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "j")
-			j, err := Open(path, Header{})
+			j, err := Open(path, Header{}, lower)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -544,10 +558,10 @@ func TestWriteErrorsAreSticky(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Open(dir, Header{}); err == nil {
+	if _, err := Open(dir, Header{}, lower); err == nil {
 		t.Error("Open(directory): got nil error")
 	}
-	if _, err := Open(filepath.Join(dir, "missing", "j"), Header{}); err == nil {
+	if _, err := Open(filepath.Join(dir, "missing", "j"), Header{}, lower); err == nil {
 		t.Error("Open in a missing folder: got nil error")
 	}
 }
@@ -646,12 +660,12 @@ func TestSkippedNeverReplaces(t *testing.T) {
 		t.Errorf("reloaded: got %q for a first skip, want skipped", st)
 	}
 	j2.Close()
-	rep, err := Latest(path)
+	rep, err := Latest(path, lower)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range rep.Recipients {
-		if Normalize(e.Email) == "ann@example.org" && e.Status != Unknown {
+		if lower(e.Email) == "ann@example.org" && e.Status != Unknown {
 			t.Errorf("Latest: got %q, want unknown", e.Status)
 		}
 	}
@@ -661,7 +675,7 @@ func TestSkippedNeverReplaces(t *testing.T) {
 // before the batch is written, so n workers share one sync, and that a
 // lone Flush still returns once the wait is over.
 func TestGather(t *testing.T) {
-	j, err := Open(filepath.Join(t.TempDir(), "g.journal"), Header{Campaign: "c"})
+	j, err := Open(filepath.Join(t.TempDir(), "g.journal"), Header{Campaign: "c"}, lower)
 	if err != nil {
 		t.Fatal(err)
 	}

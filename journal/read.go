@@ -264,14 +264,15 @@ type Report struct {
 // Latest reads the journal at path, without taking the lock, into a
 // Report. It holds one entry per recipient in memory, which a report needs
 // anyway; a send uses Open, which keeps one byte and a hash per recipient.
-func Latest(path string) (*Report, error) {
+// key decides which addresses are one recipient, as for Open.
+func Latest(path string, key Key) (*Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	defer f.Close()
 	rep := &Report{}
-	last := make(map[string]int) // normalised address -> index in Recipients
+	last := make(map[string]int) // address key -> index in Recipients
 	s := scanner{path: path}
 	_, err = s.scan(f, func(r *record) error {
 		switch r.Type {
@@ -280,7 +281,7 @@ func Latest(path string) (*Report, error) {
 		case typeRun:
 			rep.Runs = append(rep.Runs, r.header())
 		default:
-			k := Normalize(r.Email)
+			k := key.of(r.Email)
 			if i, ok := last[k]; ok {
 				if r.Status != Skipped { // see Skipped
 					rep.Recipients[i] = r.Entry
@@ -306,7 +307,7 @@ func Latest(path string) (*Report, error) {
 		if a.Row != b.Row {
 			return a.Row - b.Row
 		}
-		return strings.Compare(Normalize(a.Email), Normalize(b.Email))
+		return strings.Compare(key.of(a.Email), key.of(b.Email))
 	})
 	return rep, nil
 }

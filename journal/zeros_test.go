@@ -77,7 +77,7 @@ func TestZeroTail(t *testing.T) {
 			if n := len(readAll(t, path)); n != tt.read {
 				t.Errorf("Read: got %d entries, want %d", n, tt.read)
 			}
-			rep, err := Latest(path)
+			rep, err := Latest(path, lower)
 			if err != nil {
 				t.Fatalf("Latest: %v", err)
 			}
@@ -138,15 +138,15 @@ func TestZeroCorruption(t *testing.T) {
 					t.Errorf("%s: got %v, want an error containing %q", what, err, path+tt.want)
 				}
 			}
-			j, err := Open(path, Header{})
+			j, err := Open(path, Header{}, lower)
 			if err == nil {
 				j.Close()
 			}
 			check("Open", err)
 			check("Read", Read(path, func(Entry) error { return nil }))
-			_, err = Latest(path)
+			_, err = Latest(path, lower)
 			check("Latest", err)
-			_, err = ReadIndex(path)
+			_, err = ReadIndex(path, lower)
 			check("ReadIndex", err)
 			if b := fileBytes(t, path); string(b) != tt.content {
 				t.Error("a refused journal was changed")
@@ -176,7 +176,7 @@ func TestCrashCopy(t *testing.T) {
 	}
 	want := map[string]Status{"a@example.org": Sent, "b@example.org": Unknown}
 
-	rep, err := Latest(crashed)
+	rep, err := Latest(crashed, lower)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestReadDuringRun(t *testing.T) {
 		if n < floor {
 			t.Fatalf("Read %d during the run: got %d entries, want at least %d", i, n, floor)
 		}
-		if _, err := Latest(path); err != nil {
+		if _, err := Latest(path, lower); err != nil {
 			t.Fatalf("Latest %d during the run: %v", i, err)
 		}
 	}
@@ -420,7 +420,7 @@ func TestMarkBouncedAfterCrash(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := MarkBounced(path, Header{}, []Bounce{{MessageID: "<m1@acme.example>"}})
+	got, err := MarkBounced(path, Header{}, lower, []Bounce{{MessageID: "<m1@acme.example>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestMarkBouncedAfterCrash(t *testing.T) {
 		t.Fatalf("MarkBounced: got %+v, want a bounced", got)
 	}
 	checkExact(t, path)
-	rep, err := Latest(path)
+	rep, err := Latest(path, lower)
 	if err != nil {
 		t.Fatal(err)
 	}

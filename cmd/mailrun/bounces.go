@@ -12,6 +12,7 @@ import (
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/mailbox"
+	"github.com/mailrun/mailrun/mailing"
 )
 
 func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -38,7 +39,7 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	journalPath := *jpath
 	if journalPath == "" {
-		journalPath = campaign.JournalPath(c)
+		journalPath = mailing.JournalPath(c)
 	}
 	mb, err := mailbox.Open(ctx, mailbox.Config{
 		Protocol: b.Protocol, Host: b.Host, Port: b.Port, Security: b.Security,
@@ -88,7 +89,7 @@ func marker(path, name string, notes io.Writer) func([]bounce.Found) error {
 			bs[i] = journal.Bounce{Email: f.Addr, MessageID: f.MessageID,
 				Reply: journal.Reply{Enhanced: f.Status, Text: f.Diagnostic}}
 		}
-		marked, err := journal.MarkBounced(path, journal.Header{Campaign: name, Command: "bounces"}, bs)
+		marked, err := journal.MarkBounced(path, journal.Header{Campaign: name, Command: "bounces"}, campaign.AddrKey, bs)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/dovecottest"
 	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
@@ -86,7 +87,7 @@ func newBounceEnv(t *testing.T, protocol, after string) *bounceEnv {
 
 	r := mailrun(t, nil, "send", e.dir, "--yes")
 	r.want(t, exitOK, "send")
-	rep, err := journal.Latest(e.journalPath())
+	rep, err := journal.Latest(e.journalPath(), campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func bounceSubjects(msgs [][]byte) []string {
 // the message they were sent, and the others are still sent.
 func (e *bounceEnv) wantBounced(t *testing.T, path string) {
 	t.Helper()
-	rep, err := journal.Latest(path)
+	rep, err := journal.Latest(path, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +363,7 @@ func TestBouncesIMAP(t *testing.T) {
 			t.Errorf("<%s>: got %d deliveries, want %d", a, n, want)
 		}
 	}
-	rep, err := journal.Latest(other)
+	rep, err := journal.Latest(other, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +441,7 @@ func TestBouncesWrongPassword(t *testing.T) {
 func TestBouncesJournalRecord(t *testing.T) {
 	e := newBounceEnv(t, "imap", "keep")
 	mailrun(t, nil, "bounces", e.dir).want(t, exitFailed, "bounces")
-	rep, err := journal.Latest(e.journalPath())
+	rep, err := journal.Latest(e.journalPath(), campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +472,7 @@ func TestBouncesJournalRecord(t *testing.T) {
 // for the next run, which marks them.
 func TestBouncesJournalLocked(t *testing.T) {
 	e := newBounceEnv(t, "imap", "move")
-	j, err := journal.Open(e.journalPath(), journal.Header{Campaign: "november-news", Command: "send"})
+	j, err := journal.Open(e.journalPath(), journal.Header{Campaign: "november-news", Command: "send"}, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}

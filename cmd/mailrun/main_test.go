@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
 )
@@ -544,7 +545,7 @@ func TestSendFailureExitCodes(t *testing.T) {
 
 	// Another run holds the journal.
 	e = newSendEnv(t, "newsletter", smtptest.Options{}, "")
-	j, err := journal.Open(filepath.Join(e.dir, "november-news.journal"), journal.Header{Campaign: "november-news"})
+	j, err := journal.Open(filepath.Join(e.dir, "november-news.journal"), journal.Header{Campaign: "november-news"}, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,14 +644,14 @@ func (p *proc) wait(t *testing.T) int {
 // without an outcome reads as unknown).
 func unknowns(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	rep, err := journal.Latest(path)
+	rep, err := journal.Latest(path, campaign.AddrKey)
 	if err != nil {
 		t.Fatalf("journal: %v", err)
 	}
 	u := map[string]bool{}
 	for _, en := range rep.Recipients {
 		if en.Status == journal.Unknown {
-			u[journal.Normalize(en.Email)] = true
+			u[campaign.AddrKey(en.Email)] = true
 		}
 	}
 	return u

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
-	"github.com/mailrun/mailrun/sender"
+	"github.com/mailrun/mailrun/mailing"
 )
 
 // Exit codes, documented in README.md.
@@ -127,7 +126,7 @@ func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stdout, "check: the campaign file cannot be read")
 		return exitUsage
 	}
-	rep, err := campaign.Check(ctx, c, stdout)
+	rep, err := mailing.Check(ctx, c, stdout)
 	if code := interrupted(ctx, err, stderr); code != 0 {
 		return code
 	}
@@ -157,7 +156,7 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if !ok {
 		return exitUsage
 	}
-	rep, err := campaign.Preview(ctx, c, *dir, *limit, stdout)
+	rep, err := mailing.Preview(ctx, c, *dir, *limit, stdout)
 	if code := interrupted(ctx, err, stderr); code != 0 {
 		return code
 	}
@@ -182,152 +181,6 @@ func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "init: wrote a campaign to %s; try: mailrun check %s && mailrun preview %s -o out\n", pos[0], pos[0], pos[0])
-	return exitOK
-}
-
-func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	yes := fs.Bool("yes", false, "send without asking for confirmation")
-	testAddr := fs.String("test", "", "send one message, subject prefixed [TEST], to this address only (not journaled)")
-	only := fs.String("only", "", "with --test: the recipient to render, by CSV row or address")
-	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
-	retryFailed := fs.Bool("retry-failed", false, "send again to recipients that failed permanently")
-	resendUnknown := fs.Bool("resend-unknown", false, "send again to recipients whose outcome is unknown (they may get it twice)")
-	force := fs.Bool("force", false, "go on although the campaign files changed since the journal began")
-	smtpURL := fs.String("smtp", "", "relay URL overriding the smtp section, e.g. smtps://user@host:465")
-	debug := fs.Bool("debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
-	pos, ok := parse(fs, args, 1, stderr)
-	if !ok {
-		return exitUsage
-	}
-	// The trace of every connection, run notices and progress share stderr.
-	tty := isTerminal(stderr)
-	stderr = &lockedWriter{w: stderr}
-	c, ok := load(pos[0], stderr)
-	if !ok {
-		return exitUsage
-	}
-	if *smtpURL != "" {
-		if err := c.OverrideSMTP(*smtpURL); err != nil {
-			fmt.Fprintln(stderr, "mailrun send:", err)
-			return exitUsage
-		}
-	}
-	var trace io.Writer
-	if *debug {
-		trace = stderr
-	}
-	cfg, pc, err := c.SenderConfig(trace)
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
-		return exitUsage
-	}
-	client, err := sender.New(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
-		return exitUsage
-	}
-	pool := sender.NewPool(client, pc)
-	defer pool.Close()
-
-	if *testAddr != "" {
-		rec, err := campaign.TestSend(ctx, c, pool, *testAddr, *only)
-		if err != nil {
-			fmt.Fprintln(stderr, "mailrun send:", err)
-			if errors.Is(err, context.Canceled) {
-				return exitInterrupted
-			}
-			return exitFailed
-		}
-		what := fmt.Sprintf("row %d, %s", rec.Row, rec.Email)
-		if c.Mode == "group" {
-			what = "the group message"
-		}
-		fmt.Fprintf(stdout, "send: test message (%s) sent to <%s>\n", what, *testAddr)
-		return exitOK
-	}
-
-	rows, err := campaign.Count(ctx, c)
-	if code := interrupted(ctx, err, stderr); code != 0 {
-		return code
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
-		return exitUsage
-	}
-	journalPath := *jpath
-	if journalPath == "" {
-		journalPath = campaign.JournalPath(c)
-	}
-	rate := "no limit"
-	if pc.Rate > 0 {
-		rate = c.Send.Rate
-	}
-	login := "no AUTH"
-	if cfg.Username != "" {
-		login = "AUTH as " + cfg.Username
-	}
-	fmt.Fprintf(stdout, "send: %q: %d recipient rows (%s, mode %s) via %s %s:%d (%s, %s), rate %s, %d connections; journal %s\n",
-		c.Name, rows, c.Recipients.File, c.Mode, cfg.Protocol, cfg.Host, cfg.Port, cfg.Security, login, rate, pc.Concurrency, journalPath)
-	if !*yes {
-		if !isTerminal(stdin) {
-			fmt.Fprintln(stderr, "mailrun send: refusing to send without confirmation: stdin is not a terminal; add --yes")
-			return exitUsage
-		}
-		fmt.Fprint(stdout, "Send now? [y/N] ")
-		answer := make(chan string, 1)
-		go func() { // a Ctrl-C must not wait for Enter
-			line, _ := bufio.NewReader(stdin).ReadString('\n')
-			answer <- line
-		}()
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(stdout, "\nsend: interrupted, nothing sent")
-			return exitInterrupted
-		case line := <-answer:
-			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-				fmt.Fprintln(stdout, "send: cancelled, nothing sent")
-				return exitUsage
-			}
-		}
-	}
-
-	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHard()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go secondInterrupt(ctx, hard, cancelHard, sig, stderr)
-
-	prog := newProgress(rows, stderr, tty)
-	sum, err := campaign.Run(ctx, c, pool, campaign.RunOptions{
-		Journal:       journalPath,
-		RetryFailed:   *retryFailed,
-		ResendUnknown: *resendUnknown,
-		Force:         *force,
-		Hard:          hard,
-		Out:           prog.logWriter(),
-		Progress:      prog.add,
-	})
-	prog.finish()
-	fmt.Fprintln(stdout, sum)
-	switch {
-	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		fmt.Fprintln(stderr, "mailrun send: interrupted; the journal is consistent: run the same command again to go on")
-		return exitInterrupted
-	case err != nil:
-		fmt.Fprintln(stderr, "mailrun send:", err)
-		var (
-			ae *campaign.AbortError
-			se *campaign.SetupError
-		)
-		if errors.As(err, &ae) || errors.As(err, &se) || errors.Is(err, journal.ErrLocked) || errors.Is(err, campaign.ErrChanged) {
-			return exitUsage // the campaign or the relay needs fixing
-		}
-		return exitFailed
-	case sum.Failed+sum.Deferred+sum.Unknown+sum.Invalid > 0:
-		return exitFailed
-	}
 	return exitOK
 }
 
@@ -370,7 +223,7 @@ func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if !ok {
 		return exitUsage
 	}
-	rep, err := journal.Latest(path)
+	rep, err := journal.Latest(path, campaign.AddrKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailrun status:", err)
 		return exitUsage
@@ -400,7 +253,7 @@ func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if !ok {
 		return exitUsage
 	}
-	if err := campaign.WriteReport(stdout, path, *format); err != nil {
+	if err := journal.WriteReport(stdout, path, *format, campaign.AddrKey); err != nil {
 		fmt.Fprintln(stderr, "mailrun report:", err)
 		return exitUsage
 	}
@@ -416,7 +269,7 @@ func journalOf(path, override string, stderr io.Writer) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return campaign.JournalPath(c), true
+	return mailing.JournalPath(c), true
 }
 
 // interrupted maps a cancelled context to exit code 130, or returns 0.
@@ -483,7 +336,7 @@ func (p *progress) line() {
 }
 
 func (p *progress) add(e journal.Entry) {
-	if e.Reason == campaign.EarlierRun { // counts toward the bar, not the rate
+	if e.Reason == mailing.EarlierRun { // counts toward the bar, not the rate
 		if p.bar != nil {
 			p.bar.Add(1)
 		}

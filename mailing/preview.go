@@ -1,4 +1,4 @@
-package campaign
+package mailing
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
 )
@@ -26,7 +27,7 @@ import (
 // final line gives the count, the elapsed time and messages per second.
 // The error is non-nil when Preview could not go on (unreadable CSV, write
 // error, or ctx.Err() when cancelled: files already written stay).
-func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Writer) (*Report, error) {
+func Preview(ctx context.Context, c *campaign.Campaign, dir string, limit int, out io.Writer) (*Report, error) {
 	start := time.Now()
 	rep := &Report{}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -42,11 +43,11 @@ func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Wri
 	// Without a limit every worker writes the files it renders: creating
 	// files costs as much as rendering them. With a limit, writing stays
 	// in CSV order so that exactly the first rows are written.
-	var sink func(*item) error
+	var f walkFuncs
 	if limit <= 0 {
-		sink = func(it *item) error {
-			err := write(emlName(it.rec.Row, it.rec.Email), it.msg)
-			it.msg = nil
+		f.sink = func(r *row) error {
+			err := write(emlName(r.rec.Row, r.rec.Email), r.msg)
+			r.msg = nil
 			return err
 		}
 	}
@@ -57,24 +58,21 @@ func Preview(ctx context.Context, c *Campaign, dir string, limit int, out io.Wri
 		}
 		return nil
 	}
-	err := run(ctx, c, out, rep, sink,
-		func(it *item) error {
-			if it.sinkErr != nil {
-				return it.sinkErr
-			}
-			if sink == nil {
-				if err := write(emlName(it.rec.Row, it.rec.Email), it.msg); err != nil {
-					return err
-				}
-			}
-			return count()
-		},
-		func(msg *render.Message) error {
-			if err := write("group.eml", msg); err != nil {
+	f.ok = func(r *row) error {
+		if f.sink == nil {
+			if err := write(emlName(r.rec.Row, r.rec.Email), r.msg); err != nil {
 				return err
 			}
-			return count()
-		})
+		}
+		return count()
+	}
+	f.group = func(msg *render.Message) error {
+		if err := write("group.eml", msg); err != nil {
+			return err
+		}
+		return count()
+	}
+	err := walk(ctx, c, &tally{out: out, rep: rep}, f)
 	rep.Elapsed = time.Since(start)
 	if err != nil {
 		return rep, err

@@ -1,4 +1,4 @@
-package campaign
+package mailing
 
 import (
 	"bytes"
@@ -139,5 +139,18 @@ func TestEmlName(t *testing.T) {
 		if got := emlName(tt.row, tt.addr); got != tt.want {
 			t.Errorf("emlName(%d, %q): got %q, want %q", tt.row, tt.addr, got, tt.want)
 		}
+	}
+}
+
+// A long but legal address still gives a preview file name the file
+// system takes (255 bytes, with the temporary suffix).
+func TestEmlNameLongAddress(t *testing.T) {
+	addr := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 180) + ".example"
+	n := emlName(7, addr)
+	if len(n)+28 > 255 {
+		t.Errorf("name of %d bytes, too long with the temporary suffix", len(n))
+	}
+	if n == emlName(7, addr[:len(addr)-1]+"x") {
+		t.Error("two long addresses share a file name")
 	}
 }

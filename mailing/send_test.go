@@ -1,4 +1,4 @@
-package campaign
+package mailing
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/sender"
@@ -105,9 +106,9 @@ func (e *runEnv) generatedAddrs(n int) []string {
 }
 
 // campaign loads the campaign as it is on disk now.
-func (e *runEnv) campaign() *Campaign {
+func (e *runEnv) campaign() *campaign.Campaign {
 	e.t.Helper()
-	c, err := Load(e.dir)
+	c, err := campaign.Load(e.dir)
 	if err != nil {
 		e.t.Fatalf("Load: %v", err)
 	}
@@ -115,9 +116,9 @@ func (e *runEnv) campaign() *Campaign {
 }
 
 // pool is the real SMTP sender for c, closed when the test ends.
-func (e *runEnv) pool(c *Campaign) *sender.Pool {
+func (e *runEnv) pool(c *campaign.Campaign) *sender.Pool {
 	e.t.Helper()
-	cfg, pc, err := c.SenderConfig(nil)
+	cfg, pc, err := SenderConfig(c, nil)
 	if err != nil {
 		e.t.Fatalf("SenderConfig: %v", err)
 	}
@@ -133,14 +134,14 @@ func (e *runEnv) pool(c *Campaign) *sender.Pool {
 // run loads the campaign and runs it once with a fresh pool; it gives up
 // after 30 seconds so that a hang fails instead of blocking. Notices are
 // returned as out.
-func (e *runEnv) run(ctx context.Context, opts RunOptions) (sum *RunSummary, out string, err error) {
+func (e *runEnv) run(ctx context.Context, opts SendOptions) (sum *SendSummary, out string, err error) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := e.campaign()
 	var buf bytes.Buffer
 	opts.Out = &buf
-	sum, err = Run(ctx, c, e.pool(c), opts)
+	sum, err = Send(ctx, c, e.pool(c), opts)
 	if sum == nil {
 		e.t.Fatalf("Run returned no summary (err %v)", err)
 	}
@@ -148,7 +149,7 @@ func (e *runEnv) run(ctx context.Context, opts RunOptions) (sum *RunSummary, out
 }
 
 // mustRun is run for a run that must succeed.
-func (e *runEnv) mustRun(opts RunOptions) *RunSummary {
+func (e *runEnv) mustRun(opts SendOptions) *SendSummary {
 	e.t.Helper()
 	sum, out, err := e.run(context.Background(), opts)
 	if err != nil {
@@ -160,13 +161,13 @@ func (e *runEnv) mustRun(opts RunOptions) *RunSummary {
 // journal returns the last entry of every recipient in the journal.
 func (e *runEnv) journal() map[string]journal.Entry {
 	e.t.Helper()
-	rep, err := journal.Latest(filepath.Join(e.dir, e.campaign().Name+".journal"))
+	rep, err := journal.Latest(filepath.Join(e.dir, e.campaign().Name+".journal"), campaign.AddrKey)
 	if err != nil {
 		e.t.Fatalf("journal: %v", err)
 	}
 	m := map[string]journal.Entry{}
 	for _, en := range rep.Recipients {
-		m[journal.Normalize(en.Email)] = en
+		m[campaign.AddrKey(en.Email)] = en
 	}
 	return m
 }
@@ -205,7 +206,7 @@ func TestRunIndividual(t *testing.T) {
 	// STARTTLS with a CA from the campaign folder and AUTH: the
 	// configuration of a real relay.
 	e := newRunEnv(t, "newsletter", smtptest.Options{TLS: "starttls", Auth: true}, "  concurrency: 2\n")
-	sum := e.mustRun(RunOptions{})
+	sum := e.mustRun(SendOptions{})
 	if sum.Sent != 5 || sum.Failed+sum.Deferred+sum.Unknown+sum.Skipped+sum.Previously != 0 {
 		t.Errorf("first run: got %+v, want 5 sent and nothing else", sum)
 	}
@@ -228,15 +229,15 @@ func TestRunIndividual(t *testing.T) {
 		t.Errorf("got summary %q, want it to say 5 sent", sum.String())
 	}
 
-	sum, out, err := e.run(context.Background(), RunOptions{})
+	sum, out, err := e.run(context.Background(), SendOptions{})
 	if err != nil {
 		t.Fatalf("rerun: %v", err)
 	}
 	if sum.Sent != 0 || sum.Previously != 5 {
 		t.Errorf("rerun: got %+v, want 0 sent and 5 done before", sum)
 	}
-	if !strings.Contains(out, "skipped recipients settled by an earlier run: 5 sent") {
-		t.Errorf("rerun: got notices %q, want it to say that 5 sent were skipped", out)
+	if sum.Earlier[journal.Sent] != 5 || len(sum.Earlier) != 1 {
+		t.Errorf("rerun: got earlier outcomes %v (notices %q), want 5 sent", sum.Earlier, out)
 	}
 	e.wantDeliveries(allOf(newsletterAddrs, 1))
 }
@@ -247,7 +248,7 @@ func TestRunRcptRejected(t *testing.T) {
 	// Once: the relay rejects the address in the first run only, so that
 	// the RetryFailed run below can deliver it.
 	e.srv.RejectRcptTimes(bad, 1, 550, "5.1.1", "no such user")
-	sum, out, err := e.run(context.Background(), RunOptions{})
+	sum, out, err := e.run(context.Background(), SendOptions{})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -265,13 +266,13 @@ func TestRunRcptRejected(t *testing.T) {
 	want[bad] = 0
 	e.wantDeliveries(want)
 
-	sum = e.mustRun(RunOptions{})
+	sum = e.mustRun(SendOptions{})
 	if sum.Sent+sum.Failed != 0 || sum.Previously != 5 {
 		t.Errorf("rerun: got %+v, want nothing attempted and 5 done before", sum)
 	}
 	e.wantDeliveries(want)
 
-	sum = e.mustRun(RunOptions{RetryFailed: true})
+	sum = e.mustRun(SendOptions{RetryFailed: true})
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("retry-failed run: got %+v, want 1 sent and 4 done before", sum)
 	}
@@ -282,7 +283,7 @@ func TestRunRcptRejected(t *testing.T) {
 func TestRunTemporaryFailureRetried(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 2\n  backoff: 10ms\n")
 	e.srv.RejectRcptTimes("lilei@example.com", 1, 450, "4.2.1", "mailbox busy")
-	sum := e.mustRun(RunOptions{})
+	sum := e.mustRun(SendOptions{})
 	if sum.Sent != 5 || sum.Deferred != 0 {
 		t.Errorf("got %+v, want 5 sent", sum)
 	}
@@ -297,14 +298,14 @@ func TestRunTemporaryFailureDeferred(t *testing.T) {
 	// it again: its cause may be gone.
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 2\n  backoff: 1ms\n  retries: 2\n")
 	e.srv.RejectRcptTimes("olafur@example.is", 2, 451, "4.3.0", "try later")
-	sum := e.mustRun(RunOptions{})
+	sum := e.mustRun(SendOptions{})
 	if sum.Sent != 4 || sum.Deferred != 1 {
 		t.Errorf("got %+v, want 4 sent and 1 deferred", sum)
 	}
 	if en := e.journal()["olafur@example.is"]; en.Status != journal.Deferred || en.Reply == nil || en.Reply.Code != 451 {
 		t.Errorf("journal: got %+v, want deferred with the 451 reply", en)
 	}
-	sum = e.mustRun(RunOptions{})
+	sum = e.mustRun(SendOptions{})
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("rerun: got %+v, want 1 sent and 4 done before", sum)
 	}
@@ -316,7 +317,7 @@ func TestRunUnknownAfterData(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 1\n  backoff: 1ms\n")
 	e.srv.DropAfterData(1)
 	first := newsletterAddrs[0]
-	sum, out, err := e.run(context.Background(), RunOptions{})
+	sum, out, err := e.run(context.Background(), SendOptions{})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -333,16 +334,16 @@ func TestRunUnknownAfterData(t *testing.T) {
 	want[first] = journal.Unknown
 	e.wantStatus(want)
 
-	sum, out, err = e.run(context.Background(), RunOptions{})
+	sum, out, err = e.run(context.Background(), SendOptions{})
 	if err != nil || sum.Sent != 0 || sum.Previously != 5 {
 		t.Errorf("rerun: got %+v, %v, want nothing sent and 5 done before", sum, err)
 	}
-	if !strings.Contains(out, "1 unknown (--resend-unknown") {
-		t.Errorf("rerun: got notices %q, want the unknown count with the way to resend", out)
+	if sum.Earlier[journal.Unknown] != 1 || sum.Earlier[journal.Sent] != 4 {
+		t.Errorf("rerun: got earlier outcomes %v (notices %q), want 1 unknown and 4 sent", sum.Earlier, out)
 	}
 	e.wantDeliveries(allOf(newsletterAddrs, 1))
 
-	sum = e.mustRun(RunOptions{ResendUnknown: true})
+	sum = e.mustRun(SendOptions{ResendUnknown: true})
 	if sum.Sent != 1 || sum.Previously != 4 {
 		t.Errorf("resend-unknown run: got %+v, want 1 sent and 4 done before", sum)
 	}
@@ -357,7 +358,7 @@ func TestRunAbort(t *testing.T) {
 		e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 1\n")
 		addrs := e.generatedAddrs(30)
 		e.srv.FailCommand("MAIL", -1, 550, "5.7.1", "sender not allowed")
-		sum, out, err := e.run(context.Background(), RunOptions{})
+		sum, out, err := e.run(context.Background(), SendOptions{})
 		var ae *AbortError
 		if !errors.As(err, &ae) {
 			t.Fatalf("got %v, want an *AbortError", err)
@@ -392,7 +393,7 @@ func TestRunAbort(t *testing.T) {
 		for _, a := range addrs {
 			e.srv.RejectRcpt(a, 550, "5.1.1", "no such user")
 		}
-		sum, _, err := e.run(context.Background(), RunOptions{})
+		sum, _, err := e.run(context.Background(), SendOptions{})
 		var ae *AbortError
 		if !errors.As(err, &ae) || !strings.Contains(err.Error(), "abort_after") {
 			t.Fatalf("got %v, want an *AbortError naming send.abort_after", err)
@@ -413,7 +414,7 @@ func TestRunAbort(t *testing.T) {
 				e.srv.RejectRcpt(a, 550, "5.1.1", "no such user")
 			}
 		}
-		sum, _, err := e.run(context.Background(), RunOptions{})
+		sum, _, err := e.run(context.Background(), SendOptions{})
 		if err != nil || sum.Failed != 8 || sum.Sent != 4 {
 			t.Errorf("got %+v, %v, want 8 failed, 4 sent and no abort", sum, err)
 		}
@@ -425,7 +426,7 @@ func TestRunGroup(t *testing.T) {
 	t.Run("one rejected", func(t *testing.T) {
 		e := newRunEnv(t, "group", smtptest.Options{}, "")
 		e.srv.RejectRcpt("eli@acme.example", 550, "5.1.1", "no such user")
-		sum, _, err := e.run(context.Background(), RunOptions{})
+		sum, _, err := e.run(context.Background(), SendOptions{})
 		if err != nil || sum.Sent != 3 || sum.Failed != 1 {
 			t.Fatalf("got %+v, %v, want 3 sent and 1 failed", sum, err)
 		}
@@ -443,7 +444,7 @@ func TestRunGroup(t *testing.T) {
 		if j["dana@acme.example"].MessageID == "" || j["dana@acme.example"].MessageID != j["gus@acme.example"].MessageID {
 			t.Errorf("got Message-IDs %q and %q, want the group's one for all", j["dana@acme.example"].MessageID, j["gus@acme.example"].MessageID)
 		}
-		if sum = e.mustRun(RunOptions{}); sum.Sent != 0 || sum.Previously != 4 {
+		if sum = e.mustRun(SendOptions{}); sum.Sent != 0 || sum.Previously != 4 {
 			t.Errorf("rerun: got %+v, want nothing sent and 4 done before", sum)
 		}
 		if n := len(e.srv.Messages()); n != 1 {
@@ -452,7 +453,7 @@ func TestRunGroup(t *testing.T) {
 	})
 	t.Run("max_rcpt", func(t *testing.T) {
 		e := newRunEnv(t, "group", smtptest.Options{}, "  max_rcpt: 3\n")
-		sum := e.mustRun(RunOptions{})
+		sum := e.mustRun(SendOptions{})
 		if sum.Sent != 4 {
 			t.Errorf("got %+v, want 4 sent", sum)
 		}
@@ -470,7 +471,7 @@ func TestRunGroup(t *testing.T) {
 		// The server takes 2 recipients per transaction and answers 452
 		// to the third: the rest go in a new transaction, none is failed.
 		e := newRunEnv(t, "group", smtptest.Options{MaxRecipients: 2}, "  backoff: 1ms\n")
-		sum := e.mustRun(RunOptions{})
+		sum := e.mustRun(SendOptions{})
 		if sum.Sent != 4 || sum.Deferred+sum.Failed != 0 {
 			t.Errorf("got %+v, want 4 sent", sum)
 		}
@@ -487,7 +488,7 @@ func TestRunSuppressed(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.dir, "stop.txt"), []byte("renee@EXAMPLE.fr\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum := e.mustRun(RunOptions{})
+	sum := e.mustRun(SendOptions{})
 	if sum.Sent != 4 || sum.Skipped != 1 {
 		t.Errorf("got %+v, want 4 sent and 1 skipped", sum)
 	}
@@ -502,7 +503,7 @@ func TestRunSuppressed(t *testing.T) {
 func TestRunInvalidRowSkipped(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
 	runAppend(t, filepath.Join(e.dir, "recipients.csv"), "zoe@example.org,Zoë,Again,x1,pro\nnot-an-address,N,A,x2,free\n")
-	sum, out, err := e.run(context.Background(), RunOptions{})
+	sum, out, err := e.run(context.Background(), SendOptions{})
 	if err != nil || sum.Sent != 5 {
 		t.Fatalf("got %+v, %v, want 5 sent", sum, err)
 	}
@@ -519,7 +520,7 @@ func TestRunDuplicateRowNotResent(t *testing.T) {
 	// become the last status of the address, in the first run or a rerun:
 	// a skipped recipient is tried again by the next run.
 	for run := 1; run <= 3; run++ {
-		sum := e.mustRun(RunOptions{})
+		sum := e.mustRun(SendOptions{})
 		if want := map[bool]int{true: 5, false: 0}[run == 1]; sum.Sent != want || sum.Skipped != 1 {
 			t.Errorf("run %d: got %+v, want %d sent and the duplicate skipped", run, sum, want)
 		}
@@ -532,33 +533,33 @@ func TestRunDuplicateRowNotResent(t *testing.T) {
 
 func TestRunChanged(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
-	e.mustRun(RunOptions{})
+	e.mustRun(SendOptions{})
 	runAppend(t, filepath.Join(e.dir, "body.md"), "\nP.S. one more thing.\n")
-	sum, _, err := e.run(context.Background(), RunOptions{})
+	sum, _, err := e.run(context.Background(), SendOptions{})
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("got %v, want ErrChanged", err)
 	}
 	if sum.Sent+sum.Previously != 0 || len(e.srv.Messages()) != 5 {
 		t.Errorf("got %+v and %d messages, want nothing more sent", sum, len(e.srv.Messages()))
 	}
-	sum, out, err := e.run(context.Background(), RunOptions{Force: true})
+	sum, out, err := e.run(context.Background(), SendOptions{Force: true})
 	if err != nil || sum.Sent != 0 || sum.Previously != 5 {
 		t.Errorf("forced rerun: got %+v, %v, want nothing sent and 5 done before", sum, err)
 	}
-	if !strings.Contains(out, "warning:") || !strings.Contains(out, "--force") {
-		t.Errorf("forced rerun: got notices %q, want a warning naming --force", out)
+	if !strings.Contains(out, "warning:") || !strings.Contains(out, "going on, as forced") {
+		t.Errorf("forced rerun: got notices %q, want a warning that the run was forced", out)
 	}
 }
 
 func TestRunLocked(t *testing.T) {
 	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
 	c := e.campaign()
-	j, err := journal.Open(JournalPath(c), journal.Header{Campaign: c.Name, Command: "send"})
+	j, err := journal.Open(JournalPath(c), journal.Header{Campaign: c.Name, Command: "send"}, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	_, _, err = e.run(context.Background(), RunOptions{})
+	_, _, err = e.run(context.Background(), SendOptions{})
 	if !errors.Is(err, journal.ErrLocked) {
 		t.Fatalf("got %v, want journal.ErrLocked", err)
 	}
@@ -573,7 +574,7 @@ func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var settled atomic.Int64
-	sum, _, err := e.run(ctx, RunOptions{Progress: func(journal.Entry) {
+	sum, _, err := e.run(ctx, SendOptions{Progress: func(journal.Entry) {
 		if settled.Add(1) == 10 {
 			cancel()
 		}
@@ -597,7 +598,7 @@ func TestRunCancelled(t *testing.T) {
 	}
 
 	first := sum.Sent
-	sum = e.mustRun(RunOptions{})
+	sum = e.mustRun(SendOptions{})
 	if sum.Previously != first || sum.Sent != len(addrs)-first {
 		t.Errorf("rerun: got %+v, want %d sent and %d done before", sum, len(addrs)-first, first)
 	}
@@ -610,7 +611,7 @@ func TestRunStopsTakingRecipients(t *testing.T) {
 		e := newRunEnv(t, "newsletter", smtptest.Options{}, "  concurrency: 1\n")
 		e.generatedAddrs(10)
 		e.srv.FailCommand("MAIL", -1, 550, "5.7.1", "sender not allowed")
-		if _, _, err := e.run(context.Background(), RunOptions{}); err == nil {
+		if _, _, err := e.run(context.Background(), SendOptions{}); err == nil {
 			t.Fatal("got no error, want an *AbortError")
 		}
 		// One connection: the refused transaction is the only one.
@@ -625,7 +626,7 @@ func TestRunStopsTakingRecipients(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var settled atomic.Int64
-		sum, _, _ := e.run(ctx, RunOptions{Progress: func(journal.Entry) {
+		sum, _, _ := e.run(ctx, SendOptions{Progress: func(journal.Entry) {
 			if settled.Add(1) == 10 {
 				cancel()
 			}
@@ -680,8 +681,8 @@ func TestTestSend(t *testing.T) {
 	if _, err := os.Stat(JournalPath(c)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got journal stat %v, want no journal from a test send", err)
 	}
-	if _, err := TestSend(ctx, c, p, "tester@example.com", "99"); err == nil || !strings.Contains(err.Error(), `--only "99"`) {
-		t.Errorf("got %v, want an error naming --only 99", err)
+	if _, err := TestSend(ctx, c, p, "tester@example.com", "99"); !errors.Is(err, ErrNoRecipient) || !strings.Contains(err.Error(), `"99"`) {
+		t.Errorf("got %v, want ErrNoRecipient naming 99", err)
 	}
 	if _, err := TestSend(ctx, c, p, "bad\r\nBcc: x@example.org", ""); err == nil {
 		t.Error("got no error for a test address with CR/LF, want one")
@@ -720,7 +721,7 @@ func subjectOf(t *testing.T, data []byte) string {
 
 func TestWriteReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.journal")
-	j, err := journal.Open(path, journal.Header{Campaign: "x", Command: "send"})
+	j, err := journal.Open(path, journal.Header{Campaign: "x", Command: "send"}, campaign.AddrKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,7 +741,7 @@ func TestWriteReport(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	if err := WriteReport(&buf, path, "csv"); err != nil {
+	if err := journal.WriteReport(&buf, path, "csv", campaign.AddrKey); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -775,7 +776,7 @@ func TestWriteReport(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := WriteReport(&buf, path, "json"); err != nil {
+	if err := journal.WriteReport(&buf, path, "json", campaign.AddrKey); err != nil {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(&buf)
@@ -791,10 +792,10 @@ func TestWriteReport(t *testing.T) {
 		t.Errorf("json: got %+v, want the three entries unescaped, in row order", got)
 	}
 
-	if err := WriteReport(&buf, path, "xml"); err == nil || !strings.Contains(err.Error(), "csv or json") {
+	if err := journal.WriteReport(&buf, path, "xml", campaign.AddrKey); err == nil || !strings.Contains(err.Error(), "csv or json") {
 		t.Errorf("got %v, want an error naming the formats", err)
 	}
-	if err := WriteReport(&buf, filepath.Join(t.TempDir(), "none.journal"), "csv"); err == nil {
+	if err := journal.WriteReport(&buf, filepath.Join(t.TempDir(), "none.journal"), "csv", campaign.AddrKey); err == nil {
 		t.Error("got no error for a missing journal, want one")
 	}
 }

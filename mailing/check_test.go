@@ -1,4 +1,4 @@
-package campaign
+package mailing
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailrun/mailrun/campaign"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -35,7 +37,7 @@ func golden(t *testing.T, name, got string) {
 // TestCheckOutput pins the exact output of check on a fixture with one
 // problem of each kind: the format is the user interface.
 func TestCheckOutput(t *testing.T) {
-	c, err := Load("testdata/check")
+	c, err := campaign.Load("testdata/check")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestCheckTemplateMissingColumn(t *testing.T) {
 func TestCheckConfigProblems(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"campaign.yaml": baseYAML + "send:\n  rate: fast\n",
 		"recipients.csv": "email,first_name\nbad,A\n"})
-	c, err := Load(dir)
+	c, err := campaign.Load(dir)
 	if c == nil || err == nil {
 		t.Fatalf("got %v, %v, want a campaign and its problems", c, err)
 	}
@@ -150,5 +152,19 @@ func TestCheckBrokenTemplate(t *testing.T) {
 	got := strings.Split(out.String(), "\n")[0]
 	if !strings.HasPrefix(got, "campaign.yaml:4: body: ") || !strings.Contains(got, "body.md:") || rep.Errors != 1 || rep.Recipients != 1 {
 		t.Errorf("got %q and %+v, want a body problem on line 4 naming body.md", got, rep)
+	}
+}
+
+// The campaign init writes checks clean and renders for both its rows.
+func TestInitChecksClean(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new")
+	if err := campaign.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	c := mustLoad(t, dir)
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil || rep.Errors != 0 || rep.OK != 2 {
+		t.Fatalf("check of the initial campaign: got %+v, %v\n%s", rep, err, out.String())
 	}
 }

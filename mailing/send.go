@@ -1,19 +1,15 @@
-package campaign
+package mailing
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
@@ -41,9 +37,9 @@ type hooksMailer interface {
 	SendHooks(ctx context.Context, from string, to []string, msg []byte, h sender.Hooks) (*sender.Result, error)
 }
 
-// RunOptions shapes one send run. The zero value journals next to the
+// SendOptions shapes one send run. The zero value journals next to the
 // campaign and skips everyone the journal already holds as sent or failed.
-type RunOptions struct {
+type SendOptions struct {
 	// Journal is the journal file; default "<name>.journal" next to the
 	// campaign file.
 	Journal string
@@ -56,7 +52,7 @@ type RunOptions struct {
 	// began.
 	Force bool
 	// Hard, when cancelled, abandons the messages in flight (a second
-	// Ctrl-C). Cancelling the ctx given to Run only stops taking new
+	// Ctrl-C). Cancelling the ctx given to Send only stops taking new
 	// recipients. Nil means only ctx counts, for taking new recipients.
 	Hard context.Context
 	// Out receives notices: what the journal lets the run skip, problems of
@@ -68,15 +64,16 @@ type RunOptions struct {
 	Progress func(journal.Entry)
 }
 
-// RunSummary counts what one send run did, not what earlier runs did.
-type RunSummary struct {
+// SendSummary counts what one send run did, not what earlier runs did.
+type SendSummary struct {
 	Sent, Failed, Deferred, Unknown, Skipped int
 	// Invalid counts the skipped recipients whose row or message had an
 	// error (bad address, template failure): they got nothing.
 	Invalid int
 	// Previously counts recipients not attempted because the journal
-	// already had an outcome for them.
+	// already had an outcome for them; Earlier splits them by that outcome.
 	Previously int
+	Earlier    map[journal.Status]int
 	// Elapsed is the wall time of the run.
 	Elapsed time.Duration
 	// Journal is the journal file used.
@@ -84,7 +81,7 @@ type RunSummary struct {
 }
 
 // Rate is messages sent per second over the run.
-func (s *RunSummary) Rate() float64 {
+func (s *SendSummary) Rate() float64 {
 	if s.Elapsed <= 0 {
 		return 0
 	}
@@ -92,17 +89,12 @@ func (s *RunSummary) Rate() float64 {
 }
 
 // String is the summary line printed at the end of a run.
-func (s *RunSummary) String() string {
+func (s *SendSummary) String() string {
 	return fmt.Sprintf("send: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d done before; %s, %.1f msg/s",
 		s.Sent, s.Failed, s.Deferred, s.Unknown, s.Skipped, s.Previously, s.Elapsed.Round(time.Millisecond), s.Rate())
 }
 
-// JournalPath is where the journal of c lives unless a run names another.
-func JournalPath(c *Campaign) string {
-	return filepath.Join(c.Dir(), c.Name+".journal")
-}
-
-// SetupError is returned by Run when the run cannot start: a template,
+// SetupError is returned by Send when the run cannot start: a template,
 // a suppress file, the recipient list or the journal is unusable. Nothing
 // was sent; it is a configuration problem (exit code 2), not a delivery
 // failure.
@@ -111,12 +103,12 @@ type SetupError struct{ Err error }
 func (e *SetupError) Error() string { return e.Err.Error() }
 func (e *SetupError) Unwrap() error { return e.Err }
 
-// EarlierRun is the Reason of the entries Run hands to
-// RunOptions.Progress for recipients an earlier run settled.
+// EarlierRun is the Reason of the entries Send hands to
+// SendOptions.Progress for recipients an earlier run settled.
 const EarlierRun = "settled by an earlier run"
 
-// ErrChanged is returned by Run when the campaign files changed since the
-// journal began and RunOptions.Force is not set.
+// ErrChanged is returned by Send when the campaign files changed since the
+// journal began and SendOptions.Force is not set.
 var ErrChanged = errors.New("campaign files changed since the journal began")
 
 // AbortError stops a run that is likely misconfigured: the relay refused
@@ -130,7 +122,7 @@ type AbortError struct {
 func (e *AbortError) Error() string { return "run stopped: " + e.Reason + ": " + e.Err.Error() }
 func (e *AbortError) Unwrap() error { return e.Err }
 
-// Run sends the campaign through m, recording every recipient's outcome in
+// Send sends the campaign through m, recording every recipient's outcome in
 // the journal before it counts, so that running it again after a crash, a
 // Ctrl-C or kill -9 sends to everyone not yet sent and to nobody twice.
 //
@@ -142,12 +134,12 @@ func (e *AbortError) Unwrap() error { return e.Err }
 // ResendUnknown.
 //
 // Cancelling ctx stops taking new recipients; the messages in flight finish
-// and Run returns ctx's error with the summary. Run returns an *AbortError
+// and Send returns ctx's error with the summary. Send returns an *AbortError
 // when the relay refuses the sender or the login, when TLS fails, or after
 // send.abort_after permanent failures in a row; ErrChanged when the campaign
 // changed since the journal began (without Force); and an error matching
 // journal.ErrLocked when another run holds the journal.
-func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSummary, error) {
+func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions) (*SendSummary, error) {
 	start := time.Now()
 	if opts.Journal == "" {
 		opts.Journal = JournalPath(c)
@@ -156,18 +148,14 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	if out == nil {
 		out = io.Discard
 	}
-	sum := &RunSummary{Journal: opts.Journal}
+	sum := &SendSummary{Journal: opts.Journal}
 
-	rc, err := c.RenderConfig()
-	if err != nil {
-		return sum, &SetupError{err}
-	}
-	rd, err := render.New(rc)
+	rd, err := newRenderer(c, nil)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
 	defer rd.Close()
-	sup, err := LoadSuppressions(c)
+	sup, err := campaign.LoadSuppressions(c)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
@@ -175,7 +163,7 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	if err != nil {
 		return sum, &SetupError{err}
 	}
-	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Command: "send"})
+	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Command: "send"}, campaign.AddrKey)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
@@ -187,27 +175,31 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	}
 	if began := j.Began(); began.Fingerprint != fp {
 		if !opts.Force {
-			return sum, fmt.Errorf("%s: %w (%s); check them and run again with --force", opts.Journal, ErrChanged, began.Time.Format(time.DateTime))
+			return sum, fmt.Errorf("%s: %w (%s)", opts.Journal, ErrChanged, began.Time.Format(time.DateTime))
 		}
-		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on (--force)\n", opts.Journal, began.Time.Format(time.DateTime))
+		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on, as forced\n", opts.Journal, began.Time.Format(time.DateTime))
 	}
+	recs, err := campaign.OpenRecipients(c)
+	if err != nil {
+		return sum, &SetupError{err}
+	}
+	defer recs.Close()
 	hard := opts.Hard
 	if hard == nil {
 		hard = context.WithoutCancel(ctx)
 	}
 
-	r := &runner{c: c, m: m, j: j, rd: rd, opts: opts, out: out, sum: sum, hard: hard}
+	r := &sendRun{c: c, m: m, j: j, rd: rd, opts: opts, out: out, sum: sum, hard: hard}
 	r.stopCtx, r.stop = context.WithCancelCause(ctx)
 	defer r.stop(nil)
 	if c.Mode == "group" {
-		err = r.group(sup)
+		err = r.group(recs, sup)
 	} else {
-		err = r.individual(sup)
+		err = r.individual(recs, sup)
 	}
 	if ferr := j.Close(); err == nil && ferr != nil {
 		err = fmt.Errorf("journal: %w", ferr)
 	}
-	r.notePrevious()
 	sum.Elapsed = time.Since(start)
 	// An abort says more than the interrupt that may have come first.
 	if err == nil || errors.Is(err, context.Canceled) {
@@ -222,13 +214,13 @@ func Run(ctx context.Context, c *Campaign, m Mailer, opts RunOptions) (*RunSumma
 	return sum, err
 }
 
-// runner is the state of one Run.
-type runner struct {
-	c    *Campaign
+// sendRun is the state of one Send.
+type sendRun struct {
+	c    *campaign.Campaign
 	m    Mailer
 	j    *journal.Journal
 	rd   *render.Renderer
-	opts RunOptions
+	opts SendOptions
 	out  io.Writer
 	hard context.Context
 
@@ -236,75 +228,44 @@ type runner struct {
 	stop    context.CancelCauseFunc
 
 	mu      sync.Mutex // guards sum, the counters below and writes to out
-	sum     *RunSummary
-	prev    map[journal.Status]int
+	sum     *SendSummary
 	permRun int // consecutive permanent failures
 	jerr    error
 	abort   *AbortError // the first reason the run was aborted
 }
 
-// job is one recipient on its way to a worker, and its rendered message.
-type job struct {
-	rec  render.Recipient
-	msg  *render.Message
-	err  error         // from Render
-	done chan struct{} // closed once rendered (or skipped after a stop)
-}
-
-// individual sends one message per recipient: GOMAXPROCS goroutines
-// render ahead, send.concurrency workers each journal and send through
-// their connection, taking the messages in CSV order. Rendering apart keeps
-// a connection from idling while its worker renders, and the workers'
-// waits (the journal's fsync, the server's replies) from idling the CPU.
-func (r *runner) individual(sup *Suppressions) error {
+// individual sends one message per recipient: the pipeline renders ahead
+// on GOMAXPROCS goroutines, and send.concurrency workers each journal and
+// send through their connection, taking the messages in CSV order.
+// Rendering apart keeps a connection from idling while its worker renders,
+// and the workers' waits (the journal's fsync, the server's replies) from
+// idling the CPU.
+func (r *sendRun) individual(recs *campaign.Recipients, sup *campaign.Suppressions) error {
 	workers := max(r.c.Send.Concurrency, 1)
-	renderers := runtime.GOMAXPROCS(0)
-	work := make(chan *job, renderers)
-	order := make(chan *job, renderers+2*workers)
-	rendered := make(chan *job, workers)
+	rendered := make(chan *row, workers)
 	var wg sync.WaitGroup
-	for range renderers {
-		wg.Go(func() {
-			for jb := range work {
-				// A recipient queued before a stop is not started: it
-				// has no journal entry yet, so the next run sends it.
-				if r.stopCtx.Err() == nil {
-					jb.msg, jb.err = r.rd.Render(jb.rec)
-				}
-				close(jb.done)
-			}
-		})
-	}
-	wg.Go(func() { // the dispatcher: rendered messages in CSV order
-		defer close(rendered)
-		for jb := range order {
-			<-jb.done
-			if jb.msg != nil || jb.err != nil {
-				rendered <- jb
-			}
-		}
-	})
 	for range workers {
 		wg.Go(func() {
-			for jb := range rendered {
+			for rw := range rendered {
 				if r.stopCtx.Err() == nil {
-					r.deliver(jb)
+					r.deliver(rw)
 				}
 			}
 		})
 	}
-	err := r.each(sup, func(rec render.Recipient) bool {
-		jb := &job{rec: rec, done: make(chan struct{})}
-		select {
-		case work <- jb:
-		case <-r.stopCtx.Done():
-			return false
+	p := &pipeline{recs: recs, sup: sup, rd: r.rd, hold: r.settled, ahead: runtime.GOMAXPROCS(0) + 2*workers}
+	err := p.run(r.stopCtx, func(rw *row) error {
+		if !rw.rendered {
+			r.skip(rw)
+			return nil
 		}
-		order <- jb // never blocks for long: the dispatcher drains it
-		return true
+		select {
+		case rendered <- rw:
+		case <-r.stopCtx.Done():
+		}
+		return nil
 	})
-	close(work)
-	close(order)
+	close(rendered)
 	wg.Wait()
 	if err != nil {
 		return err
@@ -312,64 +273,50 @@ func (r *runner) individual(sup *Suppressions) error {
 	return r.journalErr()
 }
 
-// each streams the recipients and hands every one that must be sent to
-// send, recording the others as skipped. It stops when send returns false
-// or the run is stopped.
-func (r *runner) each(sup *Suppressions, send func(render.Recipient) bool) error {
-	recs, err := OpenRecipients(r.c)
-	if err != nil {
-		return &SetupError{err}
+// settled reports whether an earlier run settled rec for good, so that this
+// run neither renders nor sends it.
+func (r *sendRun) settled(rec render.Recipient) bool {
+	st, ok := r.j.Status(rec.Email)
+	return ok && !r.again(st)
+}
+
+// skip records a row that is not sent: invalid or duplicate, settled by an
+// earlier run, or suppressed.
+func (r *sendRun) skip(rw *row) {
+	rec := rw.rec
+	switch {
+	case rw.problems != nil:
+		ps := rw.problems
+		r.print(ps.Error())
+		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: ps.Error()}
+		if !ps.HasErrors() {
+			e.Reason, e.Error = "duplicate", ""
+		}
+		// Only a row with an address of its own is journaled: a
+		// duplicate, or a bad row whose address the journal already
+		// knows, must not overwrite that recipient's outcome (a
+		// "skipped" would make the next run send again).
+		_, known := r.j.Status(rec.Email)
+		r.settle(e, rec.Email != "" && ps.HasErrors() && !known)
+	case rw.held:
+		st, _ := r.j.Status(rec.Email)
+		r.mu.Lock()
+		if r.sum.Earlier == nil {
+			r.sum.Earlier = map[journal.Status]int{}
+		}
+		r.sum.Earlier[st]++
+		r.sum.Previously++
+		r.mu.Unlock()
+		if r.opts.Progress != nil {
+			r.opts.Progress(journal.Entry{Row: rec.Row, Email: rec.Email, Status: st, Reason: EarlierRun})
+		}
+	case rw.suppressed:
+		r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "suppressed"}, true)
 	}
-	defer recs.Close()
-	for r.stopCtx.Err() == nil {
-		rec, err := recs.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var ps Problems
-		if err != nil && !errors.As(err, &ps) {
-			return err
-		}
-		if ps != nil {
-			r.print(ps.Error())
-			e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: ps.Error()}
-			if !ps.HasErrors() {
-				e.Reason, e.Error = "duplicate", ""
-			}
-			// Only a row with an address of its own is journaled: a
-			// duplicate, or a bad row whose address the journal already
-			// knows, must not overwrite that recipient's outcome (a
-			// "skipped" would make the next run send again).
-			_, known := r.j.Status(rec.Email)
-			r.settle(e, rec.Email != "" && ps.HasErrors() && !known)
-			continue
-		}
-		if st, ok := r.j.Status(rec.Email); ok && !r.again(st) {
-			r.mu.Lock()
-			if r.prev == nil {
-				r.prev = map[journal.Status]int{}
-			}
-			r.prev[st]++
-			r.sum.Previously++
-			r.mu.Unlock()
-			if r.opts.Progress != nil {
-				r.opts.Progress(journal.Entry{Row: rec.Row, Email: rec.Email, Status: st, Reason: EarlierRun})
-			}
-			continue
-		}
-		if sup.Suppressed(rec.Email) {
-			r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "suppressed"}, true)
-			continue
-		}
-		if !send(rec) {
-			return nil
-		}
-	}
-	return nil
 }
 
 // again reports whether a recipient with last status st is sent in this run.
-func (r *runner) again(st journal.Status) bool {
+func (r *sendRun) again(st journal.Status) bool {
 	switch st {
 	case journal.Sent, journal.Bounced:
 		return false
@@ -387,32 +334,9 @@ func (r *runner) again(st journal.Status) bool {
 // percent of a message's time to a remote relay.
 const gatherWait = time.Millisecond
 
-// notePrevious tells what the journal made the run skip, and how to change it.
-func (r *runner) notePrevious() {
-	if len(r.prev) == 0 {
-		return
-	}
-	var parts []string
-	for _, st := range []journal.Status{journal.Sent, journal.Bounced, journal.Failed, journal.Unknown} {
-		n := r.prev[st]
-		if n == 0 {
-			continue
-		}
-		s := fmt.Sprintf("%d %s", n, st)
-		switch st {
-		case journal.Failed:
-			s += " (--retry-failed sends them again)"
-		case journal.Unknown:
-			s += " (--resend-unknown sends them again; they may get it twice)"
-		}
-		parts = append(parts, s)
-	}
-	r.print(fmt.Sprintf("journal %s: skipped recipients settled by an earlier run: %s", r.opts.Journal, strings.Join(parts, ", ")))
-}
-
 // deliver journals and sends the rendered message of one recipient.
-func (r *runner) deliver(jb *job) {
-	rec, msg, err := jb.rec, jb.msg, jb.err
+func (r *sendRun) deliver(rw *row) {
+	rec, msg, err := rw.rec, rw.msg, rw.err
 	if err != nil {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
 		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.Recipients.File, rec.Row, rec.Email, err))
@@ -485,11 +409,16 @@ func (r *runner) deliver(jb *job) {
 
 // group sends one message to every valid recipient, in transactions of
 // send.max_rcpt recipients (the Mailer does the batching).
-func (r *runner) group(sup *Suppressions) error {
+func (r *sendRun) group(list *campaign.Recipients, sup *campaign.Suppressions) error {
 	var recs []render.Recipient
-	if err := r.each(sup, func(rec render.Recipient) bool {
-		recs = append(recs, rec)
-		return true
+	p := &pipeline{recs: list, sup: sup, hold: r.settled}
+	if err := p.run(r.stopCtx, func(rw *row) error {
+		if rw.problems != nil || rw.held || rw.suppressed {
+			r.skip(rw)
+		} else {
+			recs = append(recs, rw.rec)
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -519,7 +448,7 @@ func (r *runner) group(sup *Suppressions) error {
 
 // outcome records what happened to recs, whose addresses are the envelope
 // of msg in order, and stops the run on a fatal error.
-func (r *runner) outcome(recs []render.Recipient, msg *render.Message, res *sender.Result, err error) {
+func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sender.Result, err error) {
 	fatal := err != nil && sender.IsFatal(err)
 	for i, rec := range recs {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, MessageID: msg.MessageID}
@@ -581,7 +510,7 @@ func statusOf(s sender.Status) journal.Status {
 // counts it and reports progress. Outcomes are queued, not awaited: the
 // worker's next intent waits for them (see journal.Queue), so at most one
 // outcome per worker is lost by a crash, and it reads back as unknown.
-func (r *runner) settle(e journal.Entry, record bool) {
+func (r *sendRun) settle(e journal.Entry, record bool) {
 	if record {
 		if err := r.j.Queue(e); err != nil {
 			r.fail(fmt.Errorf("journal: %w", err))
@@ -619,9 +548,9 @@ func (r *runner) settle(e journal.Entry, record bool) {
 	}
 }
 
-// abortRun stops the run and keeps the first reason, which Run reports
+// abortRun stops the run and keeps the first reason, which Send reports
 // even when an interrupt stopped the run before.
-func (r *runner) abortRun(ae *AbortError) {
+func (r *sendRun) abortRun(ae *AbortError) {
 	r.mu.Lock()
 	if r.abort == nil {
 		r.abort = ae
@@ -630,7 +559,7 @@ func (r *runner) abortRun(ae *AbortError) {
 	r.stop(ae)
 }
 
-func (r *runner) aborted() *AbortError {
+func (r *sendRun) aborted() *AbortError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.abort
@@ -638,7 +567,7 @@ func (r *runner) aborted() *AbortError {
 
 // fail stops the run on a journal error: without a durable journal a rerun
 // could send twice.
-func (r *runner) fail(err error) {
+func (r *sendRun) fail(err error) {
 	r.mu.Lock()
 	if r.jerr == nil {
 		r.jerr = err
@@ -647,73 +576,14 @@ func (r *runner) fail(err error) {
 	r.stop(err)
 }
 
-func (r *runner) journalErr() error {
+func (r *sendRun) journalErr() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.jerr
 }
 
-func (r *runner) print(s string) {
+func (r *sendRun) print(s string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintln(r.out, s)
-}
-
-// Fingerprint identifies the content of the campaign: the campaign file,
-// the recipient list and the body templates. A journal keeps the
-// fingerprint it began with, so a rerun notices edited campaign files. The
-// files are streamed through the hash: a large list costs no memory.
-func Fingerprint(c *Campaign) (string, error) {
-	root, err := os.OpenRoot(c.Dir())
-	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", err)
-	}
-	defer root.Close()
-	h := sha256.New()
-	for _, name := range []string{filepath.Base(c.Path()), c.Recipients.File, c.Body.Markdown, c.Body.HTML, c.Body.Text, c.Body.Layout} {
-		if name == "" {
-			continue
-		}
-		f, err := root.Open(name)
-		if err != nil {
-			return "", fmt.Errorf("fingerprint: %w", err)
-		}
-		fmt.Fprintf(h, "%s\n", name)
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", fmt.Errorf("fingerprint: %s: %w", name, err)
-		}
-		fmt.Fprintf(h, "\n%d\n", n)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:32], nil
-}
-
-// Count is the number of usable recipient rows, before suppression and the
-// journal: what send announces before it asks for confirmation. It streams
-// the list, so it costs time, not memory, and stops when ctx is cancelled.
-func Count(ctx context.Context, c *Campaign) (int, error) {
-	recs, err := OpenRecipients(c)
-	if err != nil {
-		return 0, err
-	}
-	defer recs.Close()
-	n := 0
-	for {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-		_, err := recs.Next()
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		var ps Problems
-		if errors.As(err, &ps) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
 }

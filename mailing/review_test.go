@@ -1,4 +1,4 @@
-package campaign
+package mailing
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
 )
@@ -21,7 +22,7 @@ func TestRunStopWhileRateLimited(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var sent atomic.Int64
-	sum, _, err := e.run(ctx, RunOptions{Progress: func(en journal.Entry) {
+	sum, _, err := e.run(ctx, SendOptions{Progress: func(en journal.Entry) {
 		if en.Status == journal.Sent && sent.Add(1) == 1 {
 			cancel()
 		}
@@ -40,7 +41,7 @@ func TestRunStopWhileRateLimited(t *testing.T) {
 	e2.Send.Rate = ""
 	p := e.pool(e2)
 	var out bytes.Buffer
-	if _, err := Run(context.Background(), e2, p, RunOptions{Out: &out}); err != nil {
+	if _, err := Send(context.Background(), e2, p, SendOptions{Out: &out}); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, out.String())
 	}
 	e.wantDeliveries(allOf(newsletterAddrs, 1))
@@ -49,7 +50,7 @@ func TestRunStopWhileRateLimited(t *testing.T) {
 // --smtp pointed at another host must not carry the campaign's login
 // there, unless the URL names the user.
 func TestOverrideSMTPCredentials(t *testing.T) {
-	c := &Campaign{SMTP: SMTP{Host: "smtp.acme.example", Port: 587, Security: "starttls", Username: "news@acme.example", PasswordEnv: "SMTP_PASSWORD"}}
+	c := &campaign.Campaign{SMTP: campaign.SMTP{Host: "smtp.acme.example", Port: 587, Security: "starttls", Username: "news@acme.example", PasswordEnv: "SMTP_PASSWORD"}}
 	for _, tc := range []struct {
 		url, user, env string
 	}{
@@ -58,7 +59,7 @@ func TestOverrideSMTPCredentials(t *testing.T) {
 		{"smtps://smtp.acme.example:465", "news@acme.example", "SMTP_PASSWORD"},
 	} {
 		cc := *c
-		if err := cc.OverrideSMTP(tc.url); err != nil {
+		if err := OverrideSMTP(&cc, tc.url); err != nil {
 			t.Fatalf("%s: %v", tc.url, err)
 		}
 		if cc.SMTP.Username != tc.user || cc.SMTP.PasswordEnv != tc.env {
@@ -89,7 +90,7 @@ func TestRunSetupError(t *testing.T) {
 	if err := os.WriteFile(JournalPath(e.campaign()), []byte("this is not a journal line\n{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := e.run(context.Background(), RunOptions{})
+	_, _, err := e.run(context.Background(), SendOptions{})
 	var se *SetupError
 	if !errors.As(err, &se) {
 		t.Fatalf("got %v (%T), want a *SetupError", err, err)

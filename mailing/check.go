@@ -1,0 +1,256 @@
+package mailing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/render"
+)
+
+// Report counts what Check or Preview found. The caller maps Errors > 0 to
+// exit code 2.
+type Report struct {
+	// Recipients is the number of data rows read from the CSV.
+	Recipients int
+	// OK is the number of recipients whose message rendered (and, for
+	// Preview, was written); in group mode, the valid addresses.
+	OK int
+	// Failed is the number of rows skipped because of an error.
+	Failed int
+	// Duplicates is the number of rows skipped as duplicates.
+	Duplicates int
+	// Suppressed is the number of rows skipped by the suppress lists.
+	Suppressed int
+	// Errors and Warnings count the problems printed, the campaign file's
+	// included.
+	Errors, Warnings int
+	// Written is the number of .eml files Preview wrote.
+	Written int
+	// Elapsed is the time the run took.
+	Elapsed time.Duration
+}
+
+// Check validates the whole campaign without sending: the campaign file's
+// problems (found by campaign.Load), the relay settings, the suppress
+// files, the CSV, every address, duplicates, and every template, image and
+// attachment for every row, by rendering each message and discarding it
+// (group mode: one RenderGroup for all valid addresses).
+//
+// It prints every problem to out as "file:line: field: message", config
+// problems first, then the CSV's in row order, each suppressed row as
+// "file:row: email: skipped: suppressed", then a summary line such as
+// "check: 5 recipients, 4 ok, 1 error, 1 warning, 0 suppressed". Problems are
+// counted in the Report, not returned: the error is non-nil only when Check
+// could not finish (unreadable CSV, write error, or ctx.Err() when cancelled).
+func Check(ctx context.Context, c *campaign.Campaign, out io.Writer) (*Report, error) {
+	start := time.Now()
+	rep := &Report{}
+	err := walk(ctx, c, &tally{out: out, rep: rep}, walkFuncs{})
+	rep.Elapsed = time.Since(start)
+	if err != nil {
+		return rep, err
+	}
+	_, err = fmt.Fprintf(out, "check: %s, %d ok, %s, %s, %d suppressed\n",
+		plural(rep.Recipients, "recipient"), rep.OK, plural(rep.Errors, "error"), plural(rep.Warnings, "warning"), rep.Suppressed)
+	return rep, err
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// tally prints problems as check and preview do and counts them.
+type tally struct {
+	out  io.Writer
+	rep  *Report
+	werr error // the first write error to out
+}
+
+func (t *tally) emit(p campaign.Problem) {
+	if p.Warning {
+		t.rep.Warnings++
+	} else {
+		t.rep.Errors++
+	}
+	t.println(p.String())
+}
+
+func (t *tally) println(s string) {
+	if t.werr == nil {
+		_, t.werr = fmt.Fprintln(t.out, s)
+	}
+}
+
+// walkFuncs are what preview adds to check's walk; the zero value checks.
+type walkFuncs struct {
+	// sink runs on the rendering goroutine (see pipeline.sink).
+	sink func(*row) error
+	// ok takes each rendered message in CSV order.
+	ok func(*row) error
+	// group takes the group message.
+	group func(*render.Message) error
+}
+
+// walk is check and preview: it prints the config problems (the relay's
+// included), opens the renderer, the suppress lists and the list, runs the
+// pipeline and prints each row's problems in CSV order, then renders the
+// group message in group mode.
+func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) error {
+	for _, p := range c.Problems() {
+		t.emit(p)
+	}
+	for _, p := range relayProblems(c) {
+		t.emit(p)
+	}
+	rd, err := newRenderer(c, nil)
+	if err != nil {
+		t.emit(configProblem(c, err))
+	} else {
+		defer rd.Close()
+	}
+	sup, err := campaign.LoadSuppressions(c)
+	if err != nil {
+		t.emit(c.Problem("suppress", err.Error()))
+	}
+	recs, err := campaign.OpenRecipients(c)
+	if err != nil {
+		var ps campaign.Problems
+		if !errors.As(err, &ps) {
+			return err
+		}
+		for _, p := range ps {
+			t.emit(p)
+		}
+		return t.werr
+	}
+	defer recs.Close()
+
+	w := &walker{c: c, t: t, f: f, file: recs.File(), hasRenderer: rd != nil}
+	p := &pipeline{recs: recs, sup: sup}
+	if c.Mode != "group" {
+		p.rd, p.sink = rd, f.sink
+	}
+	if err := p.run(ctx, w.row); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.Mode == "group" && rd != nil && !w.stopped {
+		if err := w.group(rd); err != nil {
+			return err
+		}
+	}
+	return t.werr
+}
+
+// walker is the consumer of check's and preview's pipeline.
+type walker struct {
+	c           *campaign.Campaign
+	t           *tally
+	f           walkFuncs
+	file        string
+	hasRenderer bool
+	groupTo     []string
+	stopped     bool // ok stopped the walk (preview's limit)
+}
+
+func (w *walker) row(r *row) error {
+	rep := w.t.rep
+	rep.Recipients++
+	switch {
+	case r.problems != nil:
+		for _, p := range r.problems {
+			w.t.emit(p)
+		}
+		if r.problems.HasErrors() {
+			rep.Failed++
+		} else {
+			rep.Duplicates++
+		}
+	case r.suppressed:
+		rep.Suppressed++
+		w.t.println(fmt.Sprintf("%s:%d: %s: skipped: suppressed", w.file, r.rec.Row, w.c.Recipients.Email))
+	case !w.hasRenderer:
+		// The renderer could not be built (already printed).
+	case !r.rendered:
+		w.groupTo = append(w.groupTo, r.rec.Email)
+		rep.OK++
+	case r.err != nil:
+		w.t.emit(renderProblem(w.file, r.rec.Row, r.err))
+		rep.Failed++
+	default:
+		if r.sinkErr != nil {
+			return r.sinkErr
+		}
+		if w.f.ok != nil {
+			if err := w.f.ok(r); err != nil {
+				w.stopped = errors.Is(err, errStop)
+				return err
+			}
+		}
+		rep.OK++
+	}
+	return nil
+}
+
+// group renders the group message for every valid address.
+func (w *walker) group(rd *render.Renderer) error {
+	if len(w.groupTo) == 0 {
+		w.t.emit(campaign.Problem{File: w.file, Message: "no valid recipient for the group message"})
+		return nil
+	}
+	msg, err := rd.RenderGroup(w.groupTo)
+	if err != nil {
+		w.t.emit(configProblem(w.c, err))
+		return nil
+	}
+	if w.f.group != nil {
+		return w.f.group(msg)
+	}
+	return nil
+}
+
+// renderProblem turns a render error into a Problem on the CSV row.
+func renderProblem(file string, row int, err error) campaign.Problem {
+	var fe *render.FieldError
+	if errors.As(err, &fe) {
+		return campaign.Problem{File: file, Line: row, Field: fe.Field, Message: fe.Err.Error()}
+	}
+	return campaign.Problem{File: file, Line: row, Message: err.Error()}
+}
+
+// renderKeys maps render's field names to the campaign keys they come from.
+var renderKeys = map[string]string{"subject": "subject", "name": "recipients.name", "body": "body",
+	"text": "body.text", "layout": "body.layout", "attachment": "attachments", "unsubscribe": "unsubscribe",
+	"address": "from", "dkim": "dkim"}
+
+// configProblem places an error of render.New (a bad template, say) on the
+// campaign key it comes from. render.New words its errors "field: cause";
+// a *render.FieldError is used as such, otherwise the known field prefix is
+// read (presentation only: an unknown prefix just prints without a line).
+func configProblem(c *campaign.Campaign, err error) campaign.Problem {
+	field, msg := "", err.Error()
+	var fe *render.FieldError
+	if errors.As(err, &fe) {
+		field, msg = fe.Field, fe.Err.Error()
+	} else if f, rest, ok := strings.Cut(msg, ": "); ok {
+		field, msg = f, rest
+	}
+	key, ok := renderKeys[field]
+	if h, isHeader := strings.CutPrefix(field, "header "); isHeader {
+		key, ok = "headers."+h, true
+	}
+	if !ok {
+		return c.Problem("", err.Error())
+	}
+	return c.Problem(key, msg)
+}

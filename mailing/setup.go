@@ -1,0 +1,92 @@
+package mailing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/render"
+)
+
+// newRenderer builds the renderer of c; tweak, when set, changes the
+// render.Config first (the test send's subject).
+func newRenderer(c *campaign.Campaign, tweak func(*render.Config)) (*render.Renderer, error) {
+	rc, err := c.RenderConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tweak != nil {
+		tweak(&rc)
+	}
+	return render.New(rc)
+}
+
+// JournalPath is where the journal of c lives unless a run names another.
+func JournalPath(c *campaign.Campaign) string {
+	return filepath.Join(c.Dir(), c.Name+".journal")
+}
+
+// Fingerprint identifies the content of the campaign: the campaign file,
+// the recipient list and the body templates. A journal keeps the
+// fingerprint it began with, so a rerun notices edited campaign files. The
+// files are streamed through the hash: a large list costs no memory.
+func Fingerprint(c *campaign.Campaign) (string, error) {
+	root, err := os.OpenRoot(c.Dir())
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	defer root.Close()
+	h := sha256.New()
+	for _, name := range []string{filepath.Base(c.Path()), c.Recipients.File, c.Body.Markdown, c.Body.HTML, c.Body.Text, c.Body.Layout} {
+		if name == "" {
+			continue
+		}
+		f, err := root.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("fingerprint: %w", err)
+		}
+		fmt.Fprintf(h, "%s\n", name)
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("fingerprint: %s: %w", name, err)
+		}
+		fmt.Fprintf(h, "\n%d\n", n)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// Count is the number of usable recipient rows, before suppression and the
+// journal: what send announces before it asks for confirmation. It streams
+// the list, so it costs time, not memory, and stops when ctx is cancelled.
+func Count(ctx context.Context, c *campaign.Campaign) (int, error) {
+	recs, err := campaign.OpenRecipients(c)
+	if err != nil {
+		return 0, err
+	}
+	defer recs.Close()
+	n := 0
+	for {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		_, err := recs.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		var ps campaign.Problems
+		if errors.As(err, &ps) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}
