@@ -240,3 +240,11 @@ func TestGroupNeedsVarsOnly(t *testing.T) {
 		t.Errorf("RenderGroup with a bad address: got %v, want an address error", err)
 	}
 }
+
+func TestFieldErrorUnwrap(t *testing.T) {
+	cause := errors.New("boom")
+	err := error(&FieldError{Field: "header X-A", Err: cause})
+	if err.Error() != "header X-A: boom" || !errors.Is(err, cause) {
+		t.Errorf("got %q, Is=%v", err, errors.Is(err, cause))
+	}
+}

@@ -1,15 +1,19 @@
 package render
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"mime"
+	"net/mail"
 	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -322,5 +326,85 @@ func cidRefs(html string) []string {
 		}
 		html = html[i+5:]
 		refs = append(refs, html[:strings.IndexByte(html, '"')])
+	}
+}
+
+func TestHTMLTemplateEscapes(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Markdown, cfg.Layout, cfg.HTML, cfg.Attachments = "", "", "body.html", nil
+	r := newRenderer(t, cfg)
+	rc := zoe()
+	rc.Fields["first_name"] = `<script>alert("x")</script>`
+	rc.Fields["id"] = `"><script>`
+	c, err := r.content(rc.Fields, r.data(rc.Fields, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(c.html, "<script") {
+		t.Errorf("html/template let <script> through:\n%s", c.html)
+	}
+	if !strings.Contains(c.html, "&lt;script&gt;") {
+		t.Errorf("escaped value missing:\n%s", c.html)
+	}
+	if !strings.Contains(c.text, `Invoice for <script>alert("x")</script>`) {
+		t.Errorf("derived text should show the literal value:\n%s", c.text)
+	}
+}
+
+// TestConcurrentRender renders from several goroutines under -race and
+// checks every message is complete and has its own Message-ID.
+func TestConcurrentRender(t *testing.T) {
+	cfg := baseConfig()
+	cfg.MessageID = nil
+	cfg.Attachments = append(cfg.Attachments, "invoices/{{.invoice}}.pdf")
+	r := newRenderer(t, cfg)
+	const workers, each = 4, 25
+	var wg sync.WaitGroup
+	ids := make(chan string, workers*each)
+	errs := make(chan error, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				rc := zoe()
+				rc.Email = fmt.Sprintf("u%d.%d@example.org", w, i)
+				rc.Fields["invoice"] = []string{"A-100", "A-101"}[i%2]
+				m, err := r.Render(rc)
+				if err != nil {
+					errs <- err
+					return
+				}
+				msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := msg.Header.Get("Message-Id"); got != "<"+m.MessageID+">" {
+					errs <- fmt.Errorf("Message-ID header %q, Message.MessageID %q", got, m.MessageID)
+					return
+				}
+				ids <- m.MessageID
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Errorf("duplicate Message-ID %s", id)
+		}
+		if !strings.HasSuffix(id, "@acme.example") {
+			t.Errorf("Message-ID %s not in the From domain", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != workers*each {
+		t.Errorf("got %d messages, want %d", len(seen), workers*each)
 	}
 }
