@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -175,7 +173,8 @@ type Bounces struct {
 	// Protocol is imap (default) or pop3.
 	Protocol string `yaml:"protocol"`
 	Host     string `yaml:"host"`
-	// Port defaults by protocol and security (993/143 imap, 995/110 pop3).
+	// Port 0 is the mailbox's default by protocol and security (993/143
+	// imap, 995/110 pop3).
 	Port int `yaml:"port"`
 	// Security is tls (default), starttls or none (loopback only).
 	Security    string `yaml:"security"`
@@ -184,7 +183,7 @@ type Bounces struct {
 	PasswordEnv string `yaml:"password_env"`
 	// PasswordFile is a file holding the password, inside the campaign folder.
 	PasswordFile string `yaml:"password_file"`
-	// Mailbox is the IMAP mailbox; default INBOX.
+	// Mailbox is the IMAP mailbox; empty is the mailbox's default, INBOX.
 	Mailbox string `yaml:"mailbox"`
 	// After is what happens to a processed message: move (imap default),
 	// delete (pop3 default) or keep.
@@ -438,18 +437,9 @@ func (c *Campaign) defaults() {
 	}
 	b := &c.Bounces
 	if b.Host != "" {
+		// Security, port and folder defaults are the mailbox's.
 		if b.Protocol == "" {
 			b.Protocol = "imap"
-		}
-		if b.Security == "" {
-			b.Security = "tls"
-		}
-		if b.Port == 0 {
-			b.Port = map[string]int{"imap/tls": 993, "imap/starttls": 143, "imap/none": 143,
-				"pop3/tls": 995, "pop3/starttls": 110, "pop3/none": 110}[b.Protocol+"/"+b.Security]
-		}
-		if b.Mailbox == "" && b.Protocol == "imap" {
-			b.Mailbox = "INBOX"
 		}
 		if b.After == "" {
 			b.After = "move"
@@ -558,281 +548,6 @@ func (c *Campaign) readFile(name string) ([]byte, error) {
 	return root.ReadFile(name)
 }
 
-// validate checks everything that needs no recipient and appends problems.
-func (c *Campaign) validate(file string) {
-	add := func(field string, warning bool, format string, args ...any) {
-		c.problems = append(c.problems, Problem{File: file, Line: c.line(field), Field: field,
-			Message: fmt.Sprintf(format, args...), Warning: warning})
-	}
-	errorf := func(field, format string, args ...any) { add(field, false, format, args...) }
-
-	root, err := os.OpenRoot(c.dir)
-	if err != nil {
-		errorf("", "open campaign folder: %v", err)
-		return
-	}
-	defer root.Close()
-	// exists checks that a campaign file is a regular file inside the folder.
-	exists := func(field, name string) bool {
-		if name == "" {
-			return false
-		}
-		fi, err := root.Stat(name)
-		switch {
-		case err != nil:
-			errorf(field, "%s", fileErr(name, err))
-			return false
-		case !fi.Mode().IsRegular():
-			errorf(field, "%s is not a regular file", name)
-			return false
-		}
-		return true
-	}
-
-	// The name names the journal next to the campaign file.
-	if c.Name != filepath.Base(c.Name) || c.Name == "." || c.Name == ".." || strings.ContainsAny(c.Name, `/\`) {
-		errorf("name", "%q must be a plain name: it names the journal file next to the campaign", c.Name)
-	}
-	// Header values: addresses must parse, and nothing may carry CR or LF.
-	for _, h := range []struct{ field, v string }{{"name", c.Name}, {"from", c.From}, {"reply_to", c.ReplyTo},
-		{"sender", c.Sender}, {"subject", c.Subject}, {"group.to", c.Group.To}, {"recipients.name", c.Recipients.Name}} {
-		if strings.ContainsAny(h.v, "\r\n\x00") {
-			errorf(h.field, "line breaks are not allowed in a header value")
-		}
-	}
-	if c.From == "" {
-		errorf("from", "missing: the From address is required")
-	} else if list, err := mail.ParseAddressList(c.From); err != nil {
-		errorf("from", "invalid address list: %v", err)
-	} else if len(list) > 1 && c.Sender == "" {
-		errorf("sender", "required because from lists %d mailboxes (RFC 5322 section 3.6.2)", len(list))
-	}
-	if c.ReplyTo != "" {
-		if _, err := mail.ParseAddressList(c.ReplyTo); err != nil {
-			errorf("reply_to", "invalid address list: %v", err)
-		}
-	}
-	if c.Sender != "" {
-		if _, err := mail.ParseAddress(c.Sender); err != nil {
-			errorf("sender", "invalid mailbox: %v", err)
-		}
-	}
-	if strings.TrimSpace(c.Subject) == "" {
-		errorf("subject", "missing: a subject is required")
-	}
-
-	// Recipients and body files.
-	if c.Recipients.File == "" {
-		errorf("recipients", "missing: the recipient CSV file is required")
-	} else {
-		exists("recipients.file", c.Recipients.File)
-	}
-	switch {
-	case c.Body.Markdown == "" && c.Body.HTML == "":
-		errorf("body", "set exactly one of markdown and html")
-	case c.Body.Markdown != "" && c.Body.HTML != "":
-		errorf("body", "set only one of markdown and html, not both")
-	}
-	exists("body.markdown", c.Body.Markdown)
-	exists("body.html", c.Body.HTML)
-	exists("body.text", c.Body.Text)
-	exists("body.layout", c.Body.Layout)
-	for i, a := range c.Attachments {
-		field := "attachments." + strconv.Itoa(i)
-		if strings.TrimSpace(a) == "" {
-			errorf(field, "empty path")
-		} else if !strings.Contains(a, "{{") { // templates are checked per row by render
-			exists(field, a)
-		}
-	}
-	for name, v := range c.Headers {
-		field := "headers." + name
-		switch {
-		case !validHeaderName(name):
-			errorf(field, "invalid header name (RFC 5322 section 2.2: printable ASCII without colon)")
-		case reservedHeaders[strings.ToLower(name)]:
-			errorf(field, "%s is set by mailrun and cannot be overridden", name)
-		case strings.ContainsAny(v, "\r\n\x00"):
-			errorf(field, "line breaks are not allowed in a header value")
-		}
-	}
-
-	switch c.Mode {
-	case "individual":
-		if c.Group.To != "" {
-			add("group.to", true, "ignored in mode individual")
-		}
-	case "group":
-		if c.Group.To == "" {
-			errorf("group.to", "missing: mode group needs the visible To address")
-		} else if _, err := mail.ParseAddressList(c.Group.To); err != nil {
-			errorf("group.to", "invalid address list: %v", err)
-		}
-		if c.Unsubscribe.URL != "" {
-			add("unsubscribe", true, "group messages carry no per-recipient List-Unsubscribe header")
-		}
-	default:
-		errorf("mode", "%q is not individual or group", c.Mode)
-	}
-
-	c.validateSMTP(errorf, add, exists)
-	c.validateSend(errorf)
-	c.validateDKIM(errorf, add, exists)
-
-	if u := c.Unsubscribe.URL; u != "" {
-		if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), "https://") {
-			errorf("unsubscribe.url", "must start with https:// (RFC 8058 one-click)")
-		}
-		if strings.ContainsAny(u, "\r\n\x00 ") {
-			errorf("unsubscribe.url", "spaces and line breaks are not allowed")
-		}
-	} else if c.Unsubscribe.Mailto != "" {
-		errorf("unsubscribe.url", "missing: one-click unsubscribe (RFC 8058) needs an https URL besides the mailto")
-	}
-	if strings.ContainsAny(c.Unsubscribe.Mailto, "\r\n\x00 <>") {
-		errorf("unsubscribe.mailto", "spaces, angle brackets and line breaks are not allowed")
-	}
-
-	for i, s := range c.Suppress {
-		exists("suppress."+strconv.Itoa(i), s)
-	}
-	c.validateBounces(errorf, add, exists)
-}
-
-type addFunc = func(field string, warning bool, format string, args ...any)
-type errorfFunc = func(field, format string, args ...any)
-type existsFunc = func(field, name string) bool
-
-func (c *Campaign) validateSMTP(errorf errorfFunc, add addFunc, exists existsFunc) {
-	// Security, auth, protocol, port and AUTH without TLS are the wire's
-	// rules: the orchestrator checks this section with sender.New.
-	s := c.SMTP
-	if strings.ContainsAny(s.HELO, " \r\n\x00") {
-		errorf("smtp.helo", "spaces and line breaks are not allowed")
-	}
-	c.validateCredentials("smtp", s.Username, s.PasswordEnv, s.PasswordFile, s.Auth == "none", errorf, add, exists)
-	exists("smtp.ca_file", s.CAFile)
-}
-
-// validateCredentials applies the rules shared by smtp and bounces: one
-// password source, named as a variable, not written in the file.
-func (c *Campaign) validateCredentials(sec, user, env, file string, noAuth bool,
-	errorf errorfFunc, add addFunc, exists existsFunc) {
-	if env != "" && file != "" {
-		errorf(sec+".password_file", "set only one of password_env and password_file")
-	}
-	if user != "" && !noAuth {
-		if env == "" && file == "" {
-			errorf(sec+".username", "needs password_env or password_file")
-		}
-	}
-	switch {
-	case env != "" && !validEnvName(env):
-		// Never echo it: a value that is no variable name is most likely
-		// the password itself, pasted in the wrong place.
-		errorf(sec+".password_env", "must name an environment variable (letters, digits, _), not hold the password")
-	case env != "":
-		if _, ok := os.LookupEnv(env); !ok {
-			add(sec+".password_env", true, "environment variable %s is not set", env)
-		}
-	}
-	exists(sec+".password_file", file)
-}
-
-func (c *Campaign) validateSend(errorf errorfFunc) {
-	d := c.Send
-	if _, err := parseRate(d.Rate); err != nil {
-		errorf("send.rate", "%v", err)
-	}
-	for _, v := range []struct {
-		field string
-		n     int
-	}{{"send.burst", d.Burst}, {"send.concurrency", d.Concurrency}, {"send.per_connection", d.PerConnection},
-		{"send.retries", d.Retries}, {"send.max_rcpt", d.MaxRcpt}, {"send.abort_after", d.AbortAfter}} {
-		if v.n < 0 {
-			errorf(v.field, "must not be negative")
-		}
-	}
-	if d.Backoff < 0 {
-		errorf("send.backoff", "must not be negative")
-	}
-	if d.Timeout < 0 {
-		errorf("send.timeout", "must not be negative")
-	}
-}
-
-func (c *Campaign) validateDKIM(errorf errorfFunc, add addFunc, exists existsFunc) {
-	k := c.DKIM
-	if k.Domain == "" && k.Selector == "" && k.KeyFile == "" && len(k.Headers) == 0 {
-		return
-	}
-	if k.Domain == "" {
-		errorf("dkim.domain", "missing: required to sign")
-	}
-	if k.Selector == "" {
-		errorf("dkim.selector", "missing: required to sign")
-	}
-	if k.KeyFile == "" {
-		errorf("dkim.key_file", "missing: required to sign")
-	} else if exists("dkim.key_file", k.KeyFile) {
-		if _, warn, err := c.dkimSigner(); err != nil {
-			errorf("dkim.key_file", "%v", err)
-		} else if warn != "" {
-			add("dkim.key_file", true, "%s", warn)
-		}
-	}
-	hasFrom := false
-	for _, h := range k.Headers {
-		if !validHeaderName(h) {
-			errorf("dkim.headers", "%q is not a header name", h)
-		}
-		hasFrom = hasFrom || strings.EqualFold(h, "From")
-	}
-	if !hasFrom && len(k.Headers) > 0 {
-		errorf("dkim.headers", "must include From (RFC 6376 section 5.4)")
-	}
-}
-
-func (c *Campaign) validateBounces(errorf errorfFunc, add addFunc, exists existsFunc) {
-	b := c.Bounces
-	if b.Host == "" {
-		if b != (Bounces{}) {
-			errorf("bounces.host", "missing: required to read bounces")
-		}
-		return
-	}
-	if !slices.Contains([]string{"imap", "pop3"}, b.Protocol) {
-		errorf("bounces.protocol", "%q is not imap or pop3", b.Protocol)
-	}
-	if !slices.Contains([]string{"tls", "starttls", "none"}, b.Security) {
-		errorf("bounces.security", "%q is not tls, starttls or none", b.Security)
-	} else if b.Security == "none" && !isLoopback(b.Host) {
-		errorf("bounces.security", "none is allowed only for loopback hosts")
-	}
-	after := []string{"move", "delete", "keep"}
-	if b.Protocol == "pop3" {
-		after = []string{"delete", "keep"}
-	}
-	if !slices.Contains(after, b.After) {
-		errorf("bounces.after", "%q is not %s", b.After, strings.Join(after, ", "))
-	}
-	if b.Port < 1 || b.Port > 65535 {
-		errorf("bounces.port", "%d is not a TCP port", b.Port)
-	}
-	c.validateCredentials("bounces", b.Username, b.PasswordEnv, b.PasswordFile, false, errorf, add, exists)
-	exists("bounces.ca_file", b.CAFile)
-	if b.WriteTo == "" {
-		errorf("bounces.write_to", "missing: the suppression file hard bounces are appended to")
-	} else {
-		if !filepath.IsLocal(b.WriteTo) || !staysInside(c.dir, b.WriteTo) {
-			errorf("bounces.write_to", "%s is outside the campaign folder", b.WriteTo)
-		}
-		if !slices.Contains(c.Suppress, b.WriteTo) {
-			add("bounces.write_to", true, "%s is not listed under suppress, so bounced addresses would still be mailed", b.WriteTo)
-		}
-	}
-}
-
 // fileErr words a Stat error of a campaign file without the absolute path.
 func fileErr(name string, err error) string {
 	switch {
@@ -846,36 +561,6 @@ func fileErr(name string, err error) string {
 		return name + ": " + pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
-// validHeaderName follows RFC 5322 section 2.2: printable US-ASCII except colon.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-// reservedHeaders are written by render from the campaign; a second copy
-// would break RFC 5322's once-only rule (section 3.6) or the MIME tree.
-var reservedHeaders = map[string]bool{
-	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
-	"subject": true, "date": true, "message-id": true, "mime-version": true,
-	"content-type": true, "content-transfer-encoding": true, "dkim-signature": true,
-	"list-unsubscribe": true, "list-unsubscribe-post": true,
 }
 
 // validEnvName reports whether s can be an environment variable name.

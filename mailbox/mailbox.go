@@ -83,6 +83,30 @@ func Open(ctx context.Context, cfg Config) (Mailbox, error) {
 	return nil, fmt.Errorf("mailbox: unknown protocol %q", cfg.Protocol)
 }
 
+// ConfigError is a setting of Config that Open refuses before connecting.
+// Field names the setting as the campaign file does ("host", "port",
+// "protocol", "security", "username", "password", "mailbox").
+type ConfigError struct {
+	Field, Message string
+}
+
+func (e *ConfigError) Error() string { return "mailbox: " + e.Field + ": " + e.Message }
+
+// Check reports the first setting of cfg that Open would refuse, as a
+// *ConfigError, without connecting: what check says of a bounces section
+// is then exactly what bounces will do.
+func Check(cfg Config) error {
+	_, err := normalise(cfg)
+	return err
+}
+
+// ports are the well-known ports by protocol and security (RFC 8314
+// section 7, RFC 2595).
+var ports = map[string]map[string]int{
+	"imap": {"tls": 993, "starttls": 143, "none": 143},
+	"pop3": {"tls": 995, "starttls": 110, "none": 110},
+}
+
 // normalise fills defaults and refuses unsafe or malformed settings before any
 // connection is made.
 func normalise(cfg Config) (Config, error) {
@@ -92,7 +116,7 @@ func normalise(cfg Config) (Config, error) {
 		cfg.Security = "tls"
 	}
 	if cfg.Host == "" {
-		return cfg, errors.New("mailbox: host is empty")
+		return cfg, &ConfigError{"host", "empty"}
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
@@ -101,42 +125,40 @@ func normalise(cfg Config) (Config, error) {
 		cfg.Mailbox = "INBOX"
 	}
 	// CR, LF or NUL would let a configuration value inject protocol commands.
-	for name, v := range map[string]string{"host": cfg.Host, "username": cfg.Username, "password": cfg.Password, "mailbox": cfg.Mailbox} {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return cfg, fmt.Errorf("mailbox: %s contains CR, LF or NUL", name)
+	for _, f := range []struct{ name, v string }{{"host", cfg.Host}, {"username", cfg.Username}, {"password", cfg.Password}, {"mailbox", cfg.Mailbox}} {
+		if strings.ContainsAny(f.v, "\r\n\x00") {
+			return cfg, &ConfigError{f.name, "contains CR, LF or NUL"}
 		}
-	}
-	ports := map[string]map[string]int{
-		"imap": {"tls": 993, "starttls": 143, "none": 143},
-		"pop3": {"tls": 995, "starttls": 110, "none": 110},
 	}
 	byProto, ok := ports[cfg.Protocol]
 	if !ok {
-		return cfg, fmt.Errorf("mailbox: protocol %q: want imap or pop3", cfg.Protocol)
+		return cfg, &ConfigError{"protocol", fmt.Sprintf("%q: want imap or pop3", cfg.Protocol)}
 	}
 	def, ok := byProto[cfg.Security]
 	if !ok {
-		return cfg, fmt.Errorf("mailbox: security %q: want tls, starttls or none", cfg.Security)
+		return cfg, &ConfigError{"security", fmt.Sprintf("%q: want tls, starttls or none", cfg.Security)}
 	}
 	if cfg.Port == 0 {
 		cfg.Port = def
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
-		return cfg, fmt.Errorf("mailbox: port %d out of range", cfg.Port)
+		return cfg, &ConfigError{"port", fmt.Sprintf("%d out of range", cfg.Port)}
 	}
 	// A password in clear text is only acceptable when it never leaves the
 	// machine.
 	if cfg.Security == "none" && !isLoopback(cfg.Host) {
-		return cfg, fmt.Errorf("mailbox: security none refused for non-loopback host %s: use tls or starttls", cfg.Host)
+		return cfg, &ConfigError{"security", fmt.Sprintf("none refused for non-loopback host %s: use tls or starttls", cfg.Host)}
 	}
 	return cfg, nil
 }
 
+// isLoopback is sender.IsLoopback's rule (a leaf cannot import it):
+// localhost, 127.0.0.0/8 and ::1, with or without brackets.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return ip != nil && ip.IsLoopback()
 }
 

@@ -110,6 +110,9 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 	for _, p := range relayProblems(c) {
 		t.emit(p)
 	}
+	for _, p := range bounceProblems(c) {
+		t.emit(p)
+	}
 	rd, err := newRenderer(c, nil)
 	if err != nil {
 		t.emit(configProblem(c, err))
