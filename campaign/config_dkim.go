@@ -25,4 +25,3 @@ func (c *Campaign) dkimSigner() (signer crypto.Signer, warning string, err error
 	}
 	return signer, warning, nil
 }
-

@@ -2,7 +2,7 @@ package campaign
 
 import (
 	"bytes"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"

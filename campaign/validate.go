@@ -298,4 +298,3 @@ func (c *Campaign) validateBounces(k *checker) {
 		}
 	}
 }
-

@@ -43,4 +43,3 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	return exitOK
 }
-
