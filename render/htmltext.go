@@ -165,6 +165,12 @@ func htmlToText(s string) string {
 	s = stripComments(s)
 	var p plainText
 	p.b.Grow(len(s) / 2)
+	// The stack of open <a> elements lives in this frame rather than in p,
+	// so that the compiler can keep its backing arrays off the heap.
+	var (
+		href      []string // targets
+		linkStart []int    // where the text of each begins in p.b
+	)
 	i := 0
 	for {
 		t, ok := nextTag(s, i)
@@ -182,19 +188,27 @@ func htmlToText(s string) string {
 			i += k
 			continue
 		}
-		p.tag(t)
+		switch {
+		case t.name == "a" && !t.closing:
+			h, _, _, _ := t.attr("href")
+			href = append(href, strings.TrimSpace(h))
+			linkStart = append(linkStart, p.b.Len())
+		case t.name == "a" && t.closing && len(href) > 0:
+			p.closeLink(href[len(href)-1], linkStart[len(linkStart)-1])
+			href, linkStart = href[:len(href)-1], linkStart[:len(linkStart)-1]
+		default:
+			p.tag(t)
+		}
 	}
 	return tidyText(p.b.String())
 }
 
 // plainText is the text htmlToText writes, and the state of the elements
-// it is inside.
+// it is inside (but <a>, see htmlToText).
 type plainText struct {
-	b         strings.Builder
-	pre       int      // depth of open <pre>, where blanks are kept
-	cell      int      // cells written in the current table row
-	href      []string // stack of open <a> targets
-	linkStart []int    // where the text of each open <a> begins in b
+	b    strings.Builder
+	pre  int // depth of open <pre>, where blanks are kept
+	cell int // cells written in the current table row
 }
 
 // newlines tops the trailing newlines of the text up to n, except at the
@@ -241,7 +255,8 @@ func (p *plainText) text(raw string) {
 	}
 }
 
-// tag writes what a start or end tag stands for in plain text.
+// tag writes what a start or end tag other than <a> stands for in plain
+// text.
 func (p *plainText) tag(t tag) {
 	switch {
 	case t.name == "pre":
@@ -274,21 +289,13 @@ func (p *plainText) tag(t tag) {
 		if alt, _, _, ok := t.attr("alt"); ok && alt != "" {
 			p.text(alt)
 		}
-	case t.name == "a" && !t.closing:
-		h, _, _, _ := t.attr("href")
-		p.href = append(p.href, strings.TrimSpace(h))
-		p.linkStart = append(p.linkStart, p.b.Len())
-	case t.name == "a" && t.closing && len(p.href) > 0:
-		p.closeLink()
 	}
 }
 
-// closeLink ends the innermost <a>: its target follows the text as
-// " <url>", unless it is a fragment or the text already says it.
-func (p *plainText) closeLink() {
-	h := p.href[len(p.href)-1]
-	label := strings.TrimSpace(p.b.String()[p.linkStart[len(p.linkStart)-1]:])
-	p.href, p.linkStart = p.href[:len(p.href)-1], p.linkStart[:len(p.linkStart)-1]
+// closeLink ends a link to h whose text began at start: the target follows
+// the text as " <h>", unless it is a fragment or the text already says it.
+func (p *plainText) closeLink(h string, start int) {
+	label := strings.TrimSpace(p.b.String()[start:])
 	if h == "" || strings.HasPrefix(h, "#") || h == label || h == "mailto:"+label {
 		return
 	}
