@@ -21,14 +21,15 @@ var reservedHeaders = map[string]bool{
 	"return-path": true, "received": true,
 }
 
-// CheckHeaderName is the one rule for the name of an extra header: the
-// syntax of RFC 5322 section 2.2 (one or more printable US-ASCII characters
-// except colon) and none of the fields render writes itself (From, To, Cc,
-// Bcc, Sender, Reply-To, Subject, Date, Message-ID, MIME-Version, every
-// Content-* field, DKIM-Signature, List-Unsubscribe, List-Unsubscribe-Post)
-// or the trace fields Return-Path and Received. Case does not matter. The
-// error names the header and says which rule it breaks; it is nil for a name
-// New accepts in Config.Headers.
+// CheckHeaderName is the one rule for the name of an extra header
+// (Config.Headers): the syntax of RFC 5322 section 2.2, one or more
+// printable US-ASCII characters except colon, and not a field render owns:
+// the address fields (From, Sender, Reply-To, To, Cc, Bcc), Subject, Date,
+// Message-ID, MIME-Version, every Content-* field, DKIM-Signature,
+// List-Unsubscribe and List-Unsubscribe-Post, nor the trace fields
+// Return-Path and Received. Case does not matter. The error names the
+// header and the rule it breaks. New applies it to every name, and refuses
+// besides two names that differ only in case.
 func CheckHeaderName(name string) error {
 	if err := checkFieldName(name); err != nil {
 		return err

@@ -204,7 +204,7 @@ func htmlToText(s string) string {
 }
 
 // plainText is the text htmlToText writes, and the state of the elements
-// it is inside (but <a>, see htmlToText).
+// it is inside, except <a> (see htmlToText).
 type plainText struct {
 	b    strings.Builder
 	pre  int // depth of open <pre>, where blanks are kept
