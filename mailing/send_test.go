@@ -3,11 +3,8 @@ package mailing
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"mime"
 	"net/mail"
 	"os"
@@ -639,73 +636,6 @@ func TestRunStopsTakingRecipients(t *testing.T) {
 	})
 }
 
-func TestTestSend(t *testing.T) {
-	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
-	c := e.campaign()
-	p := e.pool(c)
-	ctx := context.Background()
-	for _, tc := range []struct {
-		only, row, subject string
-	}{
-		{"", "zoe@example.org", "[TEST] Zoë, what's new at Acme in November"},
-		{"4", "lilei@example.com", "[TEST] 李雷, what's new at Acme in November"},
-		{"Olafur@Example.IS", "olafur@example.is", "[TEST] Ólafur, what's new at Acme in November"},
-	} {
-		t.Run("only="+tc.only, func(t *testing.T) {
-			before := len(e.srv.Messages())
-			rec, err := TestSend(ctx, c, p, "tester@example.com", tc.only)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.Email != tc.row {
-				t.Errorf("got recipient %q, want %q", rec.Email, tc.row)
-			}
-			msgs := e.srv.Messages()
-			if len(msgs) != before+1 {
-				t.Fatalf("got %d new messages, want 1", len(msgs)-before)
-			}
-			m := msgs[len(msgs)-1]
-			if !slices.Equal(m.To, []string{"tester@example.com"}) {
-				t.Errorf("got envelope %v, want only the test address", m.To)
-			}
-			if got := subjectOf(t, m.Data); got != tc.subject {
-				t.Errorf("got subject %q, want %q", got, tc.subject)
-			}
-		})
-	}
-	for _, a := range newsletterAddrs {
-		if n := e.srv.Deliveries(a); n != 0 {
-			t.Errorf("<%s>: got %d deliveries, want none from a test send", a, n)
-		}
-	}
-	if _, err := os.Stat(JournalPath(c)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("got journal stat %v, want no journal from a test send", err)
-	}
-	if _, err := TestSend(ctx, c, p, "tester@example.com", "99"); !errors.Is(err, ErrNoRecipient) || !strings.Contains(err.Error(), `"99"`) {
-		t.Errorf("got %v, want ErrNoRecipient naming 99", err)
-	}
-	if _, err := TestSend(ctx, c, p, "bad\r\nBcc: x@example.org", ""); err == nil {
-		t.Error("got no error for a test address with CR/LF, want one")
-	}
-}
-
-func TestTestSendGroup(t *testing.T) {
-	e := newRunEnv(t, "group", smtptest.Options{}, "")
-	c := e.campaign()
-	rec, err := TestSend(context.Background(), c, e.pool(c), "tester@example.com", "")
-	if err != nil || rec.Row != 0 {
-		t.Fatalf("got %+v, %v, want the group message (row 0)", rec, err)
-	}
-	msgs := e.srv.Messages()
-	if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{"tester@example.com"}) {
-		t.Fatalf("got %v, want one message to the test address only", msgs)
-	}
-	if got := subjectOf(t, msgs[0].Data); got != "[TEST] Team offsite on Thursday 10 December" {
-		t.Errorf("got subject %q", got)
-	}
-}
-
-// subjectOf parses a message and returns its decoded Subject.
 func subjectOf(t *testing.T, data []byte) string {
 	t.Helper()
 	m, err := mail.ReadMessage(bytes.NewReader(data))
@@ -719,83 +649,49 @@ func subjectOf(t *testing.T, data []byte) string {
 	return s
 }
 
-func TestWriteReport(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.journal")
-	j, err := journal.Open(path, journal.Header{Campaign: "x", Command: "send"}, campaign.AddrKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := []journal.Entry{
-		{Row: 3, Email: "-bob@example.org", Status: journal.Sent, MessageID: "m2@x", Attempts: 1, Reply: &journal.Reply{Code: 250, Text: "+OK queued"}},
-		{Row: 2, Email: "ann@example.org", Status: journal.Failed, Attempts: 1, Error: "=cmd|' /C calc'!A0",
-			Reply: &journal.Reply{Code: 550, Enhanced: "5.1.1", Text: "@SUM(1+1)"}},
-		{Row: 4, Email: "cy@example.org", Status: journal.Sending, MessageID: "m4@x"},
-	}
-	for _, en := range entries {
-		if err := j.Record(en); err != nil {
-			t.Fatal(err)
+// The first Ctrl-C stops recipients that only wait for the rate limiter:
+// they are not in flight, get no journal entry, and the next run sends
+// them. With 1/m, a message still waiting would otherwise go a minute
+// after the interrupt.
+func TestRunStopWhileRateLimited(t *testing.T) {
+	e := newRunEnv(t, "newsletter", smtptest.Options{}, "  rate: 1/m\n  burst: 1\n  concurrency: 2\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sent atomic.Int64
+	sum, _, err := e.run(ctx, SendOptions{Progress: func(en journal.Entry) {
+		if en.Status == journal.Sent && sent.Add(1) == 1 {
+			cancel()
 		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the interrupt", err)
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
+	if sum.Sent != 1 || sum.Deferred != 0 || sum.Unknown != 0 {
+		t.Errorf("got %s, want 1 sent and nothing else settled", sum)
 	}
+	if got := len(e.journal()); got != 1 {
+		t.Errorf("journal holds %d recipients, want only the one sent", got)
+	}
+	// The rerun, unlimited, sends the others exactly once.
+	e2 := e.campaign()
+	e2.Send.Rate = ""
+	p := e.pool(e2)
+	var out bytes.Buffer
+	if _, err := Send(context.Background(), e2, p, SendOptions{Out: &out}); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out.String())
+	}
+	e.wantDeliveries(allOf(newsletterAddrs, 1))
+}
 
-	var buf bytes.Buffer
-	if err := journal.WriteReport(&buf, path, "csv", campaign.AddrKey); err != nil {
+// A run that cannot start is a setup problem, not a delivery failure.
+func TestRunSetupError(t *testing.T) {
+	e := newRunEnv(t, "newsletter", smtptest.Options{}, "")
+	if err := os.WriteFile(JournalPath(e.campaign()), []byte("this is not a journal line\n{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := csv.NewReader(&buf).ReadAll()
-	if err != nil {
-		t.Fatalf("parse report: %v\n%s", err, buf.String())
-	}
-	want := [][]string{
-		{"row", "email", "status", "reason", "code", "enhanced", "reply", "message_id", "attempts", "time", "error"},
-		{"2", "ann@example.org", "failed", "", "550", "5.1.1", "'@SUM(1+1)", "", "1", "", "'=cmd|' /C calc'!A0"},
-		{"3", "'-bob@example.org", "sent", "", "250", "", "'+OK queued", "m2@x", "1", "", ""},
-		// An intent without an outcome reads as unknown.
-		{"4", "cy@example.org", "unknown", "", "", "", "", "m4@x", "0", "", ""},
-	}
-	if len(rows) != len(want) {
-		t.Fatalf("got %d rows, want %d:\n%s", len(rows), len(want), buf.String())
-	}
-	for i := range want {
-		if len(rows[i]) != len(want[i]) {
-			t.Fatalf("row %d: got %q, want %q", i, rows[i], want[i])
-		}
-		for k := range want[i] {
-			if k == 9 && i > 0 {
-				if _, err := time.Parse(time.RFC3339, rows[i][k]); err != nil {
-					t.Errorf("row %d: got time %q, want RFC 3339 UTC", i, rows[i][k])
-				}
-				continue
-			}
-			if rows[i][k] != want[i][k] {
-				t.Errorf("row %d, %s: got %q, want %q", i, want[0][k], rows[i][k], want[i][k])
-			}
-		}
-	}
-
-	buf.Reset()
-	if err := journal.WriteReport(&buf, path, "json", campaign.AddrKey); err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(&buf)
-	var got []journal.Entry
-	for dec.More() {
-		var en journal.Entry
-		if err := dec.Decode(&en); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, en)
-	}
-	if len(got) != 3 || got[0].Error != "=cmd|' /C calc'!A0" || got[1].Email != "-bob@example.org" || got[2].Status != journal.Unknown {
-		t.Errorf("json: got %+v, want the three entries unescaped, in row order", got)
-	}
-
-	if err := journal.WriteReport(&buf, path, "xml", campaign.AddrKey); err == nil || !strings.Contains(err.Error(), "csv or json") {
-		t.Errorf("got %v, want an error naming the formats", err)
-	}
-	if err := journal.WriteReport(&buf, filepath.Join(t.TempDir(), "none.journal"), "csv", campaign.AddrKey); err == nil {
-		t.Error("got no error for a missing journal, want one")
+	_, _, err := e.run(context.Background(), SendOptions{})
+	var se *SetupError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %v (%T), want a *SetupError", err, err)
 	}
 }
