@@ -12,8 +12,8 @@ import (
 	"github.com/mailrun/mailrun/render"
 )
 
-// Report counts what Check or Preview found. The caller maps Errors > 0 to
-// exit code 2.
+// Report counts what Check or Preview found: the caller tells a campaign
+// that cannot be used (CampaignErrors) from one with bad rows (Errors).
 type Report struct {
 	// Recipients is the number of data rows read from the CSV.
 	Recipients int
@@ -29,6 +29,11 @@ type Report struct {
 	// Errors and Warnings count the problems printed, the campaign file's
 	// included.
 	Errors, Warnings int
+	// CampaignErrors counts the errors that are not one row's: the campaign
+	// file, a template, a suppress file, the list's header. Any of them
+	// makes the campaign unusable as it is (exit code 2), where row errors
+	// only skip their rows (exit code 1).
+	CampaignErrors int
 	// Written is the number of .eml files Preview wrote.
 	Written int
 	// Elapsed is the time the run took.
@@ -74,7 +79,16 @@ type tally struct {
 	werr error // the first write error to out
 }
 
+// emit prints a problem of the campaign as a whole.
 func (t *tally) emit(p campaign.Problem) {
+	if !p.Warning {
+		t.rep.CampaignErrors++
+	}
+	t.emitRow(p)
+}
+
+// emitRow prints a problem of one row.
+func (t *tally) emitRow(p campaign.Problem) {
 	if p.Warning {
 		t.rep.Warnings++
 	} else {
@@ -172,7 +186,7 @@ func (w *walker) row(r *row) error {
 	switch {
 	case r.problems != nil:
 		for _, p := range r.problems {
-			w.t.emit(p)
+			w.t.emitRow(p)
 		}
 		if r.problems.HasErrors() {
 			rep.Failed++
@@ -188,7 +202,7 @@ func (w *walker) row(r *row) error {
 		w.groupTo = append(w.groupTo, r.rec.Email)
 		rep.OK++
 	case r.err != nil:
-		w.t.emit(renderProblem(w.file, r.rec.Row, r.err))
+		w.t.emitRow(renderProblem(w.file, r.rec.Row, r.err))
 		rep.Failed++
 	default:
 		if r.sinkErr != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mailrun/mailrun/internal/smtptest"
@@ -11,24 +12,87 @@ import (
 // Exit codes of send beyond delivery failures (README: 1 some recipients
 // failed, 2 usage or configuration error).
 func TestSendExitCodes(t *testing.T) {
-	// A row that cannot be sent (invalid address): the others go, but the
-	// run did not reach everybody, so the exit code says so.
-	e := newSendEnv(t, "newsletter", smtptest.Options{}, "")
-	appendFile(t, filepath.Join(e.dir, "recipients.csv"), "not-an-address,Bad,Row,x9,free\n")
-	r := mailrun(t, nil, "send", e.dir, "--yes")
-	r.want(t, exitFailed, "send with an invalid row")
-	if got := len(e.srv.Messages()); got != 5 {
-		t.Errorf("got %d messages, want the 5 valid rows sent", got)
-	}
-
 	// A journal that cannot be read: nothing is sent, the setup is wrong.
-	e = newSendEnv(t, "newsletter", smtptest.Options{}, "")
+	e := newSendEnv(t, "newsletter", smtptest.Options{}, "")
 	if err := os.WriteFile(filepath.Join(e.dir, "november-news.journal"), []byte("garbage\n{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = mailrun(t, nil, "send", e.dir, "--yes")
+	r := mailrun(t, nil, "send", e.dir, "--yes")
 	r.want(t, exitUsage, "send with a corrupt journal")
 	if got := len(e.srv.Messages()); got != 0 {
 		t.Errorf("got %d messages, want none", got)
+	}
+}
+
+// The README's exit codes, one table for the commands that read a
+// campaign, so that check, preview and send cannot drift apart again: 2
+// when the campaign itself cannot be used (a problem that is not one
+// row's), 1 when some rows had problems and the others went through, 0
+// only when every row did. status reads the journal the send left, and
+// has none to read after a campaign-level problem.
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name  string
+		spoil func(t *testing.T, dir string)
+		// want is the exit code of check, preview, send and status.
+		want [4]int
+		// sent is the number of messages the relay gets.
+		sent int
+	}{
+		{"no problem", func(*testing.T, string) {}, [4]int{exitOK, exitOK, exitOK, exitOK}, 5},
+		{"campaign-level: a subject template that does not parse", func(t *testing.T, dir string) {
+			replaceInFile(t, filepath.Join(dir, "campaign.yaml"), `subject: "{{.first_name}},`, `subject: "{{.first_name,`)
+		}, [4]int{exitUsage, exitUsage, exitUsage, exitUsage}, 0},
+		{"row-level: one invalid address", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "recipients.csv"), "not-an-address,Bad,Row,x9,free\n")
+		}, [4]int{exitFailed, exitFailed, exitFailed, exitOK}, 5},
+		{"row-level: a template that fails for one row", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "campaign.yaml"), "attachments:\n  - \"files/{{.plan}}.txt\"\n")
+			if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// Only "pro" has its file: the "free" rows cannot be rendered.
+			if err := os.WriteFile(filepath.Join(dir, "files", "pro.txt"), []byte("pro\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, [4]int{exitFailed, exitFailed, exitFailed, exitOK}, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSendEnv(t, "newsletter", smtptest.Options{}, "")
+			tc.spoil(t, e.dir)
+			out := filepath.Join(t.TempDir(), "out")
+			for i, args := range [][]string{
+				{"check", e.dir},
+				{"preview", e.dir, "-o", out},
+				{"send", e.dir, "--yes"},
+				{"status", e.dir},
+			} {
+				r := mailrun(t, nil, args...)
+				r.want(t, tc.want[i], args[0])
+			}
+			if got := len(e.srv.Messages()); tc.sent >= 0 && got != tc.sent {
+				t.Errorf("got %d messages, want %d", got, tc.sent)
+			}
+			files, _ := filepath.Glob(filepath.Join(out, "*.eml"))
+			if tc.want[0] == exitUsage && len(files) != 0 {
+				t.Errorf("preview wrote %d files for a campaign that cannot be used, want none", len(files))
+			}
+		})
+	}
+}
+
+// replaceInFile replaces old, which must be there, with new in the file.
+func replaceInFile(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

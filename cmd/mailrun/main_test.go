@@ -235,7 +235,7 @@ func TestBadInput(t *testing.T) {
 		dir := copyExample(t, "newsletter")
 		appendFile(t, filepath.Join(dir, "recipients.csv"), "not-an-address,No,Body,x9,free\n")
 		r := mailrun(t, nil, "check", dir)
-		r.want(t, exitUsage, "check")
+		r.want(t, exitFailed, "check") // a row's problem, not the campaign's
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if len(lines) != 2 || !problemLine.MatchString(lines[0]) ||
 			!strings.HasPrefix(lines[0], `recipients.csv:7: email: invalid address "not-an-address"`) {

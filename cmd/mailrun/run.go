@@ -134,8 +134,19 @@ func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "mailrun check:", err)
 		return exitUsage
 	}
-	if rep.Errors > 0 {
+	return reportExit(rep)
+}
+
+// reportExit gives check and preview the exit codes of send: 2 when the
+// campaign itself cannot be used (a problem that is not one row's), 1 when
+// some rows had errors and the others rendered (and, for preview, were
+// written), 0 when every row did.
+func reportExit(rep *mailing.Report) int {
+	switch {
+	case rep.CampaignErrors > 0:
 		return exitUsage
+	case rep.Errors > 0 || rep.Failed > 0:
+		return exitFailed
 	}
 	return exitOK
 }
@@ -164,10 +175,7 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintln(stderr, "mailrun preview:", err)
 		return exitUsage
 	}
-	if rep.Failed > 0 {
-		return exitFailed
-	}
-	return exitOK
+	return reportExit(rep)
 }
 
 func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
