@@ -30,7 +30,7 @@ check: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
 test: check
-	$(GO) test -race -timeout 12m ./...
+	$(GO) test -race -shuffle=on -timeout 12m ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -47,7 +47,7 @@ fuzz:
 # recipients: preview of BENCH_N and send of BENCH_SEND_N through a loopback
 # SMTP server, reporting messages per second and the peak memory of mailrun.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./render/ ./sender/ ./campaign/...
+	$(GO) test -run '^$$' -bench . -benchmem ./render/ ./sender/ ./journal/
 	MAILRUN_BENCH=1 MAILRUN_BIN=$(CURDIR)/$(BIN) BENCH_N=$(BENCH_N) BENCH_SEND_N=$(BENCH_SEND_N) \
 	  $(GO) test -run '^TestBench' -v -timeout 30m ./cmd/mailrun/
 
