@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// newCert makes a self-signed ECDSA P-256 certificate for 127.0.0.1 and
-// localhost. It is its own CA so that a client can trust exactly it through
+// newCert makes a self-signed ECDSA P-256 certificate for 127.0.0.1, ::1
+// and localhost. It is its own CA so that a client can trust exactly it through
 // a ca_file, which is how private relays are set up in practice.
 func newCert() (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -35,7 +35,7 @@ func newCert() (tls.Certificate, []byte, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)

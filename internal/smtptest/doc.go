@@ -1,13 +1,15 @@
-// Package smtptest runs an in-process SMTP or LMTP server on 127.0.0.1 for
-// tests: real go-smtp on the wire, never a mock.
+// Package smtptest runs an in-process SMTP or LMTP server on 127.0.0.1 (or
+// [::1]) for tests: real go-smtp on the wire, never a mock.
 //
 // The flow of a test:
 //  1. Start(t, Options{...}) listens on 127.0.0.1:0 with optional STARTTLS
 //     or implicit TLS (a certificate generated for the test, trusted through
 //     CAFile) and optional mandatory AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2).
 //  2. RejectRcpt, RejectRcptTimes, FailCommand, DropAt, DropAfterData,
-//     DropIdle and LMTPStatus inject replies and dropped connections.
+//     DropIdle and LMTPStatus inject replies and dropped connections;
+//     FailCommand also refuses the greeting or EHLO.
 //  3. The code under test talks to Host():Port().
 //  4. Messages, Deliveries, Sessions and MaxConcurrent report what the
-//     server saw; t.Cleanup closes it.
+//     server saw; WaitClosed tells whether the client closed every
+//     connection it opened; t.Cleanup closes the server.
 package smtptest

@@ -37,6 +37,9 @@ type Options struct {
 	// MaxRecipients is advertised as LIMITS RCPTMAX; further RCPTs in a
 	// transaction get 452 4.5.3. Zero means no limit.
 	MaxRecipients int
+	// IPv6 listens on [::1] instead of 127.0.0.1; the certificate covers
+	// both. A test should skip when the machine has no IPv6 loopback.
+	IPv6 bool
 	// DiscardData reads each message to its end but keeps only its
 	// envelope (Message.Data is nil): a benchmark server that holds tens
 	// of megabytes of mail in its heap spends the machine's CPU on
@@ -52,8 +55,8 @@ type Message struct {
 	Data []byte
 }
 
-// Server is an in-process go-smtp server on 127.0.0.1 that records what it
-// accepts and fails chosen commands. Its methods are safe for concurrent use.
+// Server is an in-process go-smtp server on 127.0.0.1 (or [::1]) that
+// records what it accepts and fails chosen commands and dial steps. Its methods are safe for concurrent use.
 type Server struct {
 	opt    Options
 	srv    *smtp.Server
@@ -68,12 +71,13 @@ type Server struct {
 	peak     int
 	sessions int
 	// live counts sessions whose handler has not ended (NewSession to
-	// Logout); ended is signalled when it drops.
+	// Logout); ended is signalled when it or active drops.
 	live  int
 	ended *sync.Cond
 }
 
-// rule is one injected failure: cmd is "MAIL", "RCPT" or "DATA"; addr,
+// rule is one injected failure: cmd is "GREETING", "EHLO", "MAIL", "RCPT",
+// "DATA" or "IDLE"; addr,
 // when set, limits a RCPT rule to one recipient; left < 0 means forever.
 type rule struct {
 	cmd  string
@@ -118,7 +122,11 @@ func Start(t testing.TB, opt Options) *Server {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	laddr := "127.0.0.1:0"
+	if opt.IPv6 {
+		laddr = "[::1]:0"
+	}
+	ln, err := net.Listen("tcp", laddr)
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
@@ -167,7 +175,8 @@ func Start(t testing.TB, opt Options) *Server {
 	return s
 }
 
-// Host returns the listening IP address, "127.0.0.1".
+// Host returns the listening IP address, "127.0.0.1" or "::1" (without
+// brackets).
 func (s *Server) Host() string { return s.addr.IP.String() }
 
 // Port returns the listening TCP port.
@@ -227,6 +236,27 @@ func (s *Server) MaxConcurrent() int {
 	return s.peak
 }
 
+// WaitClosed waits up to d until every connection the server accepted has
+// been closed, and reports whether they all were: a client that leaves a
+// socket open after a failed dial makes it return false. The server
+// closes its side once it reads the client's close, so a client that
+// closed is seen at once, without polling.
+func (s *Server) WaitClosed(d time.Duration) bool {
+	timer := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.ended.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
+	end := time.Now().Add(d)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.active > 0 && time.Now().Before(end) {
+		s.ended.Wait()
+	}
+	return s.active == 0
+}
+
 // RejectRcpt makes every RCPT TO for addr fail with the given reply, e.g.
 // RejectRcpt("ann@example.org", 550, "5.1.1", "no such user").
 func (s *Server) RejectRcpt(addr string, code int, enhanced, text string) {
@@ -243,12 +273,18 @@ func (s *Server) RejectRcptTimes(addr string, n, code int, enhanced, text string
 // where DATA means the reply to the final ".") fail with the given reply;
 // n < 0 means forever. A 421 reply is sent but the connection stays open,
 // as a client must close it itself (RFC 5321 section 3.8).
+//
+// Two dial steps can fail too: "EHLO" (which also covers HELO and LHLO)
+// answers with the reply and goes on reading commands; "GREETING" sends
+// the reply instead of the 220 and closes the connection, as a server
+// that refuses a client outright does. GREETING is for plaintext servers
+// (TLS "" or "starttls").
 func (s *Server) FailCommand(cmd string, n, code int, enhanced, text string) {
 	s.addRule(&rule{cmd: strings.ToUpper(cmd), left: n, err: smtpErr(code, enhanced, text)})
 }
 
-// DropAt makes the next n commands cmd ("MAIL", "RCPT" or "DATA") close the
-// connection without a reply. For "DATA" the whole message is read and
+// DropAt makes the next n commands cmd ("EHLO", "MAIL", "RCPT" or "DATA")
+// close the connection without a reply. For "DATA" the whole message is read and
 // recorded first: the client has sent the final "." and gets no answer,
 // the ambiguous case of RFC 1047.
 func (s *Server) DropAt(cmd string, n int) {
@@ -311,6 +347,15 @@ func smtpErr(code int, enhanced, text string) *smtp.SMTPError {
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	// go-smtp opens a session on EHLO, HELO or LHLO and answers an error
+	// from here with its code.
+	if r := s.match("EHLO", ""); r != nil {
+		if r.drop {
+			_ = c.Conn().Close()
+			return nil, errDropped
+		}
+		return nil, r.err
+	}
 	s.mu.Lock()
 	s.live++
 	s.mu.Unlock()
@@ -468,7 +513,23 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.s.active++
 	l.s.peak = max(l.s.peak, l.s.active)
 	l.s.mu.Unlock()
-	return &countingConn{Conn: c, s: l.s}, nil
+	cc := &countingConn{Conn: c, s: l.s}
+	if r := l.s.match("GREETING", ""); r != nil {
+		// go-smtp then greets a closed connection, fails to read from it
+		// and ends the session; it never sees the client.
+		_, _ = io.WriteString(cc, replyLine(r.err))
+		_ = cc.Close()
+	}
+	return cc, nil
+}
+
+// replyLine formats e as one reply line, for replies sent around go-smtp.
+func replyLine(e *smtp.SMTPError) string {
+	if e.EnhancedCode == smtp.NoEnhancedCode {
+		return fmt.Sprintf("%d %s\r\n", e.Code, e.Message)
+	}
+	c := e.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", e.Code, c[0], c[1], c[2], e.Message)
 }
 
 // countingConn lowers the active count before the socket closes, so a
@@ -484,6 +545,7 @@ func (c *countingConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		c.s.active--
+		c.s.ended.Broadcast()
 		c.s.mu.Unlock()
 	})
 	return c.Conn.Close()

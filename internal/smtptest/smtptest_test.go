@@ -2,10 +2,12 @@ package smtptest
 
 import (
 	"errors"
+	"net"
 	"net/smtp"
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServerRecords checks the server with the standard library client, so
@@ -77,5 +79,73 @@ func TestServerDiscardData(t *testing.T) {
 	msgs := s.Messages()
 	if len(msgs) != 1 || msgs[0].From != "a@example.org" || strings.Join(msgs[0].To, ",") != "b@example.org,c@example.org" || msgs[0].Data != nil {
 		t.Fatalf("got %+v, want the envelope without data", msgs)
+	}
+}
+
+// FailCommand refuses the greeting (and closes) or EHLO (and goes on),
+// and WaitClosed sees the client's close.
+func TestFailGreetingAndEHLO(t *testing.T) {
+	s := Start(t, Options{})
+	s.FailCommand("GREETING", 1, 554, "5.7.1", "no service for you")
+	s.FailCommand("EHLO", 1, 550, "5.7.1", "go away")
+
+	tc, err := textproto.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = tc.ReadResponse(220)
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code != 554 || te.Msg != "5.7.1 no service for you" {
+		t.Fatalf("greeting: got %v, want 554 5.7.1", err)
+	}
+	_ = tc.Close()
+
+	tc, err = textproto.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tc.ReadResponse(220); err != nil {
+		t.Fatalf("second greeting: %v", err)
+	}
+	for i, want := range []int{550, 250} {
+		id, err := tc.Cmd("EHLO client.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.StartResponse(id)
+		code, _, _ := tc.ReadResponse(0)
+		tc.EndResponse(id)
+		if code != want {
+			t.Errorf("EHLO %d: got %d, want %d", i, code, want)
+		}
+	}
+	if s.WaitClosed(50 * time.Millisecond) {
+		t.Error("WaitClosed reported closed while the client holds a connection")
+	}
+	_ = tc.Close()
+	if !s.WaitClosed(10 * time.Second) {
+		t.Error("WaitClosed did not see the client close")
+	}
+	if got := s.Sessions(); got != 2 {
+		t.Errorf("got %d sessions, want 2", got)
+	}
+}
+
+// IPv6 listens on ::1; the test skips where the machine has none.
+func TestServerIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	_ = ln.Close()
+	s := Start(t, Options{IPv6: true})
+	if s.Host() != "::1" || !strings.HasPrefix(s.Addr(), "[::1]:") {
+		t.Fatalf("got host %q, addr %q", s.Host(), s.Addr())
+	}
+	if err := smtp.SendMail(s.Addr(), nil, "a@example.org", []string{"b@example.org"}, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if s.Deliveries("b@example.org") != 1 {
+		t.Error("message not delivered over IPv6")
 	}
 }
