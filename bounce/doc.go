@@ -1,5 +1,6 @@
 // Package bounce turns the messages of a bounce mailbox into suppressed
-// addresses and journal marks: the engine of `mailrun bounces`.
+// addresses and journal marks: the engine of `mailrun bounces`, which
+// mailing.Bounces wires to the campaign, the mailbox and the journal.
 //
 // The flow of Process (one run over one mailbox):
 //  1. Mailbox.List, then for each message Mailbox.Fetch and Parse, which
@@ -12,6 +13,8 @@
 //     Options.WriteTo in one atomic replace, before the mailbox changes, so
 //     a crash loses no bounce.
 //  3. Options.Mark records each hard-bounced recipient in the journal.
+//     Addresses are compared by campaign.AddrKey, the rule the suppress
+//     lists and the journal use too.
 //  4. Mailbox.Move or Mailbox.Delete per Options.After; messages that are not
 //     bounces are never deleted.
 //  5. Summary.Print reports hard, soft, not-a-bounce and errors, sorted.

@@ -1,33 +1,31 @@
-// Package campaign is what mailrun sends and to whom: the campaign file, the
-// recipient stream, the suppress lists, and the check and preview runs built
-// on them. It turns files into render.Config and render.Recipient values;
-// the bytes of a message are made by package render only.
+// Package campaign is what mailrun sends and to whom: the campaign file and
+// its list. It turns files into values (render.Config, render.Recipient)
+// and problems ("campaign.yaml:7: subject: ..."); it knows nothing of the
+// wire or the journal. Package mailing runs a campaign: check, preview,
+// send.
 //
 // The flow, one function per step:
 //
 //  1. Load reads campaign.yaml strictly (unknown keys and a plain password
-//     are errors with their line), applies the defaults and validates every
-//     section, collecting every Problem ("campaign.yaml:7: subject: ...").
-//  2. RenderConfig maps the campaign to render.Config (loading the DKIM key);
-//     Password, Rate and File give what the smtp, send and bounces sections
-//     need beyond their fields.
+//     are errors with their line), applies the campaign's own defaults
+//     (name, mode, send policy; the wire's defaults are sender's) and
+//     validates every section (Campaign.validate, one method per section),
+//     collecting every Problem. Header names and DKIM keys are checked with
+//     render's rules (render.CheckHeaderName, render.ParseDKIMKey), not
+//     copies of them. Campaign.Problem places a problem found later (by
+//     the wire's own check, say) on its key's line.
+//  2. RenderConfig maps the campaign to render.Config (loading the DKIM
+//     key); Password, Rate and File give what the smtp, send and bounces
+//     sections need beyond their fields.
 //  3. OpenRecipients streams the CSV; Recipients.Next returns one
 //     render.Recipient per row, or the row's Problems (bad address, wrong
 //     field count, duplicate in another letter case, ...) and goes on.
 //  4. LoadSuppressions reads the suppress files; Suppressions.Suppressed
-//     tells which recipients to skip. AppendSuppress adds bounced addresses.
-//  5. Check renders every row and discards the result, printing every
-//     problem and a summary; Preview writes one .eml per recipient (or one
-//     group.eml). Both return a Report; the caller exits 2 when it counts
-//     errors.
-//  6. Run (the send) reuses steps 1 to 4: it opens and locks the journal
-//     (package journal), skips recipients an earlier run settled, renders
-//     ahead on GOMAXPROCS goroutines and hands each message, in CSV order,
-//     to send.concurrency workers that journal the intent (durable before
-//     the message can be accepted: before the body after DATA, before the
-//     group with BDAT), deliver through a Mailer (sender.Pool) and journal
-//     the outcome. TestSend, Count, WriteReport and OverrideSMTP serve the
-//     other send options; package bounce reads bounces back.
+//     tells which recipients to skip. AppendSuppress adds bounced
+//     addresses.
+//  5. AddrKey is the one rule for "the same recipient" (the whole address,
+//     trimmed and lower-cased): duplicates, suppress lists, bounces and the
+//     journal all compare addresses through it.
 //
 // Init writes a small working campaign to start from.
 //

@@ -3,8 +3,9 @@
 // no maintained Go library fits).
 //
 // The flow of one session:
-//  1. Open checks the Config (security none only for loopback hosts, no
-//     CR/LF in any value), dials with implicit TLS or plain TCP, trusting the
+//  1. Open checks the Config as Check does (defaults for port, security
+//     and folder; security none only for loopback hosts; no CR/LF in any
+//     value; a refused setting is a *ConfigError naming it), dials with implicit TLS or plain TCP, trusting the
 //     system roots plus CAFile, upgrades with STARTTLS/STLS when asked (never
 //     falling back to plaintext), logs in and, for IMAP, selects the folder.
 //  2. List returns the messages present as Items: IMAP UIDs or POP3 UIDLs.
@@ -17,5 +18,6 @@
 //     that breaks midway deletes nothing.
 //
 // Errors name the protocol, address and user, never the password. The
-// dovecottest sub-package starts a private Dovecot for tests.
+// package imports nothing of mailrun; internal/dovecottest starts a
+// private Dovecot for its tests.
 package mailbox
