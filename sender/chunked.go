@@ -1,10 +1,9 @@
 package sender
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/textproto"
+	"strconv"
 	"time"
 )
 
@@ -12,6 +11,10 @@ import (
 // whole group leaves in one write; a larger one is written after them, so
 // a big attachment is never held twice.
 const oneWrite = 256 << 10
+
+// lostSent is the text of an Unknown outcome once a chunked group has
+// left: the server may have the message.
+const lostSent = "no reply after the message was sent"
 
 // sendChunked is Send for a server that offers CHUNKING and PIPELINING
 // (RFC 3030, RFC 2920): RSET (when the connection carried a transaction),
@@ -27,209 +30,192 @@ const oneWrite = 256 << 10
 // server that refuses MAIL FROM or every RCPT TO still reads and drops the
 // chunk (RFC 3030 section 2), answering BDAT with an error. A write that
 // fails is a retry: the server cannot accept an incomplete LAST chunk.
-func (cn *Conn) sendChunked(ctx context.Context, res *Result, from string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
-	to := make([]string, len(res.Rcpts))
-	var sent []int // recipients whose RCPT TO goes out
-	for i := range res.Rcpts {
-		to[i] = res.Rcpts[i].Addr
-		if err := checkAddr(to[i]); err != nil {
-			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
-			continue
-		}
-		sent = append(sent, i)
+//
+// The steps: reuseCheck, the commit hook, writeChunked, then
+// chunkedReplies.
+func (cn *Conn) sendChunked(t *txn) (*Result, error) {
+	rset, e := cn.reuseCheck()
+	if e != nil {
+		return t.fail(e)
 	}
-	if len(sent) == 0 {
-		return res, nil
+	if e := cn.commitNow(); e != nil {
+		return t.fail(e)
 	}
-	stale := false
-	if cn.needRset && cn.raw != nil {
-		// The server closed or reset the connection, or spoke, since its
-		// last reply (peek_unix.go); the buffered check below covers what
-		// was read already.
-		stale, _ = peekStale(cn.raw.Conn)
+	if e := cn.writeChunked(t, rset); e != nil {
+		return t.fail(e)
 	}
-	if stale || cn.sc.Text.R.Buffered() > 0 {
-		// The server spoke unasked after its last reply (a "421 too many
-		// messages" before it closes, say): the connection is out of
-		// step, and nothing of this transaction has left, so a Pool
-		// retries at once on a new one. Found here it costs nothing;
-		// found in the replies to the group it would leave the message
-		// Unknown.
-		cn.kill()
-		return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server closed the connection or spoke out of turn")}})
-	}
-	rset := cn.needRset
-	if rset && time.Since(cn.lastReply) > foldWithin {
-		// Idle long enough to have been dropped: find out with a lone RSET,
-		// which a Pool retries at once on a new connection when it fails.
-		if err := cn.Reset(); err != nil {
-			e := asErr(err)
-			if !e.hasReply() {
-				e.Err = &staleConnError{e.Err}
-			}
-			return fail(e)
-		}
-		rset = false
-	}
-	if err := cn.commitNow(); err != nil {
-		return fail(err)
-	}
+	cn.needRset = true
+	return cn.chunkedReplies(t, rset)
+}
 
-	w := cn.sc.Text.W
+// reuseCheck makes sure a reused connection is alive before a group that
+// carries the message is written, and reports whether the group must
+// lead with RSET. A connection found dead here costs a redial (the error
+// wraps staleConnError); found dead in the replies to the group, it would
+// leave the message Unknown.
+func (cn *Conn) reuseCheck() (rset bool, e *Error) {
+	if !cn.needRset {
+		return false, nil
+	}
+	// The server closed or reset the connection, or spoke, since its last
+	// reply (peek_unix.go); the buffered check covers what was read
+	// already. Speaking unasked (a "421 too many messages" before it
+	// closes, say) puts the connection out of step.
+	stale, _ := peekStale(cn.raw.Conn)
+	if stale || cn.r.R.Buffered() > 0 {
+		cn.kill()
+		return false, &Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server closed the connection or spoke out of turn")}}
+	}
+	if time.Since(cn.lastReply) <= foldWithin {
+		return true, nil
+	}
+	// Idle long enough to have been dropped: find out with a lone RSET,
+	// which a Pool retries at once on a new connection when it fails.
+	if err := cn.Reset(); err != nil {
+		e := asErr(err)
+		if !e.hasReply() {
+			e.Err = &staleConnError{e.Err}
+		}
+		return false, e
+	}
+	return false, nil
+}
+
+// writeChunked writes the group and the message. The commands and, up to
+// oneWrite bytes, the message go to the socket in one write: through the
+// 4 KiB bufio.Writer a message of a few KiB took two, and a write is a
+// tenth of a send's CPU on loopback.
+func (cn *Conn) writeChunked(t *txn, rset bool) *Error {
 	cn.deadline(cn.c.cfg.Timeout)
-	// The commands and, up to oneWrite bytes, the message go to the socket
-	// in one write: through the 4 KiB bufio.Writer a message of a few KiB
-	// took two, and a write is a tenth of a send's CPU on loopback.
-	group := make([]byte, 0, 256+len(to)*64+min(len(msg), oneWrite))
-	cmd := func(line string) {
-		cn.tr.note("C: ", line)
-		group = append(append(group, line...), '\r', '\n')
-	}
+	msg := t.msg
+	group := make([]byte, 0, 256+len(t.sent)*64+min(len(msg), oneWrite))
 	if rset {
-		cmd("RSET")
+		group = cn.appendCmd(group, "RSET")
 	}
-	cmd("MAIL FROM:<" + from + ">" + cn.mailParams(from, to))
-	for _, i := range sent {
-		cmd("RCPT TO:<" + to[i] + ">")
+	group = cn.appendCmd(group, "MAIL FROM:<", t.from, ">", cn.mailParams(t.from, t.to))
+	for _, i := range t.sent {
+		group = cn.appendCmd(group, "RCPT TO:<", t.to[i], ">")
 	}
-	cmd(fmt.Sprintf("BDAT %d LAST", len(msg)))
-	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
+	start := len(group)
+	group = append(group, "BDAT "...)
+	group = append(strconv.AppendInt(group, int64(len(msg)), 10), " LAST"...)
+	if cn.tr != nil {
+		cn.tr.client(string(group[start:]))
+	}
+	group = append(group, '\r', '\n')
+	if cn.tr != nil {
+		cn.tr.client("[message, " + strconv.Itoa(len(msg)) + " bytes]")
+	}
 	rest := msg
 	if len(msg) <= oneWrite {
 		group, rest = append(group, msg...), nil
 	}
-	// bufio.Writer passes a write larger than its free space straight to
-	// the socket when it holds nothing, as here after the last Flush.
-	err := cn.writeBody(w, group)
+	err := cn.writeBody(group)
 	if err == nil {
-		err = cn.writeBody(w, rest)
+		err = cn.writeBody(rest)
 	}
 	if err == nil {
 		cn.deadline(cn.c.cfg.Timeout)
-		err = w.Flush()
+		err = cn.w.Flush()
 	}
-	if err != nil {
-		cn.kill()
-		if rset {
-			// The leading RSET found the connection dead; the chunk was cut
-			// short, so nothing can have been accepted.
-			return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}})
-		}
-		return fail(&Error{Command: "BDAT", Temporary: true, Err: err})
+	if err == nil {
+		return nil
 	}
-	cn.needRset = true
+	cn.kill()
+	if rset {
+		// The leading RSET found the connection dead; the chunk was cut
+		// short, so nothing can have been accepted.
+		return &Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}}
+	}
+	return &Error{Command: "BDAT", Temporary: true, Err: err}
+}
 
-	// From here on the server may have the whole message. lost settles
-	// every recipient not yet refused as Unknown when a reply is missing.
-	lost := func(cmd string, err error) (*Result, error) {
-		cn.kill()
-		e := &Error{Command: cmd, Text: "no reply after the message was sent", Err: err}
-		for i := range res.Rcpts {
-			if res.Rcpts[i].Status == 0 {
-				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Unknown, Err: e}
-			}
-		}
-		return res, e
-	}
-	// Every reply is read, even after a 421: a server that says it is
-	// closing may still run the commands it had already read (go-smtp
-	// does), so only the reply to BDAT tells whether the message went. A
-	// 421 closes the connection once the group is read.
+// chunkedReplies reads the replies to a chunked group in order and
+// settles the recipients. Every reply is read, even after a 421: a server
+// that says it is closing may still run the commands it had already read
+// (go-smtp does), so only the reply to BDAT tells whether the message
+// went. A 421 closes the connection once the group is read. From here on
+// the server may have the whole message, so a missing reply leaves every
+// recipient not yet refused Unknown (lost).
+func (cn *Conn) chunkedReplies(t *txn, rset bool) (*Result, error) {
+	res := t.res
 	closeAfter := false
 	if rset {
 		// A refused RSET does not stop the transaction that follows.
 		if _, e := cn.groupReply("RSET", cn.c.cfg.Timeout); e != nil {
 			if !e.hasReply() {
-				return lost("RSET", e.Err)
+				return cn.lost(res, "RSET", lostSent, e.Err)
 			}
-			closeAfter = closeAfter || e.Code == 421
+			closeAfter = e.Code == 421
 		}
 	}
 	if _, e := cn.groupReply("MAIL FROM", cn.c.cfg.Timeout); e != nil {
-		if !e.hasReply() {
-			return lost("MAIL FROM", e.Err)
-		}
-		e.fatal = e.Code/100 == 5
-		// No transaction: the RCPT TO and BDAT replies are refusals to
-		// read past, unless the server was still in another transaction.
-		if cn.drainChunked(len(sent)) {
-			return lost("BDAT", fmt.Errorf("the server went on after refusing MAIL FROM (%d)", e.Code))
-		}
-		if e.Code == 421 {
-			cn.kill()
-		}
-		return fail(e)
+		return cn.mailRefused(t, e)
 	}
-	var accepted []int
+	accepted, closing, e := cn.chunkedRcptReplies(t)
+	if e != nil {
+		return cn.lost(res, "RCPT TO", lostSent, e.Err)
+	}
+	if closeAfter || closing {
+		defer cn.kill()
+	}
+	if len(accepted) == 0 {
+		return cn.emptyChunkReply(res)
+	}
+	return cn.settleMessage(res, accepted, "BDAT", lostSent)
+}
+
+// mailRefused settles a chunked group whose MAIL FROM got e. Without a
+// transaction the RCPT TO and BDAT replies are refusals to read past,
+// unless the server was still in another transaction (drainChunked).
+func (cn *Conn) mailRefused(t *txn, e *Error) (*Result, error) {
+	if !e.hasReply() {
+		return cn.lost(t.res, "MAIL FROM", lostSent, e.Err)
+	}
+	e.fatal = e.Code/100 == 5
+	if cn.drainChunked(len(t.sent)) {
+		return cn.lost(t.res, "BDAT", lostSent, fmt.Errorf("the server went on after refusing MAIL FROM (%d)", e.Code))
+	}
+	if e.Code == 421 {
+		cn.kill()
+	}
+	return t.fail(e)
+}
+
+// chunkedRcptReplies reads the replies to the RCPT TO of a chunked group
+// and returns the indexes of the accepted recipients, whether a 421 asked
+// to close, and the *Error of a missing reply.
+func (cn *Conn) chunkedRcptReplies(t *txn) (accepted []int, closing bool, lost *Error) {
 	var over *Error // the first 452: it ends the batch (RFC 5321 section 4.5.3.1.10)
-	for _, i := range sent {
+	for _, i := range t.sent {
 		_, e := cn.groupReply("RCPT TO", cn.c.cfg.Timeout)
 		if e == nil {
 			accepted = append(accepted, i)
 			continue
 		}
 		if !e.hasReply() {
-			return lost("RCPT TO", e.Err)
+			return accepted, closing, e
 		}
-		closeAfter = closeAfter || e.Code == 421
-		over = refuseRcpt(&res.Rcpts[i], e, over)
+		closing = closing || e.Code == 421
+		over = refuseRcpt(&t.res.Rcpts[i], e, over)
 	}
-	r, e := cn.groupReply("BDAT", cn.c.cfg.DataTimeout)
-	if closeAfter || e != nil && e.Code == 421 {
-		defer cn.kill()
-	}
-	if e != nil {
-		if !e.hasReply() {
-			return lost("BDAT", e.Err)
-		}
-		if len(accepted) == 0 {
-			return res, nil // the refusal of a chunk without recipients
-		}
-		cn.settle(res, accepted, e)
-		if e.Code == 421 {
-			return res, e
-		}
-		return res, nil
-	}
-	if len(accepted) == 0 {
-		// A server that accepts a message without recipients is out of
-		// step with us; nothing was delivered.
-		cn.kill()
-		return res, nil
-	}
-	for _, i := range accepted {
-		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
-	}
-	return res, nil
+	return accepted, closing, nil
 }
 
-// groupReply reads the reply to cmd of a chunked group within d and
-// traces it. It returns the reply of a 2xx (RFC 5321 section 4.2.1: any
-// 2xx is a success) with a nil *Error; the *Error of a 4xx or 5xx; and an
-// *Error without a reply (hasReply is false) when there is none, or when
-// its code cannot answer cmd (1xx, 3xx): the server is then out of step
-// with the group, and may have taken the message as much as after a
-// silence.
-func (cn *Conn) groupReply(cmd string, d time.Duration) (Reply, *Error) {
-	cn.deadline(d)
-	code, text, err := cn.sc.Text.ReadResponse(2)
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		code, text = te.Code, te.Msg
-	}
-	if code != 0 {
-		cn.tr.reply(code, text)
-		cn.lastReply = time.Now()
-	}
+// emptyChunkReply reads the one reply to a chunk that no recipient was
+// accepted for, LMTP included: a refusal. A server that accepts it is out
+// of step with the client, though nothing was delivered.
+func (cn *Conn) emptyChunkReply(res *Result) (*Result, error) {
+	_, e := cn.groupReply("BDAT", cn.c.cfg.DataTimeout)
 	switch {
-	case err == nil:
-		return parseReply(code, text), nil
-	case code/100 == 4 || code/100 == 5:
-		return Reply{}, wireError(cmd, err)
-	case code != 0:
-		err = fmt.Errorf("reply %d is out of step with the commands", code)
+	case e == nil:
+		cn.kill()
+	case !e.hasReply():
+		return cn.lost(res, "BDAT", lostSent, e.Err)
+	case e.Code == 421:
+		cn.kill()
 	}
-	return Reply{}, &Error{Command: cmd, Temporary: true, Err: err}
+	return res, nil
 }
 
 // drainChunked reads the replies to the n RCPT TO and the BDAT that

@@ -1,28 +1,24 @@
 package sender
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	gomail "github.com/wneessen/go-mail"
 )
 
 // Client is a validated Config: it dials connections to one relay and is
 // safe for concurrent use.
 type Client struct {
-	cfg      Config
-	tls      *tls.Config
-	authType gomail.SMTPAuthType
-	addr     string
+	cfg Config
+	tls *tls.Config
+	// addr is host:port for net.Dial, with an IPv6 literal bracketed once.
+	addr string
 	// secrets are the forms of the password that a trace must never show.
 	secrets []string
 	// trace wraps cfg.Debug once for all connections; nil without Debug.
@@ -31,68 +27,93 @@ type Client struct {
 
 // New validates cfg, fills its defaults, loads CAFile and returns a Client.
 // It does not connect. It refuses unknown security, auth or protocol
-// values, CR or LF in the HELO name or user name, and AUTH without TLS
-// unless the host is a loopback address (RFC 8314 section 3: credentials
-// travel encrypted).
+// values, CR, LF or NUL in the host, HELO name or user name, and AUTH
+// without TLS unless the host is a loopback address (IsLoopback; RFC 8314
+// section 3: credentials travel encrypted). Every such error is a
+// *ConfigError naming the setting.
 func New(cfg Config) (*Client, error) {
-	if cfg.Host == "" {
-		return nil, errors.New("smtp: host is empty")
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
-	if strings.ContainsAny(cfg.Host+cfg.HELO+cfg.Username, "\r\n\x00") {
-		return nil, errors.New("smtp: host, helo and username must not contain CR, LF or NUL")
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	roots, err := loadRoots(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	host := trimBrackets(cfg.Host)
+	c := &Client{
+		cfg:     cfg,
+		trace:   newTraceWriter(cfg.Debug),
+		tls:     &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12},
+		addr:    net.JoinHostPort(host, strconv.Itoa(cfg.Port)),
+		secrets: secretForms(cfg.Username, cfg.Password),
+	}
+	return c, nil
+}
+
+// check refuses what no default can mend. It works on the values as
+// given, before fill, so a message names what the user wrote.
+func (cfg *Config) check() error {
+	if cfg.Host == "" {
+		return &ConfigError{Field: "host", Message: "host is empty"}
+	}
+	for _, f := range []struct{ field, value string }{{"host", cfg.Host}, {"helo", cfg.HELO}, {"username", cfg.Username}} {
+		if strings.ContainsAny(f.value, "\r\n\x00") {
+			return &ConfigError{Field: f.field, Message: f.field + " must not contain CR, LF or NUL"}
+		}
 	}
 	switch cfg.Protocol {
-	case "":
-		cfg.Protocol = "smtp"
-	case "smtp", "lmtp":
+	case "", "smtp", "lmtp":
 	default:
-		return nil, fmt.Errorf("smtp: unknown protocol %q (want smtp or lmtp)", cfg.Protocol)
+		return &ConfigError{Field: "protocol", Message: fmt.Sprintf("unknown protocol %q (want smtp or lmtp)", cfg.Protocol)}
 	}
 	switch cfg.Security {
-	case "":
-		cfg.Security = "starttls"
-	case "starttls", "tls", "none":
+	case "", "starttls", "tls", "none":
 	default:
-		return nil, fmt.Errorf("smtp: unknown security %q (want starttls, tls or none)", cfg.Security)
+		return &ConfigError{Field: "security", Message: fmt.Sprintf("unknown security %q (want starttls, tls or none)", cfg.Security)}
+	}
+	switch cfg.Auth {
+	case "", "auto", "plain", "login", "cram-md5", "xoauth2", "none":
+	default:
+		return &ConfigError{Field: "auth", Message: fmt.Sprintf("unknown auth %q (want auto, plain, login, cram-md5, xoauth2 or none)", cfg.Auth)}
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return &ConfigError{Field: "port", Message: fmt.Sprintf("invalid port %d", cfg.Port)}
+	}
+	return nil
+}
+
+// fill sets the defaults documented on Config and checks the rules that
+// depend on them: LMTP's security and auth, and AUTH only over TLS or to
+// a loopback host.
+func (cfg *Config) fill() error {
+	if cfg.Protocol == "" {
+		cfg.Protocol = "smtp"
+	}
+	if cfg.Security == "" {
+		cfg.Security = "starttls"
 	}
 	if cfg.Protocol == "lmtp" && cfg.Security == "starttls" {
-		return nil, errors.New("smtp: lmtp supports security tls or none, not starttls")
+		return &ConfigError{Field: "security", Message: "lmtp supports security tls or none, not starttls"}
 	}
-	c := &Client{}
-	switch cfg.Auth {
-	case "":
+	if cfg.Auth == "" {
 		cfg.Auth = "none"
 		if cfg.Username != "" {
 			cfg.Auth = "auto"
 		}
-	case "auto", "plain", "login", "cram-md5", "xoauth2", "none":
-	default:
-		return nil, fmt.Errorf("smtp: unknown auth %q (want auto, plain, login, cram-md5, xoauth2 or none)", cfg.Auth)
 	}
-	if cfg.Auth != "none" {
-		if cfg.Username == "" || cfg.Password == "" {
-			return nil, fmt.Errorf("smtp: auth %s needs a username and a password", cfg.Auth)
-		}
-		if cfg.Security == "none" && !isLoopback(cfg.Host) {
-			return nil, fmt.Errorf("smtp: refusing AUTH without TLS to %s (security none is for loopback hosts)", cfg.Host)
-		}
-		if cfg.Protocol == "lmtp" && cfg.Auth != "plain" && cfg.Auth != "login" && cfg.Auth != "auto" {
-			return nil, fmt.Errorf("smtp: lmtp supports auth plain, login or auto, not %s", cfg.Auth)
-		}
-	}
-	if err := c.authType.UnmarshalString(cfg.Auth); err != nil {
-		return nil, fmt.Errorf("smtp: auth: %w", err)
+	if err := cfg.checkAuth(); err != nil {
+		return err
 	}
 	if cfg.Port == 0 {
-		cfg.Port = defaultPort(cfg.Protocol, cfg.Security)
-	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		return nil, fmt.Errorf("smtp: invalid port %d", cfg.Port)
+		cfg.Port = DefaultPort(cfg.Protocol, cfg.Security)
 	}
 	if cfg.HELO == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, fmt.Errorf("smtp: helo: %w", err)
+			return &ConfigError{Field: "helo", Message: "helo is empty and the host name is unknown", Err: err}
 		}
 		cfg.HELO = h
 	}
@@ -102,39 +123,69 @@ func New(cfg Config) (*Client, error) {
 	if cfg.DataTimeout <= 0 {
 		cfg.DataTimeout = 10 * time.Minute
 	}
+	return nil
+}
+
+// checkAuth applies the AUTH rules once Auth and Security are known.
+func (cfg *Config) checkAuth() error {
+	if cfg.Auth == "none" {
+		return nil
+	}
+	switch {
+	case cfg.Username == "":
+		return &ConfigError{Field: "username", Message: fmt.Sprintf("auth %s needs a username and a password", cfg.Auth)}
+	case cfg.Password == "":
+		return &ConfigError{Field: "password", Message: fmt.Sprintf("auth %s needs a username and a password", cfg.Auth)}
+	case cfg.Security == "none" && !IsLoopback(cfg.Host):
+		return &ConfigError{Field: "security", Message: fmt.Sprintf("refusing AUTH without TLS to %s (security none is for loopback hosts)", cfg.Host)}
+	case cfg.Protocol == "lmtp" && cfg.Auth != "plain" && cfg.Auth != "login" && cfg.Auth != "auto":
+		return &ConfigError{Field: "auth", Message: fmt.Sprintf("lmtp supports auth plain, login or auto, not %s", cfg.Auth)}
+	}
+	return nil
+}
+
+// loadRoots returns the system's trusted CAs plus those of caFile.
+func loadRoots(caFile string) (*x509.CertPool, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
 	}
-	if cfg.CAFile != "" {
-		pemBytes, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("smtp: ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("smtp: ca_file %s: no PEM certificate found", cfg.CAFile)
-		}
+	if caFile == "" {
+		return roots, nil
 	}
-	c.cfg = cfg
-	c.trace = newTraceWriter(cfg.Debug)
-	c.tls = &tls.Config{ServerName: cfg.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}
-	c.addr = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	if len(cfg.Password) >= 3 {
-		p := cfg.Password
-		b64 := base64.StdEncoding.EncodeToString
-		c.secrets = []string{
-			p, b64([]byte(p)),
-			b64([]byte("\x00" + cfg.Username + "\x00" + p)),
-			b64([]byte(cfg.Username + "\x00" + cfg.Username + "\x00" + p)),
-			b64([]byte("user=" + cfg.Username + "\x01auth=Bearer " + p + "\x01\x01")),
-		}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, &ConfigError{Field: "ca_file", Message: "cannot read ca_file", Err: err}
 	}
-	return c, nil
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		return nil, &ConfigError{Field: "ca_file", Message: fmt.Sprintf("ca_file %s: no PEM certificate found", caFile)}
+	}
+	return roots, nil
 }
 
-// defaultPort is 587 for submission with STARTTLS, 465 for implicit TLS
-// (RFC 8314), 25 for plain SMTP and 24 for LMTP (RFC 2033).
-func defaultPort(protocol, security string) int {
+// secretForms lists every form in which a client sends the password: as
+// is, base64 (LOGIN), and inside the PLAIN and XOAUTH2 payloads. A
+// password shorter than 3 bytes would blank out ordinary text, so it is
+// left to the structural redaction of AUTH alone.
+func secretForms(user, pass string) []string {
+	if len(pass) < 3 {
+		return nil
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	return []string{
+		pass, b64([]byte(pass)),
+		b64([]byte("\x00" + user + "\x00" + pass)),
+		b64([]byte(user + "\x00" + user + "\x00" + pass)),
+		b64([]byte("user=" + user + "\x01auth=Bearer " + pass + "\x01\x01")),
+	}
+}
+
+// DefaultPort is the port a relay listens on when Config.Port is zero: 24
+// for LMTP whatever the security (RFC 2033 section 5), 465 for implicit
+// TLS (RFC 8314 section 7.3), 587 for submission with STARTTLS (RFC 6409)
+// and 25 for plain SMTP. Other packages call it rather than keep their
+// own table.
+func DefaultPort(protocol, security string) int {
 	switch {
 	case protocol == "lmtp":
 		return 24
@@ -146,142 +197,23 @@ func defaultPort(protocol, security string) int {
 	return 25
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host names this machine: "localhost", any
+// address of 127.0.0.0/8, or ::1, an IPv6 literal with or without its
+// brackets ("[::1]"). It resolves nothing. It is the rule by which AUTH
+// without TLS is allowed.
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(trimBrackets(host))
 	return ip != nil && ip.IsLoopback()
 }
 
-// dialState remembers, for one dial, the raw connection (go-mail v0.8.1
-// does not close it when the handshake fails) and how far the dial got.
-type dialState struct {
-	raw    *trackedConn
-	dialed bool
-}
-
-// dialer returns the DialContextFunc for one connection. Implicit TLS is
-// done here because go-mail skips its own TLS dialer once a dial function
-// is set; returning the *tls.Conn itself lets go-mail see that the
-// connection is encrypted.
-func (c *Client) dialer(st *dialState) gomail.DialContextFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		st.raw = &trackedConn{Conn: conn}
-		st.dialed = true
-		if c.cfg.Security != "tls" {
-			return st.raw, nil
-		}
-		tc := tls.Client(st.raw, c.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, err
-		}
-		return tc, nil
+// trimBrackets removes one pair of brackets around an IPv6 literal, as
+// users write it in URLs ("[::1]"); net.JoinHostPort adds them back.
+func trimBrackets(host string) string {
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
 	}
-}
-
-// Dial opens one connection: TCP, greeting, EHLO (LHLO for LMTP),
-// STARTTLS or implicit TLS, and AUTH. The error is an *Error; IsFatal
-// reports TLS, STARTTLS and authentication failures and 5xx replies, the
-// rest (refused connection, 4xx) is temporary.
-func (c *Client) Dial(ctx context.Context) (*Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
-	}
-	if c.cfg.Protocol == "lmtp" {
-		return c.dialLMTP(ctx)
-	}
-	st := &dialState{}
-	tr := newTracer(c.trace, c.secrets)
-	policy := gomail.TLSMandatory
-	switch c.cfg.Security {
-	case "tls":
-		// The connection is already TLS; opportunistic makes go-mail read
-		// the TLS state and mark the session encrypted, which its AUTH
-		// auto-discovery needs to consider PLAIN and LOGIN.
-		policy = gomail.TLSOpportunistic
-	case "none":
-		policy = gomail.NoTLS
-	}
-	opts := []gomail.Option{
-		gomail.WithPort(c.cfg.Port),
-		gomail.WithTimeout(c.cfg.Timeout),
-		gomail.WithHELO(c.cfg.HELO),
-		gomail.WithTLSPolicy(policy),
-		gomail.WithTLSConfig(c.tls),
-		gomail.WithSMTPAuth(c.authType),
-		gomail.WithDialContextFunc(c.dialer(st)),
-		// The tracer always listens: it tells which command failed.
-		gomail.WithLogger(tr),
-		gomail.WithDebugLog(),
-	}
-	if c.authType != gomail.SMTPAuthNoAuth {
-		opts = append(opts, gomail.WithUsername(c.cfg.Username), gomail.WithPassword(c.cfg.Password))
-	}
-	// One go-mail client per connection: its logger is per client, and the
-	// logger is how we learn which step of the dial failed.
-	gc, err := gomail.NewClient(c.cfg.Host, opts...)
-	if err != nil {
-		return nil, &Error{Command: "CONNECT", fatal: true, Err: fmt.Errorf("configure: %w", err)}
-	}
-	sc, err := gc.DialToSMTPClientWithContext(ctx)
-	if err != nil {
-		if st.raw != nil {
-			_ = st.raw.Close()
-		}
-		return nil, c.dialError(st, tr, err)
-	}
-	tr.dialDone()
-	cn := &Conn{c: c, sc: sc, raw: st.raw, tr: tr, lastReply: time.Now()}
-	cn.pipelining, _ = sc.Extension("PIPELINING")
-	cn.eightBit, _ = sc.Extension("8BITMIME")
-	cn.utf8, _ = sc.Extension("SMTPUTF8")
-	if ok, _ := sc.Extension("CHUNKING"); ok && cn.pipelining && !c.cfg.NoChunking {
-		cn.chunking = true
-	}
-	return cn, nil
-}
-
-// dialError classifies a failed dial by the error's type and by the last
-// command the tracer saw.
-func (c *Client) dialError(st *dialState, tr *tracer, err error) *Error {
-	cmd := tr.phase()
-	if !st.dialed || cmd == "" {
-		cmd = "CONNECT"
-	}
-	switch {
-	case isTLSError(err):
-		if c.cfg.Security == "starttls" {
-			cmd = "STARTTLS"
-		}
-		return &Error{Command: cmd, Text: "TLS failure", Err: err, fatal: true}
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return &Error{Command: cmd, Temporary: true, Err: err}
-	}
-	e := wireError(cmd, err)
-	if e.hasReply() {
-		// Greeting, EHLO, STARTTLS or AUTH refused: a 5xx will not change.
-		e.fatal = e.Code/100 == 5
-		return e
-	}
-	if isNetError(err) {
-		return e
-	}
-	// Neither a reply nor the network: go-mail refused locally. The one
-	// check it makes before STARTTLS is that the server offers it.
-	e.Temporary = false
-	e.fatal = true
-	if c.cfg.Security == "starttls" && !tr.sawStartTLS() {
-		e.Command = "STARTTLS"
-		e.Text = "server does not offer STARTTLS; refusing to send in plaintext"
-		e.Err = nil
-	} else if c.authType != gomail.SMTPAuthNoAuth {
-		e.Command = "AUTH"
-	}
-	return e
+	return host
 }

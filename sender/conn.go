@@ -1,29 +1,32 @@
 package sender
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	gsmtp "github.com/emersion/go-smtp"
-	mailsmtp "github.com/wneessen/go-mail/smtp"
 )
 
 // Conn is one open SMTP or LMTP connection. It is not safe for concurrent
 // use; a Pool shares connections between goroutines.
 type Conn struct {
 	c   *Client
-	sc  *mailsmtp.Client // SMTP, dialled by go-mail
-	lc  *gsmtp.Client    // LMTP, go-smtp
 	raw *trackedConn
-	tr  *tracer
+	// tlsConn is the TLS connection over raw, nil without TLS.
+	tlsConn *tls.Conn
+	// r and w carry the conversation, over tlsConn once there is one.
+	r  *textproto.Reader
+	w  *bufio.Writer
+	tr *tracer
+	// lmtp is set for LMTP: the end of a message gets one reply per
+	// accepted recipient (RFC 2033 section 4.2).
+	lmtp bool
 	// commit, when set (by a Pool for one transaction), is called before
 	// the body is sent; see Hooks.Commit.
 	commit func() error
@@ -38,7 +41,7 @@ type Conn struct {
 	// spending a round trip on it before reuse.
 	needRset bool
 	// eightBit and utf8 record the server's 8BITMIME and SMTPUTF8, which
-	// decide the MAIL FROM parameters as go-mail's Mail does.
+	// decide the MAIL FROM parameters (mailParams).
 	eightBit, utf8 bool
 	// chunking is set when the server offers CHUNKING and PIPELINING and
 	// Config.NoChunking is not: Send then uses sendChunked.
@@ -57,64 +60,6 @@ type Conn struct {
 // trip to find out. A variable so that tests can shorten it.
 var foldWithin = time.Second
 
-// dialLMTP opens an LMTP connection with go-smtp's client, which, unlike
-// go-mail, speaks LHLO and returns one reply per recipient after DATA.
-func (c *Client) dialLMTP(ctx context.Context) (*Conn, error) {
-	tr := newTracer(c.trace, c.secrets)
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", c.addr)
-	if err != nil {
-		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
-	}
-	raw := &trackedConn{Conn: nc}
-	var conn net.Conn = raw
-	if c.cfg.Security == "tls" {
-		tc := tls.Client(raw, c.tls)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			_ = raw.Close()
-			if isTLSError(err) {
-				return nil, &Error{Command: "CONNECT", Text: "TLS failure", Err: err, fatal: true}
-			}
-			return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
-		}
-		conn = tc
-	}
-	lc := gsmtp.NewClientLMTP(conn)
-	lc.CommandTimeout = c.cfg.Timeout
-	lc.SubmissionTimeout = c.cfg.DataTimeout
-	lc.DebugWriter = &lmtpTrace{t: tr}
-	fail := func(cmd string, err error) (*Conn, error) {
-		_ = lc.Close()
-		e := wireError(cmd, err)
-		e.fatal = e.Code/100 == 5 || (!e.hasReply() && !isNetError(err))
-		if e.fatal {
-			e.Temporary = false
-		}
-		return nil, e
-	}
-	if err := lc.Hello(c.cfg.HELO); err != nil {
-		return fail("EHLO", err)
-	}
-	if c.cfg.Auth != "none" {
-		var a sasl.Client
-		switch {
-		case c.cfg.Auth == "plain" || (c.cfg.Auth == "auto" && lc.SupportsAuth(sasl.Plain)):
-			a = sasl.NewPlainClient("", c.cfg.Username, c.cfg.Password)
-		case c.cfg.Auth == "login" || (c.cfg.Auth == "auto" && lc.SupportsAuth(sasl.Login)):
-			a = sasl.NewLoginClient(c.cfg.Username, c.cfg.Password)
-		default:
-			return fail("AUTH", errors.New("server offers neither PLAIN nor LOGIN"))
-		}
-		if err := lc.Auth(a); err != nil {
-			return fail("AUTH", err)
-		}
-	}
-	tr.dialDone()
-	return &Conn{c: c, lc: lc, raw: raw, tr: tr}, nil
-}
-
 // checkAddr refuses what would let an address change the command line.
 func checkAddr(a string) error {
 	if a == "" || strings.ContainsAny(a, "\r\n\x00<> ") {
@@ -125,11 +70,13 @@ func checkAddr(a string) error {
 
 // Send runs one transaction: MAIL FROM, one RCPT TO per address, DATA and
 // the message. msg is sent as is (lines may end in LF or CRLF; dots are
-// stuffed). The Result has one entry per address of to, in order.
+// stuffed). The Result has one entry per address of to, in order. SMTP
+// and LMTP take the same path; LMTP differs only in the replies to the
+// end of the message, one per accepted recipient (settleMessage).
 //
 // A rejected recipient (5xx) does not stop the others; a 4xx leaves that
 // recipient Deferred with a temporary *Error. If no recipient is accepted,
-// DATA is skipped. The returned error is non-nil when the transaction
+// no message is sent. The returned error is non-nil when the transaction
 // failed as a whole (MAIL FROM refused, connection lost, 421): every
 // recipient not yet decided is then Deferred, and IsFatal tells whether
 // the run must stop. A connection lost after the final "." was sent leaves
@@ -139,6 +86,7 @@ func checkAddr(a string) error {
 // write (sendPipelined), led by RSET when the connection carried a
 // transaction before; if that RSET finds the connection dead, the error is
 // an *Error for "RSET" that a Pool retries at once on a new connection.
+// With CHUNKING too, the message goes in that write (sendChunked).
 func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
 	res := &Result{Rcpts: make([]RcptResult, len(to)), Attempts: 1}
 	for i, a := range to {
@@ -163,38 +111,68 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	if err := ctx.Err(); err != nil {
 		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
 	}
+	sent := checkRcpts(res)
+	if len(sent) == 0 {
+		return res, nil
+	}
 	// Cancelling ctx closes the socket: a read blocked on a silent server
 	// (up to DataTimeout for the reply to the final ".") ends at once, and
 	// the usual rules apply: Deferred before the ".", Unknown after it.
-	if cn.raw != nil {
-		stop := context.AfterFunc(ctx, func() { _ = cn.raw.Close() })
-		defer func() {
-			if !stop() {
-				cn.kill() // closed underneath: never reuse it
-			}
-		}()
+	stop := context.AfterFunc(ctx, func() { _ = cn.raw.Close() })
+	defer func() {
+		if !stop() {
+			cn.kill() // closed underneath: never reuse it
+		}
+	}()
+	t := &txn{res: res, from: from, to: to, sent: sent, msg: msg, fail: fail}
+	switch {
+	case cn.chunking:
+		return cn.sendChunked(t)
+	case cn.pipelining:
+		return cn.sendPipelined(ctx, t)
 	}
-	if cn.lc != nil {
-		return cn.sendLMTP(ctx, res, from, to, msg, fail)
+	return cn.sendStepwise(ctx, t)
+}
+
+// txn is one transaction in flight: the Result being filled, the
+// envelope, the recipients whose RCPT TO goes out, and fail, which
+// settles every undecided recipient Deferred with one error.
+type txn struct {
+	res  *Result
+	from string
+	to   []string
+	// sent holds the indexes of the recipients whose RCPT TO goes out.
+	sent []int
+	msg  []byte
+	fail func(*Error) (*Result, error)
+}
+
+// checkRcpts rejects the addresses that checkAddr refuses and returns the
+// indexes of the others, whose RCPT TO goes out.
+func checkRcpts(res *Result) []int {
+	sent := make([]int, 0, len(res.Rcpts))
+	for i := range res.Rcpts {
+		if err := checkAddr(res.Rcpts[i].Addr); err != nil {
+			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
+			continue
+		}
+		sent = append(sent, i)
 	}
-	if cn.chunking {
-		return cn.sendChunked(ctx, res, from, msg, fail)
-	}
-	if cn.pipelining {
-		return cn.sendPipelined(ctx, res, from, msg, fail)
-	}
-	cn.deadline(cn.c.cfg.Timeout)
-	// go-mail adds SMTPUTF8 whenever the server offers it; it is only
-	// needed, and only then asked for, when an address is not ASCII.
-	cn.sc.SkipSMTPUTF8(!needsUTF8(from, to))
-	if err := cn.sc.Mail("<" + from + ">"); err != nil {
+	return sent
+}
+
+// sendStepwise is Send for a server without PIPELINING: one command, one
+// reply.
+func (cn *Conn) sendStepwise(ctx context.Context, t *txn) (*Result, error) {
+	res := t.res
+	if _, _, err := cn.cmd(250, "MAIL FROM:<", t.from, ">", cn.mailParams(t.from, t.to)); err != nil {
 		e := cn.cmdError("MAIL FROM", err)
 		e.fatal = e.Code/100 == 5
-		return fail(e)
+		return t.fail(e)
 	}
-	accepted := cn.rcpts(ctx, res)
+	accepted := cn.rcpts(ctx, res, t.sent)
 	if cn.broken {
-		return fail(res.firstErr())
+		return t.fail(res.firstErr())
 	}
 	if len(accepted) == 0 {
 		// End the empty transaction so the connection can be reused; a
@@ -204,86 +182,142 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	}
 	if err := ctx.Err(); err != nil {
 		_ = cn.Reset()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+		return t.fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
-	// DATA is driven on go-mail's textproto connection: its DataCloser
-	// drops the error of writing the final ".", and without that error we
-	// cannot tell "the . never left" (retry) from "no reply to the ."
-	// (unknown). It also lets the body go out in one write.
-	cn.deadline(cn.c.cfg.Timeout)
-	cn.tr.note("C: ", "DATA")
-	if err := cn.dataCmd(); err != nil {
+	if _, _, err := cn.cmd(354, "DATA"); err != nil {
 		e := cn.cmdError("DATA", err)
 		cn.settle(res, accepted, e)
 		if cn.broken {
-			return fail(e)
+			return t.fail(e)
 		}
 		return res, nil
 	}
-	return cn.body(res, accepted, msg, fail)
+	return cn.body(t, accepted)
+}
+
+// rcpts sends RCPT TO for the recipients sent, one at a time, and returns
+// the indexes of the accepted ones. A 452 ends the batch early (RFC 5321
+// section 4.5.3.1.10): it and the remaining addresses are Deferred with
+// that reply, so a Pool sends them in the next transaction.
+func (cn *Conn) rcpts(ctx context.Context, res *Result, sent []int) []int {
+	var accepted []int
+	for k, i := range sent {
+		rr := &res.Rcpts[i]
+		if err := ctx.Err(); err != nil {
+			cn.deferFrom(res, sent[k:], &Error{Command: "RCPT TO", Temporary: true, Err: err})
+			return accepted
+		}
+		_, _, err := cn.cmd(25, "RCPT TO:<", rr.Addr, ">")
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		e := cn.cmdError("RCPT TO", err)
+		if cn.broken || e.Code == 452 {
+			cn.deferFrom(res, sent[k:], e)
+			return accepted
+		}
+		rr.Err, rr.Reply = e, e.Reply()
+		rr.Status = Rejected
+		if e.Temporary {
+			rr.Status = Deferred
+		}
+	}
+	return accepted
 }
 
 // body writes the dot-stuffed message and its final ".", in one write,
-// after the server's 354, and applies the reply to the final "." to the
-// accepted recipients. A write error means the "." never left, so the
-// recipients are Deferred; no reply after it leaves them Unknown
-// (RFC 1047).
-func (cn *Conn) body(res *Result, accepted []int, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
+// after the server's 354, and settles the accepted recipients with the
+// replies to the final "." (settleMessage). A write error means the "."
+// never left, so the recipients are Deferred.
+func (cn *Conn) body(t *txn, accepted []int) (*Result, error) {
 	if err := cn.commitNow(); err != nil {
-		return fail(err)
+		return t.fail(err)
 	}
-	body := dotStuff(msg)
-	cn.tr.note("C: ", fmt.Sprintf("[message, %d bytes]", len(msg)))
-	if err := cn.writeBody(cn.sc.Text.W, body); err != nil {
-		cn.kill()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	body := dotStuff(t.msg)
+	if cn.tr != nil {
+		cn.tr.client("[message, " + strconv.Itoa(len(t.msg)) + " bytes]")
 	}
-	cn.deadline(cn.c.cfg.Timeout)
-	if err := cn.sc.Text.W.Flush(); err != nil {
-		cn.kill()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
+	err := cn.writeBody(body)
+	if err == nil {
+		cn.deadline(cn.c.cfg.Timeout)
+		err = cn.w.Flush()
 	}
-	cn.tr.note("C: ", ".")
-	cn.deadline(cn.c.cfg.DataTimeout)
-	code, text, err := cn.sc.Text.ReadResponse(250)
 	if err != nil {
-		var te *textproto.Error
-		if !errors.As(err, &te) {
-			cn.kill()
-			e := &Error{Command: "DATA", Text: "no reply after the final \".\"", Err: err}
-			for _, i := range accepted {
-				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Unknown, Err: e}
-			}
-			return res, e
-		}
-		cn.tr.note("S: ", fmt.Sprintf("%d %s", te.Code, te.Msg))
-		e := cn.cmdError("DATA", err)
-		cn.settle(res, accepted, e)
-		if cn.broken {
-			return fail(e)
-		}
-		return res, nil
+		cn.kill()
+		return t.fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
-	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
-	r := parseReply(code, text)
-	for _, i := range accepted {
-		res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
+	cn.tr.client(".")
+	return cn.settleMessage(t.res, accepted, "DATA", `no reply after the final "."`)
+}
+
+// settleMessage reads the replies to the end of a message (the final "."
+// or "BDAT <n> LAST") within DataTimeout each: one for SMTP, one per
+// accepted recipient in RCPT TO order for LMTP (RFC 2033 section 4.2). A
+// 2xx is Delivered, a 4xx Deferred, a 5xx Rejected. A reply missing, or
+// one that cannot answer (1xx, 3xx), leaves every recipient still
+// undecided Unknown: the server may have the message (RFC 1047). A 421
+// closes the connection once the replies are read, and is returned.
+func (cn *Conn) settleMessage(res *Result, accepted []int, cmd, lostText string) (*Result, error) {
+	n := 1
+	if cn.lmtp {
+		n = len(accepted)
+	}
+	var closing *Error
+	for k := range n {
+		who := accepted
+		if cn.lmtp {
+			who = accepted[k : k+1]
+		}
+		r, e := cn.groupReply(cmd, cn.c.cfg.DataTimeout)
+		switch {
+		case e == nil:
+			for _, i := range who {
+				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
+			}
+		case !e.hasReply():
+			return cn.lost(res, cmd, lostText, e.Err)
+		default:
+			cn.settle(res, who, e)
+			if e.Code == 421 && closing == nil {
+				closing = e
+			}
+		}
+	}
+	if closing != nil {
+		cn.kill()
+		return res, closing
 	}
 	return res, nil
+}
+
+// lost closes the connection after the message may have reached the
+// server and settles every recipient not yet decided as Unknown.
+func (cn *Conn) lost(res *Result, cmd, text string, err error) (*Result, error) {
+	cn.kill()
+	e := &Error{Command: cmd, Text: text, Err: err}
+	for i := range res.Rcpts {
+		if res.Rcpts[i].Status == 0 {
+			res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Unknown, Err: e}
+		}
+	}
+	return res, e
 }
 
 // bodyChunk is how much of a body is written under one deadline.
 const bodyChunk = 64 << 10
 
-// writeBody writes b in chunks, each with a fresh Timeout: a deadline
-// bounds a stalled server, not the size of the message, and the one set
-// before the commit hook may already be spent (RFC 5321 section
-// 4.5.3.2.5 gives each data block its own timeout).
-func (cn *Conn) writeBody(w io.Writer, b []byte) error {
+// writeBody writes b through the buffered writer in chunks, each with a
+// fresh Timeout: a deadline bounds a stalled server, not the size of the
+// message, and the one set before the commit hook may already be spent
+// (RFC 5321 section 4.5.3.2.5 gives each data block its own timeout).
+// bufio.Writer passes a chunk larger than its free space straight to the
+// socket when it holds nothing.
+func (cn *Conn) writeBody(b []byte) error {
 	for len(b) > 0 {
 		n := min(len(b), bodyChunk)
 		cn.deadline(cn.c.cfg.Timeout)
-		if _, err := w.Write(b[:n]); err != nil {
+		if _, err := cn.w.Write(b[:n]); err != nil {
 			return err
 		}
 		b = b[n:]
@@ -303,72 +337,6 @@ func (cn *Conn) commitNow() *Error {
 		return &Error{Command: "DATA", Text: "not sent", Err: err, fatal: true}
 	}
 	return nil
-}
-
-// dataCmd sends DATA and expects 354.
-func (cn *Conn) dataCmd() error {
-	id, err := cn.sc.Text.Cmd("DATA")
-	if err != nil {
-		return err
-	}
-	cn.sc.Text.StartResponse(id)
-	defer cn.sc.Text.EndResponse(id)
-	code, text, err := cn.sc.Text.ReadResponse(354)
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		code, text = te.Code, te.Msg
-	}
-	if code != 0 {
-		cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
-	}
-	return err
-}
-
-// rcpts sends RCPT TO for every address and returns the indexes of the
-// accepted ones. A 452 ends the batch early (RFC 5321 section 4.5.3.1.10):
-// it and the remaining addresses are Deferred with that reply, so a Pool
-// sends them in the next transaction.
-func (cn *Conn) rcpts(ctx context.Context, res *Result) []int {
-	var accepted []int
-	for i := range res.Rcpts {
-		rr := &res.Rcpts[i]
-		if err := checkAddr(rr.Addr); err != nil {
-			rr.Status = Rejected
-			rr.Err = &Error{Command: "RCPT TO", Err: err}
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			e := &Error{Command: "RCPT TO", Temporary: true, Err: err}
-			cn.deferFrom(res, i, e)
-			return accepted
-		}
-		cn.deadline(cn.c.cfg.Timeout)
-		var err error
-		if cn.lc != nil {
-			err = cn.lc.Rcpt(rr.Addr, nil)
-		} else {
-			err = cn.sc.Rcpt("<" + rr.Addr + ">")
-		}
-		if err == nil {
-			accepted = append(accepted, i)
-			continue
-		}
-		e := cn.cmdError("RCPT TO", err)
-		if cn.broken {
-			cn.deferFrom(res, i, e)
-			return accepted
-		}
-		if e.Code == 452 {
-			cn.deferFrom(res, i, e)
-			return accepted
-		}
-		rr.Err, rr.Reply = e, e.Reply()
-		rr.Status = Rejected
-		if e.Temporary {
-			rr.Status = Deferred
-		}
-	}
-	return accepted
 }
 
 // refuseRcpt settles a recipient whose RCPT TO got e, given over, the
@@ -391,23 +359,23 @@ func refuseRcpt(rr *RcptResult, e, over *Error) *Error {
 	return over
 }
 
-// deferFrom marks recipient i and all later undecided ones Deferred.
-func (cn *Conn) deferFrom(res *Result, i int, e *Error) {
-	for j := i; j < len(res.Rcpts); j++ {
+// deferFrom marks the undecided recipients among idx Deferred.
+func (cn *Conn) deferFrom(res *Result, idx []int, e *Error) {
+	for _, j := range idx {
 		if res.Rcpts[j].Status == 0 {
 			res.Rcpts[j].Status, res.Rcpts[j].Err, res.Rcpts[j].Reply = Deferred, e, e.Reply()
 		}
 	}
 }
 
-// settle applies one reply to all accepted recipients: 4xx Deferred, 5xx
+// settle applies one reply to the recipients idx: 4xx Deferred, 5xx
 // Rejected.
-func (cn *Conn) settle(res *Result, accepted []int, e *Error) {
+func (cn *Conn) settle(res *Result, idx []int, e *Error) {
 	st := Rejected
 	if e.Temporary {
 		st = Deferred
 	}
-	for _, i := range accepted {
+	for _, i := range idx {
 		res.Rcpts[i].Status, res.Rcpts[i].Err, res.Rcpts[i].Reply = st, e, e.Reply()
 	}
 }
@@ -423,149 +391,21 @@ func (r *Result) firstErr() *Error {
 	return &Error{Command: "RCPT TO", Temporary: true, Err: errors.New("connection lost")}
 }
 
-// cmdError converts a command's error and marks the connection broken on
-// a lost connection or a 421 (RFC 5321 section 3.8: the server is closing).
-func (cn *Conn) cmdError(cmd string, err error) *Error {
-	e := wireError(cmd, err)
-	if !e.hasReply() || e.Code == 421 {
-		cn.kill()
-	}
-	return e
-}
-
-// deadline bounds the next command. go-mail set one deadline for the
-// whole dial (its WithTimeout) and never moves it when driven directly, so
-// every command sets its own.
-func (cn *Conn) deadline(d time.Duration) {
-	if cn.raw != nil {
-		_ = cn.raw.SetDeadline(time.Now().Add(d))
-	}
-}
-
-// kill closes the socket without QUIT.
-func (cn *Conn) kill() {
-	if cn.broken {
-		return
-	}
-	cn.broken = true
-	if cn.raw != nil {
-		_ = cn.raw.Close()
-	}
-}
-
-// sendLMTP is Send over LMTP: after the final "." the server answers once
-// per accepted recipient (RFC 2033 section 4.2).
-func (cn *Conn) sendLMTP(ctx context.Context, res *Result, from string, to []string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
-	if err := cn.lc.Mail(from, nil); err != nil {
-		e := cn.cmdError("MAIL FROM", err)
-		e.fatal = e.Code/100 == 5
-		return fail(e)
-	}
-	accepted := cn.rcpts(ctx, res)
-	if cn.broken {
-		return fail(res.firstErr())
-	}
-	if len(accepted) == 0 {
-		_ = cn.Reset()
-		return res, nil
-	}
-	w, err := cn.lc.Data()
-	if err != nil {
-		e := cn.cmdError("DATA", err)
-		cn.settle(res, accepted, e)
-		if cn.broken {
-			return fail(e)
-		}
-		return res, nil
-	}
-	if err := cn.commitNow(); err != nil {
-		return fail(err)
-	}
-	// go-smtp clears the deadline after each command and sets one only
-	// for reading the replies: the body needs its own.
-	if err := cn.writeBody(w, msg); err != nil {
-		cn.kill()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
-	}
-	cn.deadline(cn.c.cfg.Timeout)
-	before := cn.raw.writeErrs.Load()
-	resp, err := w.CloseWithLMTPResponse()
-	var lerr gsmtp.LMTPDataError
-	for _, i := range accepted {
-		a := to[i]
-		if dr := resp[a]; dr != nil {
-			res.Rcpts[i] = RcptResult{Addr: a, Status: Delivered, Reply: parseReply(250, dr.StatusText)}
-			continue
-		}
-		if errors.As(err, &lerr) && lerr[a] != nil {
-			e := wireError("DATA", lerr[a])
-			st := Rejected
-			if e.Temporary {
-				st = Deferred
-			}
-			res.Rcpts[i] = RcptResult{Addr: a, Status: st, Reply: e.Reply(), Err: e}
-		}
-	}
-	if _, onlyReplies := err.(gsmtp.LMTPDataError); err == nil || onlyReplies {
-		return res, nil
-	}
-	// The connection failed: before the "." left (write error) it is safe
-	// to retry; after, the recipients without a reply are unknown.
-	cn.kill()
-	if cn.raw.writeErrs.Load() != before {
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
-	}
-	e := &Error{Command: "DATA", Text: "no reply after the final \".\"", Err: err}
-	for _, i := range accepted {
-		if res.Rcpts[i].Status == 0 {
-			res.Rcpts[i] = RcptResult{Addr: to[i], Status: Unknown, Err: e}
-		}
-	}
-	return res, e
-}
-
-// probe checks that an idle connection still answers before it is reused.
-// SMTP uses RSET. LMTP uses NOOP: its last transaction ended with the
-// replies to DATA, and go-smtp's Reset would also forget the LHLO, which
-// the next MAIL then repeats (three round trips instead of one).
-func (cn *Conn) probe() error {
-	if cn.lc == nil || cn.needRset {
-		return cn.Reset()
-	}
-	if cn.broken {
-		return &Error{Command: "NOOP", Temporary: true, Err: errors.New("connection is closed")}
-	}
-	cn.deadline(cn.c.cfg.Timeout)
-	if err := cn.lc.Noop(); err != nil {
-		e := wireError("NOOP", err)
-		cn.kill()
-		return e
-	}
-	return nil
-}
-
 // Reset sends RSET, ending any transaction; a Pool calls it before
-// reusing an SMTP connection without PIPELINING, which also proves the
+// reusing a connection without PIPELINING, which also proves the
 // connection is still alive (a pipelining one sends RSET with its next
-// group instead). The error is an *Error for "RSET".
+// group instead). RSET keeps the session, EHLO or LHLO included (RFC 5321
+// section 4.1.1.5). The error is an *Error for "RSET".
 func (cn *Conn) Reset() error {
 	if cn.broken {
 		return &Error{Command: "RSET", Temporary: true, Err: errors.New("connection is closed")}
 	}
-	cn.deadline(cn.c.cfg.Timeout)
-	var err error
-	if cn.lc != nil {
-		err = cn.lc.Reset()
-	} else {
-		err = cn.sc.Reset()
-	}
-	if err != nil {
+	if _, _, err := cn.cmd(250, "RSET"); err != nil {
 		e := wireError("RSET", err)
 		cn.kill()
 		return e
 	}
 	cn.needRset = false
-	cn.lastReply = time.Now()
 	return nil
 }
 
@@ -583,6 +423,9 @@ func (e *staleConnError) Unwrap() error { return e.err }
 
 // isStale reports whether err is a staleConnError.
 func isStale(err error) bool {
+	if err == nil {
+		return false
+	}
 	var se *staleConnError
 	return errors.As(err, &se)
 }
@@ -597,44 +440,43 @@ func (cn *Conn) Close() error {
 	cn.broken = true
 	defer cn.raw.Close()
 	cn.deadline(min(cn.c.cfg.Timeout, 10*time.Second))
-	if cn.lc != nil {
-		if err := cn.lc.Quit(); err != nil {
-			return wireError("QUIT", err)
-		}
-		return nil
-	}
-	id, err := cn.sc.Text.Cmd("QUIT")
-	if err != nil {
+	cn.writeCmd("QUIT")
+	if err := cn.w.Flush(); err != nil {
 		return wireError("QUIT", err)
 	}
-	cn.sc.Text.StartResponse(id)
-	cn.tr.note("C: ", "QUIT")
-	code, text, err := cn.sc.Text.ReadResponse(221)
-	cn.sc.Text.EndResponse(id)
-	if err != nil {
+	if _, _, err := cn.readReply(221); err != nil {
 		return wireError("QUIT", err)
 	}
-	cn.tr.note("S: ", fmt.Sprintf("%d %s", code, text))
-	_, _ = io.Copy(io.Discard, cn.sc.Text.R)
+	_, _ = io.Copy(io.Discard, cn.r.R)
 	return nil
 }
 
 // needsUTF8 reports whether an envelope address is not plain ASCII, which
 // is when MAIL FROM must carry SMTPUTF8 (RFC 6531 section 3.4).
 func needsUTF8(from string, to []string) bool {
-	for _, a := range append([]string{from}, to...) {
-		for i := 0; i < len(a); i++ {
-			if a[i] >= 0x80 {
-				return true
-			}
+	if !isASCII(from) {
+		return true
+	}
+	for _, a := range to {
+		if !isASCII(a) {
+			return true
 		}
 	}
 	return false
 }
 
-// mailParams returns the MAIL FROM parameters go-mail's Mail would add:
-// BODY=8BITMIME when the server offers 8BITMIME (RFC 6152), and SMTPUTF8
-// when it offers SMTPUTF8 and an address needs it.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// mailParams returns the MAIL FROM parameters: BODY=8BITMIME when the
+// server offers 8BITMIME (RFC 6152), and SMTPUTF8 when it offers SMTPUTF8
+// and an address needs it.
 func (cn *Conn) mailParams(from string, to []string) string {
 	p := ""
 	if cn.eightBit {
@@ -644,160 +486,4 @@ func (cn *Conn) mailParams(from string, to []string) string {
 		p += " SMTPUTF8"
 	}
 	return p
-}
-
-// sendPipelined is Send for a server that offers PIPELINING (RFC 2920):
-// MAIL FROM, every RCPT TO and DATA leave in one write, and the replies
-// are read in order afterwards, so a message costs two round trips (the
-// group, then the body) instead of one per command. DATA is the group's
-// last command because the body may only follow its 354 (RFC 2920
-// section 3.1); when no RCPT TO was accepted the server refuses DATA and
-// the body is not sent. The outcomes are those of the one-command-at-a-time
-// path.
-func (cn *Conn) sendPipelined(ctx context.Context, res *Result, from string, msg []byte, fail func(*Error) (*Result, error)) (*Result, error) {
-	to := make([]string, len(res.Rcpts))
-	var sent []int // recipients whose RCPT TO goes out
-	for i := range res.Rcpts {
-		to[i] = res.Rcpts[i].Addr
-		if checkAddr(to[i]) == nil {
-			sent = append(sent, i)
-		}
-	}
-	w := cn.sc.Text.W
-	// Before the first write: a large group flushes itself while it is
-	// being written, and must not run into an older, spent deadline.
-	cn.deadline(cn.c.cfg.Timeout)
-	cmd := func(line string) {
-		cn.tr.note("C: ", line)
-		_, _ = w.WriteString(line)
-		_, _ = w.WriteString("\r\n")
-	}
-	rset := cn.needRset
-	if rset {
-		cmd("RSET")
-	}
-	cmd("MAIL FROM:<" + from + ">" + cn.mailParams(from, to))
-	for _, i := range sent {
-		cmd("RCPT TO:<" + to[i] + ">")
-	}
-	if len(sent) > 0 {
-		cmd("DATA")
-	}
-	cn.deadline(cn.c.cfg.Timeout)
-	if err := w.Flush(); err != nil {
-		cn.kill()
-		if rset {
-			return fail(&Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}})
-		}
-		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
-	}
-	cn.needRset = true
-	if rset {
-		if err := cn.readReply(250); err != nil {
-			// The connection died while idle (or the server refuses to go
-			// on with it): nothing of this transaction was processed.
-			cn.kill()
-			e := wireError("RSET", err)
-			e.Temporary, e.Err = true, &staleConnError{e.Err}
-			return fail(e)
-		}
-	}
-
-	if err := cn.readReply(250); err != nil {
-		e := cn.cmdError("MAIL FROM", err)
-		e.fatal = e.Code/100 == 5
-		cn.drain(len(sent))
-		return fail(e)
-	}
-	for i := range res.Rcpts {
-		if err := checkAddr(to[i]); err != nil {
-			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
-		}
-	}
-	var accepted []int
-	var over *Error // the first 452: it ends the batch (RFC 5321 section 4.5.3.1.10)
-	for _, i := range sent {
-		err := cn.readReply(25)
-		if err == nil {
-			// Accepted even after a 452: the server delivers to it with
-			// this transaction, so it must not be sent again.
-			accepted = append(accepted, i)
-			continue
-		}
-		e := cn.cmdError("RCPT TO", err)
-		if cn.broken {
-			cn.deferFrom(res, i, e)
-			return fail(res.firstErr())
-		}
-		over = refuseRcpt(&res.Rcpts[i], e, over)
-	}
-	if len(sent) == 0 {
-		return res, nil
-	}
-	err := cn.readReply(354)
-	if len(accepted) == 0 {
-		if err == nil {
-			// DATA went through without a recipient; sending no body is
-			// all that is left, and DATA cannot end without one.
-			cn.kill()
-		} else {
-			_ = cn.cmdError("DATA", err)
-		}
-		return res, nil
-	}
-	if err != nil {
-		e := cn.cmdError("DATA", err)
-		cn.settle(res, accepted, e)
-		if cn.broken {
-			return fail(e)
-		}
-		return res, nil
-	}
-	if err := ctx.Err(); err != nil {
-		// The server waits for a body; only closing ends that safely.
-		cn.kill()
-		return fail(&Error{Command: "DATA", Temporary: true, Err: err})
-	}
-	return cn.body(res, accepted, msg, fail)
-}
-
-// readReply reads one reply of a pipelined group, traces it and returns
-// the textproto error for a code other than expect (a prefix, as in
-// textproto.Reader.ReadResponse).
-func (cn *Conn) readReply(expect int) error {
-	// Timeout bounds each reply, not the group (RFC 5321 section 4.5.3.2):
-	// a relay that checks each recipient slowly is not a dead one.
-	cn.deadline(cn.c.cfg.Timeout)
-	code, text, err := cn.sc.Text.ReadResponse(expect)
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		code, text = te.Code, te.Msg
-	}
-	if code != 0 {
-		cn.tr.reply(code, text)
-		cn.lastReply = time.Now()
-	}
-	return err
-}
-
-// drain reads the replies to the n RCPT TO and the DATA that followed a
-// refused MAIL FROM in one pipelined group, so the connection stays in
-// step with the server. A lost connection, or a DATA the server accepted
-// anyway (its body can only be a message), closes the connection.
-func (cn *Conn) drain(n int) {
-	if cn.broken {
-		return
-	}
-	for range n {
-		if err := cn.readReply(25); err != nil && !wireError("", err).hasReply() {
-			cn.kill()
-			return
-		}
-	}
-	if n == 0 {
-		return
-	}
-	if err := cn.readReply(354); err == nil || !wireError("", err).hasReply() {
-		cn.kill()
-	}
 }

@@ -1,45 +1,63 @@
 // Package sender is the wire of mailrun: it delivers rendered messages over
 // SMTP or LMTP and reports the outcome per recipient. It imports neither
 // campaign nor render; it takes plain values (from string, to []string,
-// msg []byte).
+// msg []byte). It speaks the protocol itself, over one net/textproto
+// reader and one bufio writer per connection, for SMTP and LMTP alike.
 //
 // The flow of one message:
-//  1. New validates a Config (security, auth, protocol, CA file; no AUTH
-//     without TLS except to loopback) and returns a Client.
+//  1. New validates a Config (Config.check, then Config.fill for the
+//     defaults: DefaultPort, the host name for HELO; AUTH without TLS
+//     only to a host IsLoopback accepts) and returns a Client; a refusal
+//     is a *ConfigError naming the setting.
 //  2. NewPool shares at most Concurrency connections and one
 //     golang.org/x/time/rate limiter between goroutines.
 //  3. Pool.Send (or Pool.SendHooks, whose Start and Commit let the caller
 //     journal its intent while the envelope is on the wire) splits the
 //     recipients into transactions of MaxRcpt, waits for the limiter, and
-//     takes an idle connection or dials one. A connection without
-//     PIPELINING is checked with RSET first (Conn.Reset); a pipelining one
-//     sends its RSET with its next group, and one found dead that way is
-//     redialled without costing an attempt.
-//  4. Client.Dial connects through go-mail v0.8.1: EHLO, STARTTLS
-//     (mandatory, never downgraded) or implicit TLS, AUTH; LMTP uses
-//     go-smtp's client instead (LHLO). A failed dial closes its socket,
-//     which go-mail v0.8.1 leaks.
-//  5. Conn.Send drives MAIL FROM, one RCPT TO per recipient and DATA itself,
-//     so one rejected recipient does not sink the others; with PIPELINING
-//     (RFC 2920) they go in one write and the replies are read in order;
-//     with CHUNKING too (RFC 3030, sendChunked) the message goes in that
-//     write as "BDAT <n> LAST", after the commit hook and a check that a
-//     reused connection is alive (peekStale), and from then on a lost
-//     connection leaves the message Unknown. It sets a deadline per
-//     command and a longer one for the reply to the final "." or BDAT.
-//     Replies become *Error values (Command, Code, Enhanced, Text).
-//  6. Pool.Send retries recipients with temporary failures (4xx, lost
-//     connection before the final ".") with exponential backoff and jitter,
-//     re-sending only to those still deferred and holding no connection
-//     while it waits; a 452 moves the rest to the next transaction at once.
-//     No reply after the final "." is Unknown and never retried (RFC 1047).
-//     IsFatal reports errors that must stop the run.
-//  7. Pool.put keeps the connection for reuse, or closes it (QUIT) after
-//     PerConnection messages or when it broke; Pool.Close ends the idle ones.
+//     in Pool.transact takes an idle connection or dials one (Pool.get). A
+//     connection without PIPELINING is checked with RSET first
+//     (Conn.Reset); a pipelining one sends its RSET with its next group,
+//     and one found dead that way is redialled without costing an attempt.
+//  4. Client.Dial runs the dial steps, each of which names its failure in
+//     Error.Command: connect (TCP, and the handshake for implicit TLS),
+//     greeting (220), hello (EHLO, LHLO for LMTP; HELO when an SMTP server
+//     does not know EHLO), startTLS when Security is starttls (mandatory,
+//     never downgraded; EHLO again after it), authenticate (AUTH with the
+//     mechanism pickMechanism chooses: PLAIN, LOGIN, CRAM-MD5 or XOAUTH2),
+//     and ready, which records PIPELINING, CHUNKING, 8BITMIME and
+//     SMTPUTF8. dialError and tlsError classify failures from typed values
+//     (*textproto.Error, network and TLS errors). A failed dial closes its
+//     socket.
+//  5. Conn.Send rejects invalid addresses (checkRcpts) and runs the
+//     transaction one of three ways. sendStepwise sends one command at a
+//     time; with PIPELINING (RFC 2920) sendPipelined writes MAIL FROM,
+//     every RCPT TO and DATA at once (writeGroup) and reads the replies in
+//     order (rcptReplies, dataReply) before the dot-stuffed body (body);
+//     with CHUNKING too (RFC 3030) sendChunked checks that a reused
+//     connection is alive (reuseCheck, peekStale), runs the commit hook,
+//     and writes the message with the group as "BDAT <n> LAST"
+//     (writeChunked), so that from then on a lost connection leaves the
+//     message Unknown (chunkedReplies). One rejected recipient does not
+//     sink the others. Both ends of a message meet in settleMessage: one
+//     reply for SMTP, one per accepted recipient for LMTP (RFC 2033). Each
+//     command and reply has its own deadline, the reply to the end of the
+//     message a longer one; replies become *Error values (Command, Code,
+//     Enhanced, Text).
+//  6. Pool.SendHooks retries recipients with temporary failures (4xx, lost
+//     connection before the message was complete) with exponential
+//     backoff and jitter, re-sending only to those still deferred and
+//     holding no connection while it waits; a 452 moves the rest to the
+//     next transaction at once. No reply after the message is Unknown and
+//     never retried (RFC 1047). IsFatal reports errors that must stop the
+//     run.
+//  7. Pool.put keeps the connection for reuse, or closes it (Conn.Close,
+//     QUIT) after PerConnection messages or when it broke; Pool.Close
+//     ends the idle ones.
 //
 // Dir.Write is the preview path: it writes one .eml file atomically.
 //
-// With Config.Debug set, the conversation is written as "[n] C: "/"[n] S: "
-// lines, n numbering the connection, with AUTH payloads and every form of
-// the password removed.
+// With Config.Debug set, one tracer per connection writes the whole
+// conversation, dial included, as "[n] C: "/"[n] S: " lines, n numbering
+// the connection, for SMTP and LMTP alike; AUTH payloads are never
+// written, and every form of the password is scrubbed from each line.
 package sender

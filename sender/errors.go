@@ -9,19 +9,20 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"os"
 	"regexp"
 	"strings"
 	"syscall"
-
-	gsmtp "github.com/emersion/go-smtp"
 )
 
-// Error is a failed SMTP or LMTP command. It is built from the library's
-// typed errors with errors.As, never by reading error strings, and it never
-// holds a password: Text is the server's own reply text.
+// Error is a failed SMTP or LMTP command or dial step. It is built from
+// typed values (replies as *textproto.Error, network and TLS errors with
+// errors.As), never by reading error strings, and it never holds a
+// password: Text is the server's own reply text or a fixed explanation.
 type Error struct {
-	// Command is CONNECT, EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA
-	// or RSET.
+	// Command names what failed: a dial step ("CONNECT", "greeting",
+	// "EHLO" or "LHLO", "STARTTLS", "AUTH") or a command ("MAIL FROM",
+	// "RCPT TO", "DATA", "BDAT", "RSET", "QUIT").
 	Command string
 	// Code is the reply code, or 0 when there was no reply (network error,
 	// timeout, TLS failure, client-side refusal).
@@ -70,13 +71,37 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Reply() Reply { return Reply{Code: e.Code, Enhanced: e.Enhanced, Text: e.Text} }
 
 // IsFatal reports whether err means the whole run must stop because every
-// further message would fail the same way: a 5xx to MAIL FROM, EHLO or
-// AUTH, bad credentials, a TLS failure, or a server without STARTTLS when
-// STARTTLS is required (no silent downgrade, RFC 3207 section 4).
+// further message would fail the same way: a 5xx to the greeting, EHLO,
+// MAIL FROM or AUTH, bad credentials, a TLS failure, a server that does
+// not speak SMTP, or a server without STARTTLS when STARTTLS is required
+// (no silent downgrade, RFC 3207 section 4).
 func IsFatal(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.fatal
 }
+
+// ConfigError is a Config that New refuses. Field is the setting's name
+// as in the campaign file's smtp section ("host", "port", "security",
+// "auth", "protocol", "ca_file", "helo", "username", "password"), so that
+// a caller can attach the message to the line the user wrote.
+type ConfigError struct {
+	Field   string
+	Message string
+	// Err is the underlying error, if any (reading ca_file, say).
+	Err error
+}
+
+// Error prints like "smtp: unknown security "ssl" (want starttls, tls or
+// none)".
+func (e *ConfigError) Error() string {
+	if e.Err != nil {
+		return "smtp: " + e.Message + ": " + e.Err.Error()
+	}
+	return "smtp: " + e.Message
+}
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // enhancedRE matches an RFC 3463 status code at the start of a reply.
 var enhancedRE = regexp.MustCompile(`^([245])\.(\d{1,3})\.(\d{1,3})$`)
@@ -114,21 +139,13 @@ func replyError(cmd string, r Reply, cause error) *Error {
 	}
 }
 
-// wireError turns an error from a command into an *Error: a reply from
-// either library keeps its codes, anything else counts as a lost
+// wireError turns an error from a command into an *Error: a reply (a
+// *textproto.Error) keeps its codes, anything else counts as a lost
 // connection and is temporary.
 func wireError(cmd string, err error) *Error {
 	var te *textproto.Error
 	if errors.As(err, &te) {
 		return replyError(cmd, parseReply(te.Code, te.Msg), err)
-	}
-	var se *gsmtp.SMTPError
-	if errors.As(err, &se) {
-		r := Reply{Code: se.Code, Text: strings.ReplaceAll(se.Message, "\n", " ")}
-		if se.EnhancedCode[0] > 0 {
-			r.Enhanced = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-		}
-		return replyError(cmd, r, err)
 	}
 	return &Error{Command: cmd, Temporary: true, Err: err}
 }
@@ -136,19 +153,23 @@ func wireError(cmd string, err error) *Error {
 // hasReply reports whether err carries a server reply.
 func (e *Error) hasReply() bool { return e.Code != 0 }
 
-// isNetError reports a failure of the connection itself (as opposed to a
-// reply or a local refusal): these are worth retrying on a new connection.
-func isNetError(err error) bool {
-	var ne net.Error
+// isTransport reports a failure of the connection itself: closed, reset,
+// timed out or cancelled. Such a failure is worth retrying on a new
+// connection. A TLS alert from the server also arrives as a *net.OpError,
+// so "any net.Error" would take a refused handshake for a network
+// hiccup; the causes are matched one by one instead.
+func isTransport(err error) bool {
 	var errno syscall.Errno
-	return errors.As(err, &ne) || errors.As(err, &errno) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled)
+	var dns *net.DNSError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.As(err, &errno) || errors.As(err, &dns)
 }
 
-// isTLSError reports a TLS handshake or certificate failure. These never
-// heal by retrying and must not fall back to plaintext.
+// isTLSError reports a TLS handshake or certificate failure found by the
+// client. These never heal by retrying and must not fall back to
+// plaintext.
 func isTLSError(err error) bool {
 	var (
 		cve   *tls.CertificateVerificationError

@@ -36,6 +36,22 @@ func config(srv *smtptest.Server, opt smtptest.Options) Config {
 	return cfg
 }
 
+// setMode shapes cfg for one transaction mode: "chunking" (the server's
+// default), "pipelining" (NoChunking) or "plain" (through noPipelining,
+// which hides PIPELINING and so CHUNKING too).
+func setMode(t *testing.T, srv *smtptest.Server, cfg *Config, mode string) {
+	t.Helper()
+	switch mode {
+	case "chunking":
+	case "pipelining":
+		cfg.NoChunking = true
+	case "plain":
+		cfg.Port = noPipelining(t, srv)
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
+}
+
 func mustClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(cfg)
@@ -112,4 +128,16 @@ func (s *syncBuffer) String() string {
 	s.mu <- struct{}{}
 	defer func() { <-s.mu }()
 	return s.b.String()
+}
+
+// inOrder reports whether s holds every string of want, in that order.
+func inOrder(s string, want []string) bool {
+	for _, w := range want {
+		i := strings.Index(s, w)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(w):]
+	}
+	return true
 }

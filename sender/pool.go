@@ -282,7 +282,7 @@ func (p *Pool) get(ctx context.Context, fresh bool) (*pooled, error) {
 		if pc.cn.pipelining {
 			return pc, nil
 		}
-		if err := pc.cn.probe(); err == nil {
+		if err := pc.cn.Reset(); err == nil {
 			return pc, nil
 		}
 		_ = pc.cn.Close()

@@ -502,26 +502,35 @@ func TestPoolSlowCommit(t *testing.T) {
 	}
 }
 
-// A reused LMTP connection is probed with NOOP, not RSET: go-smtp's Reset
-// forgets the LHLO, and each message would say LHLO again.
+// A reused LMTP connection keeps its LHLO: RSET, folded into the next
+// group or sent alone to check an idle connection without PIPELINING,
+// ends a transaction, not the session (RFC 5321 section 4.1.1.5).
 func TestPoolLMTPReuseKeepsLHLO(t *testing.T) {
-	opt := smtptest.Options{LMTP: true}
-	srv := smtptest.Start(t, opt)
-	var trace bytes.Buffer
-	cfg := config(srv, opt)
-	cfg.Debug = &trace
-	p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1})
-	t.Cleanup(func() { _ = p.Close() })
-	for i := range 3 {
-		res, err := p.Send(context.Background(), "s@example.org", []string{fmt.Sprintf("r%d@example.org", i)}, testMsg)
-		if err != nil || res.Rcpts[0].Status != Delivered {
-			t.Fatalf("message %d: %v, %v", i, statuses(res), err)
-		}
-	}
-	if n := strings.Count(trace.String(), "C: LHLO"); n != 1 {
-		t.Errorf("got %d LHLO for 3 messages on one connection, want 1\n%s", n, trace.String())
-	}
-	if srv.Sessions() != 1 {
-		t.Errorf("got %d sessions, want 1", srv.Sessions())
+	for _, mode := range []string{"chunking", "pipelining", "plain"} {
+		t.Run(mode, func(t *testing.T) {
+			opt := smtptest.Options{LMTP: true}
+			srv := smtptest.Start(t, opt)
+			trace := newSyncBuffer()
+			cfg := config(srv, opt)
+			setMode(t, srv, &cfg, mode)
+			cfg.Debug = trace
+			p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1})
+			t.Cleanup(func() { _ = p.Close() })
+			for i := range 3 {
+				res, err := p.Send(context.Background(), "s@example.org", []string{fmt.Sprintf("r%d@example.org", i)}, testMsg)
+				if err != nil || res.Rcpts[0].Status != Delivered {
+					t.Fatalf("message %d: %v, %v", i, statuses(res), err)
+				}
+			}
+			if n := strings.Count(trace.String(), "C: LHLO"); n != 1 {
+				t.Errorf("got %d LHLO for 3 messages on one connection, want 1\n%s", n, trace.String())
+			}
+			if n := strings.Count(trace.String(), "C: RSET"); n != 2 {
+				t.Errorf("got %d RSET for 3 messages on one connection, want 2\n%s", n, trace.String())
+			}
+			if srv.Sessions() != 1 {
+				t.Errorf("got %d sessions, want 1", srv.Sessions())
+			}
+		})
 	}
 }

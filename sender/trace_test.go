@@ -71,7 +71,7 @@ func TestTraceConcurrentConnections(t *testing.T) {
 		// AUTH, three transactions, QUIT.
 		joined := strings.Join(lines, "\n")
 		last := -1
-		for _, want := range []string{"C: EHLO client.test", "C: <SMTP auth data redacted>", "C: MAIL FROM:", "C: QUIT", "S: 221 "} {
+		for _, want := range []string{"C: EHLO client.test", "C: AUTH PLAIN <SMTP auth data redacted>", "C: MAIL FROM:", "C: QUIT", "S: 221 "} {
 			i := strings.Index(joined[last+1:], want)
 			if i < 0 {
 				t.Errorf("connection [%s]: %q missing or out of order:\n%s", tag, want, joined)
@@ -85,5 +85,65 @@ func TestTraceConcurrentConnections(t *testing.T) {
 	}
 	if n := len(srv.Messages()); n != conns*3 {
 		t.Errorf("server stored %d messages, want %d", n, conns*3)
+	}
+}
+
+func TestDebugTrace(t *testing.T) {
+	opt := smtptest.Options{TLS: "starttls", Auth: true, Password: "tr4ce-me-not"}
+	srv := smtptest.Start(t, opt)
+	cfg := config(srv, opt)
+	cfg.Auth = "login"
+	trace := newSyncBuffer()
+	cfg.Debug = trace
+	c := mustClient(t, cfg)
+	cn := mustDial(t, c)
+	if _, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := trace.String()
+	for _, want := range []string{
+		"C: EHLO client.test", "C: STARTTLS", "S: 220 ", "C: <SMTP auth data redacted>",
+		"C: MAIL FROM:<s@example.org>", "C: RCPT TO:<a@example.org>", "C: BDAT 77 LAST",
+		"C: [message, 77 bytes]", "S: 250 2.0.0", "C: QUIT", "S: 221 ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("trace lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Subject: hi") {
+		t.Error("trace holds the message body")
+	}
+	noSecret(t, "trace", got, c)
+}
+
+func TestLMTPAuthTrace(t *testing.T) {
+	opt := smtptest.Options{LMTP: true, TLS: "tls", Auth: true, Password: "lmtp-s3cret"}
+	srv := smtptest.Start(t, opt)
+	for _, auth := range []string{"plain", "login"} {
+		cfg := config(srv, opt)
+		cfg.Auth = auth
+		trace := newSyncBuffer()
+		cfg.Debug = trace
+		c := mustClient(t, cfg)
+		cn := mustDial(t, c)
+		if _, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil {
+			t.Fatal(err)
+		}
+		noSecret(t, "lmtp trace", trace.String(), c)
+		// PLAIN sends its payload with the command; LOGIN answers two
+		// challenges (draft-murchison-sasl-login: no initial response).
+		want := map[string][]string{
+			"plain": {"C: AUTH PLAIN <SMTP auth data redacted>\n", "S: 235 "},
+			"login": {"C: AUTH LOGIN\n", "S: 334 <SMTP auth data redacted>\n", "C: <SMTP auth data redacted>\n", "S: 334 <SMTP auth data redacted>\n", "C: <SMTP auth data redacted>\n", "S: 235 "},
+		}[auth]
+		if !inOrder(trace.String(), want) {
+			t.Errorf("trace lacks the redacted AUTH exchange %q:\n%s", want, trace)
+		}
+	}
+	if srv.Deliveries("a@example.org") != 2 {
+		t.Errorf("got %d deliveries, want 2", srv.Deliveries("a@example.org"))
 	}
 }
