@@ -8,17 +8,24 @@
 //  2. make a temporary folder, a certificate for 127.0.0.1 (written as the
 //     CA file clients trust), a passwd-file user and an empty Maildir;
 //  3. render dovecot.conf.tmpl with free loopback ports chosen at run time;
-//  4. run "dovecot -F -c conf" and wait, bounded, until every port answers;
-//  5. kill its process group in t.Cleanup.
+//  4. run "dovecot -F -c conf" (run) and poll until every port sends its
+//     greeting, through TLS on the implicit-TLS ports (waitReady);
+//  5. kill its process group in t.Cleanup, registered as soon as it runs.
+//
+// Start as a whole is bounded by startTimeout; past it Start kills Dovecot
+// and skips the test, or fails it when CI is set.
 //
 // Deliver drops a message into Maildir/new, which is how an MDA delivers.
 package dovecottest
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	_ "embed"
@@ -34,6 +41,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -84,17 +92,45 @@ func Binary() string {
 	return ""
 }
 
-// Start runs a fresh Dovecot for t and returns when all four ports accept
-// connections. It stops the server in t.Cleanup.
+// Bounds of Start. Dovecot answers within a second, even on a machine busy
+// with every package's tests; startTimeout is far beyond that, so reaching
+// it means something is wrong, and the test says so instead of hanging
+// until go test's own timeout.
+const (
+	// startTimeout bounds Start as a whole, every attempt included.
+	startTimeout = 60 * time.Second
+	// probeTimeout bounds one dial, TLS handshake and greeting.
+	probeTimeout = 2 * time.Second
+	// pollInterval separates two probes of a port that did not answer.
+	pollInterval = 20 * time.Millisecond
+	// waitDelay bounds how long Wait waits, once the master has exited,
+	// for a child still holding the output pipe (exec.Cmd.WaitDelay).
+	waitDelay = 2 * time.Second
+	// reapTimeout bounds the wait for the killed master to be reaped.
+	reapTimeout = 10 * time.Second
+)
+
+// Start runs a fresh Dovecot for t and returns when all four ports send
+// their greeting. It stops the server in t.Cleanup.
+//
+// Start fails t when Dovecot cannot be configured or exits at every
+// attempt. When it is missing, or does not answer within startTimeout, Start
+// skips t, unless the CI environment variable is set: then it fails t, so
+// CI cannot skip silently. The Dovecot it started is killed in every case.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, startTimeout)
+}
+
+// start is Start bounded by timeout.
+func start(t testing.TB, timeout time.Duration) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("dovecot is not installed but CI is set: run .ci/dovecot.sh")
-		}
-		t.Skip("dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d); skipping")
+		unavailable(t, "dovecot is not installed (bash .ci/dovecot.sh, or apt-get install dovecot-imapd dovecot-pop3d)", "")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	// Not t.TempDir: its long path would push Dovecot's unix sockets past
 	// the 108-byte sun_path limit.
 	dir, err := os.MkdirTemp("", "mrdv")
@@ -106,21 +142,41 @@ func Start(t testing.TB) *Server {
 	data := s.identity(t)
 	data.Dir = dir
 	s.prepare(t)
+	// The probes trust what the clients under test trust.
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile(s.CAFile)
+	must(t, err)
+	if !roots.AppendCertsFromPEM(ca) {
+		t.Fatalf("no certificate in %s", s.CAFile)
+	}
 
 	// A port picked free can be taken before Dovecot binds it; a few fresh
 	// attempts make that race harmless.
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		ports := freePorts(t, 4)
 		data.IMAP, data.IMAPS, data.POP3, data.POP3S = ports[0], ports[1], ports[2], ports[3]
-		if lastErr = s.run(t, bin, data); lastErr == nil {
+		if lastErr = s.run(ctx, t, bin, data, roots); lastErr == nil {
 			s.IMAP, s.IMAPS, s.POP3, s.POP3S = ports[0], ports[1], ports[2], ports[3]
 			return s
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+	if ctx.Err() != nil {
+		unavailable(t, fmt.Sprintf("dovecot did not start within %v", timeout), fmt.Sprintf("\n%v\n%s", lastErr, log))
+	}
 	t.Fatalf("start dovecot: %v\n%s", lastErr, log)
 	return nil
+}
+
+// unavailable skips t because no Dovecot can serve it, or fails t when the
+// CI environment variable is set; detail follows the verdict.
+func unavailable(t testing.TB, why, detail string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s; CI is set, so this fails%s", why, detail)
+	}
+	t.Skipf("%s; skipping%s", why, detail)
 }
 
 // identity picks the users Dovecot runs as; see dovecot.conf.tmpl.
@@ -185,8 +241,48 @@ func (s *Server) chownTree(t testing.TB, root string) {
 	}))
 }
 
-// run starts Dovecot once and waits for its ports.
-func (s *Server) run(t testing.TB, bin string, data confData) error {
+// proc is one running Dovecot master, in a process group of its own.
+type proc struct {
+	cmd    *exec.Cmd
+	cancel context.CancelFunc // cancels the command's context
+	done   chan struct{}      // closed once Wait has returned
+	err    error              // Wait's result, set before done is closed
+	out    bytes.Buffer       // stdout and stderr, to be read once done is closed
+	once   sync.Once
+}
+
+// stop kills the process group, at most once, and reports whether the
+// master was reaped within reapTimeout. It may be called any number of
+// times.
+func (p *proc) stop() bool {
+	p.once.Do(func() {
+		// Directly, not only through the context: when the master has
+		// already exited, exec no longer calls Cancel, yet its children
+		// may live on.
+		killGroup(p.cmd)
+		p.cancel()
+	})
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(reapTimeout):
+		return false
+	}
+}
+
+// output is what Dovecot printed, once it has exited.
+func (p *proc) output() string {
+	select {
+	case <-p.done:
+		return p.out.String()
+	default:
+		return "(dovecot still running)"
+	}
+}
+
+// run starts Dovecot once and waits for its ports. Until they answer, the
+// deadline of ctx kills Dovecot; after that it lives until t's cleanup.
+func (s *Server) run(ctx context.Context, t testing.TB, bin string, data confData, roots *x509.CertPool) error {
 	t.Helper()
 	var conf bytes.Buffer
 	tmpl := template.Must(template.New("dovecot.conf").Parse(confTemplate))
@@ -203,60 +299,137 @@ func (s *Server) run(t testing.TB, bin string, data confData) error {
 			return err
 		}
 	}
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Its own process group, so cleanup can reach the children too.
-	ownGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	// The command's context outlives Start (the server serves the whole
+	// test), so it is not ctx: ctx reaches it through AfterFunc below.
+	procCtx, cancel := context.WithCancel(context.Background())
+	p := &proc{cancel: cancel, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(procCtx, bin, "-F", "-c", confPath)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	// Its own process group, so cleanup can reach the children too. A
+	// graceful SIGTERM shutdown takes Dovecot 4 to 6 seconds; the instance
+	// and its folder are thrown away, so the whole group (master and the
+	// children it spawned) is killed at once.
+	ownGroup(p.cmd)
+	p.cmd.Cancel = func() error {
+		killGroup(p.cmd)
+		return nil
+	}
+	// The children inherit the output pipe; without WaitDelay, Wait would
+	// wait for the last of them however long it lives.
+	p.cmd.WaitDelay = waitDelay
+	if err := p.cmd.Start(); err != nil {
+		cancel()
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	// A graceful SIGTERM shutdown takes Dovecot 4 to 6 seconds; the
-	// instance and its folder are thrown away, so the whole process group
-	// (master and the children it spawned) is killed at once.
-	stop := func() {
-		killGroup(cmd)
-		<-exited
-	}
-	if err := waitPorts(exited, data.IMAP, data.IMAPS, data.POP3, data.POP3S); err != nil {
-		stop()
-		return fmt.Errorf("%w: %s", err, out.String())
-	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	ready := false
 	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
+		if !p.stop() {
+			t.Logf("dovecot (pid %d) was not reaped within %v of SIGKILL", p.cmd.Process.Pid, reapTimeout)
+		}
+		if ready && t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(s.Dir, "dovecot.log"))
 			t.Logf("dovecot log:\n%s", log)
 		}
 	})
+	stopDeadline := context.AfterFunc(ctx, cancel)
+
+	err := waitReady(ctx, p, roots, []probe{
+		{"imap", data.IMAP, false, "* OK"},
+		{"imaps", data.IMAPS, true, "* OK"},
+		{"pop3", data.POP3, false, "+OK"},
+		{"pop3s", data.POP3S, true, "+OK"},
+	})
+	// stopDeadline is false when the deadline has already fired its kill.
+	if err == nil && !stopDeadline() {
+		err = fmt.Errorf("ready just as the deadline passed: %w", ctx.Err())
+	}
+	if err != nil {
+		p.stop()
+		return fmt.Errorf("%w\n%s", err, p.output())
+	}
+	ready = true
 	return nil
 }
 
-// waitPorts polls until every port accepts a connection, for at most 15
-// seconds, and gives up early when Dovecot exits.
-func waitPorts(exited <-chan error, ports ...int) error {
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
+// probe is one listener of Dovecot: ready once it sends the greeting of its
+// protocol, "* OK" for IMAP (RFC 9051 section 7.1.1) or "+OK" for POP3
+// (RFC 1939 section 4), after a TLS handshake on an implicit-TLS port. A
+// greeting rather than an accepted connection proves the login process
+// serves the port, and that the port is ours.
+type probe struct {
+	name     string
+	port     int
+	tls      bool
+	greeting string
+}
+
+// waitReady polls every port until it greets, and gives up when ctx is
+// done or Dovecot exits.
+func waitReady(ctx context.Context, p *proc, roots *x509.CertPool, probes []probe) error {
+	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	for _, port := range ports {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for _, pr := range probes {
+		var last error // of a probe the deadline did not cut short
 		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
+			err := greet(ctx, pr, roots)
 			if err == nil {
-				_ = c.Close()
 				break
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("port %d did not answer within 15s: %w", port, err)
+			if ctx.Err() != nil {
+				if last == nil {
+					last = err
+				}
+				return fmt.Errorf("%s port %d did not greet: %w (last try: %v)", pr.name, pr.port, ctx.Err(), last)
 			}
+			last = err
 			select {
-			case err := <-exited:
-				return fmt.Errorf("dovecot exited: %v", err)
+			case <-ctx.Done():
+			case <-p.done:
+				// Past the deadline the exit is the deadline's kill,
+				// which the next round reports as such.
+				if ctx.Err() == nil {
+					return fmt.Errorf("dovecot exited: %v", p.err)
+				}
 			case <-tick.C:
 			}
 		}
+	}
+	return nil
+}
+
+// greet connects to one port once and reads its greeting, for at most
+// probeTimeout and never past the deadline of ctx.
+func greet(ctx context.Context, pr probe, roots *x509.CertPool) error {
+	limit := time.Now().Add(probeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
+		limit = d
+	}
+	timeout := time.Until(limit)
+	if timeout <= 0 {
+		return context.DeadlineExceeded
+	}
+	raw, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pr.port)), timeout)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	if err := raw.SetDeadline(limit); err != nil {
+		return err
+	}
+	c := raw
+	if pr.tls {
+		c = tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, pr.greeting) {
+		return fmt.Errorf("greeting %q, want %q", strings.TrimSpace(line), pr.greeting)
 	}
 	return nil
 }
