@@ -147,3 +147,59 @@ func TestLMTPAuthTrace(t *testing.T) {
 		t.Errorf("got %d deliveries, want 2", srv.Deliveries("a@example.org"))
 	}
 }
+
+// TestTraceLMTPSameTracer runs one message over SMTP and one over LMTP,
+// both with implicit TLS and AUTH PLAIN, and compares what the client
+// said: the same lines but for EHLO and LHLO, from the greeting to QUIT,
+// each tagged with its connection's number. The LMTP server's replies,
+// one per recipient, are traced like any other.
+func TestTraceLMTPSameTracer(t *testing.T) {
+	clientLines := func(lmtp bool) (string, string) {
+		opt := smtptest.Options{TLS: "tls", Auth: true, Password: "s4me-tracer", LMTP: lmtp}
+		srv := smtptest.Start(t, opt)
+		cfg := config(srv, opt)
+		cfg.Auth = "plain"
+		trace := newSyncBuffer()
+		cfg.Debug = trace
+		c := mustClient(t, cfg)
+		cn := mustDial(t, c)
+		if _, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org", "b@example.org"}, testMsg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cn.Close(); err != nil {
+			t.Fatal(err)
+		}
+		noSecret(t, "trace", trace.String(), c)
+		var client []string
+		for _, l := range strings.Split(strings.TrimSuffix(trace.String(), "\n"), "\n") {
+			if !strings.HasPrefix(l, "[1] C: ") && !strings.HasPrefix(l, "[1] S: ") {
+				t.Errorf("line %q is not tagged [1] C: or [1] S:", l)
+			}
+			if strings.HasPrefix(l, "[1] C: ") {
+				client = append(client, l)
+			}
+		}
+		return strings.Join(client, "\n"), trace.String()
+	}
+	smtpLines, _ := clientLines(false)
+	lmtpLines, lmtpTrace := clientLines(true)
+	want := strings.Join([]string{
+		"[1] C: EHLO client.test",
+		"[1] C: AUTH PLAIN <SMTP auth data redacted>",
+		"[1] C: MAIL FROM:<s@example.org> BODY=8BITMIME",
+		"[1] C: RCPT TO:<a@example.org>",
+		"[1] C: RCPT TO:<b@example.org>",
+		"[1] C: BDAT 77 LAST",
+		"[1] C: [message, 77 bytes]",
+		"[1] C: QUIT",
+	}, "\n")
+	if smtpLines != want {
+		t.Errorf("SMTP client lines:\n%s\nwant:\n%s", smtpLines, want)
+	}
+	if wantLMTP := strings.Replace(want, "EHLO", "LHLO", 1); lmtpLines != wantLMTP {
+		t.Errorf("LMTP client lines:\n%s\nwant:\n%s", lmtpLines, wantLMTP)
+	}
+	if !inOrder(lmtpTrace, []string{"[1] S: 220 ", "[1] S: 235 ", "[1] S: 250 2.0.0 <a@example.org> OK", "[1] S: 250 2.0.0 <b@example.org> OK", "[1] S: 221 "}) {
+		t.Errorf("LMTP replies missing or out of order:\n%s", lmtpTrace)
+	}
+}
