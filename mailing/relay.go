@@ -150,7 +150,7 @@ func relayProblems(c *campaign.Campaign) []campaign.Problem {
 	}
 	cfg.Password = "stand-in"
 	if _, err := sender.New(cfg); err != nil {
-		var ce *configErrorPending
+		var ce *sender.ConfigError
 		if errors.As(err, &ce) {
 			field := "smtp." + ce.Field
 			for _, p := range c.Problems() {
@@ -158,13 +158,9 @@ func relayProblems(c *campaign.Campaign) []campaign.Problem {
 					return nil // Load said it already (a missing ca_file, say)
 				}
 			}
-			return []campaign.Problem{c.Problem(field, ce.Message)}
+			return []campaign.Problem{c.Problem(field, strings.TrimPrefix(ce.Error(), "smtp: "))}
 		}
 		return []campaign.Problem{c.Problem("smtp", err.Error())}
 	}
 	return nil
 }
-
-type configErrorPending struct{ Field, Message string }
-
-func (e *configErrorPending) Error() string { return e.Message }
