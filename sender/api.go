@@ -8,7 +8,10 @@ import (
 
 // Config describes one SMTP or LMTP relay and how to talk to it.
 type Config struct {
+	// Host is a name or an IP address; an IPv6 literal may be written
+	// with or without brackets ("::1", "[::1]").
 	Host string
+	// Port zero means DefaultPort(Protocol, Security).
 	Port int
 	// Security is "starttls" (default; mandatory, never falls back to
 	// plaintext), "tls" (implicit TLS, RFC 8314) or "none".
@@ -18,16 +21,22 @@ type Config struct {
 	Username string
 	// Password is the secret itself; it never appears in errors or traces.
 	Password string
-	// Auth is auto, plain, login, cram-md5, xoauth2 or none.
+	// Auth is auto, plain, login, cram-md5, xoauth2 or none; empty means
+	// auto with a Username and none without. auto takes the best of what
+	// the server offers: PLAIN, then CRAM-MD5, then LOGIN over TLS, and
+	// CRAM-MD5 first without TLS; it never guesses XOAUTH2, whose Password
+	// is a bearer token.
 	Auth string
 	// HELO is the EHLO/LHLO name; empty means the host name.
 	HELO string
 	// Protocol is "smtp" (default) or "lmtp".
 	Protocol string
-	// Timeout bounds each SMTP command; zero means 60s.
+	// Timeout bounds the connection, the TLS handshake and each command;
+	// zero means 60s.
 	Timeout time.Duration
-	// DataTimeout bounds the wait for the reply to the final "."; zero means
-	// 10 minutes (RFC 5321 section 4.5.3.2.6).
+	// DataTimeout bounds the wait for the reply to the end of a message
+	// (each reply, for LMTP); zero means 10 minutes (RFC 5321 section
+	// 4.5.3.2.6).
 	DataTimeout time.Duration
 	// Debug, when set, receives the protocol trace with AUTH data redacted.
 	Debug io.Writer
