@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/smtptest"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/sender"
@@ -169,5 +170,29 @@ func replaceLine(t *testing.T, path, old, new string) {
 	lines[i] = new
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// protocol: lmtp without a port goes to port 24 whether the relay comes
+// from the smtp section or from a relay URL: the default is sender's alone.
+func TestLMTPDefaultPortBothWays(t *testing.T) {
+	fromYAML := mustLoad(t, writeFiles(t, map[string]string{"campaign.yaml": baseYAML +
+		"smtp:\n  host: 127.0.0.1\n  protocol: lmtp\n  security: none\n"}))
+	fromURL := mustLoad(t, writeFiles(t, nil))
+	if err := OverrideSMTP(fromURL, "lmtp://127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*campaign.Campaign{"smtp section": fromYAML, "relay URL": fromURL} {
+		cfg, _, err := SenderConfig(c, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		client, err := sender.New(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := client.String(); !strings.HasPrefix(got, "lmtp 127.0.0.1:24 ") {
+			t.Errorf("%s: got %q, want lmtp to 127.0.0.1:24", name, got)
+		}
 	}
 }

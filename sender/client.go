@@ -217,3 +217,14 @@ func trimBrackets(host string) string {
 	}
 	return host
 }
+
+// String says where and how the Client sends, with the defaults New filled
+// in: "smtp smtp.acme.example:587 (starttls, AUTH as news@acme.example)".
+// It never holds the password.
+func (c *Client) String() string {
+	login := "no AUTH"
+	if c.cfg.Auth != "none" {
+		login = "AUTH as " + c.cfg.Username
+	}
+	return fmt.Sprintf("%s %s (%s, %s)", c.cfg.Protocol, c.addr, c.cfg.Security, login)
+}

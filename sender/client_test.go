@@ -154,3 +154,28 @@ func TestNewIPv6Host(t *testing.T) {
 		}
 	}
 }
+
+// String names the relay with the defaults New filled in, and never the
+// password.
+func TestClientString(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Host: "smtp.acme.example", Username: "news", Password: "s3cret-pw", HELO: "h"}, "smtp smtp.acme.example:587 (starttls, AUTH as news)"},
+		{Config{Host: "smtp.acme.example", Security: "tls", HELO: "h"}, "smtp smtp.acme.example:465 (tls, no AUTH)"},
+		{Config{Host: "127.0.0.1", Protocol: "lmtp", Security: "none", HELO: "h"}, "lmtp 127.0.0.1:24 (none, no AUTH)"},
+		{Config{Host: "[::1]", Port: 2525, Security: "none", HELO: "h"}, "smtp [::1]:2525 (none, no AUTH)"},
+	} {
+		c, err := New(tt.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.String(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+		if strings.Contains(c.String(), "s3cret") {
+			t.Errorf("got %q, which shows the password", c.String())
+		}
+	}
+}

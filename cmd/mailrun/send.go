@@ -111,7 +111,7 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 	if pc.Rate > 0 {
 		rate = c.Send.Rate
 	}
-	relay := fmt.Sprintf("%s, rate %s, %d connections", relayName(cfg), rate, max(pc.Concurrency, 1))
+	relay := fmt.Sprintf("%s, rate %s, %d connections", client, rate, max(pc.Concurrency, 1))
 	return sender.NewPool(client, pc), relay, true
 }
 
@@ -237,11 +237,3 @@ func noteEarlier(w io.Writer, sum *mailing.SendSummary) {
 	fmt.Fprintf(w, "journal %s: skipped recipients settled by an earlier run: %s\n", sum.Journal, strings.Join(parts, ", "))
 }
 
-// relayName: TEMPORARY until sender describes its effective config.
-func relayName(cfg sender.Config) string {
-	login := "no AUTH"
-	if cfg.Username != "" {
-		login = "AUTH as " + cfg.Username
-	}
-	return fmt.Sprintf("%s %s:%d (%s, %s)", cfg.Protocol, cfg.Host, cfg.Port, cfg.Security, login)
-}
