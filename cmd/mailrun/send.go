@@ -236,4 +236,3 @@ func noteEarlier(w io.Writer, sum *mailing.SendSummary) {
 	}
 	fmt.Fprintf(w, "journal %s: skipped recipients settled by an earlier run: %s\n", sum.Journal, strings.Join(parts, ", "))
 }
-
