@@ -51,12 +51,3 @@ func mustLoad(t *testing.T, dir string) *campaign.Campaign {
 	}
 	return c
 }
-
-func containsAll(t *testing.T, got string, want []string) {
-	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(got, w) {
-			t.Errorf("got\n%s\nwant it to contain %q", got, w)
-		}
-	}
-}
