@@ -3,7 +3,6 @@ package mailing
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/mailrun/mailrun/campaign"
