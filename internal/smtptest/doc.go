@@ -5,11 +5,14 @@
 //  1. Start(t, Options{...}) listens on 127.0.0.1:0 with optional STARTTLS
 //     or implicit TLS (a certificate generated for the test, trusted through
 //     CAFile) and optional mandatory AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2).
+//     It offers SMTPUTF8 (RFC 6531) unless Options.NoSMTPUTF8.
 //  2. RejectRcpt, RejectRcptTimes, FailCommand, DropAt, DropAfterData,
 //     DropIdle and LMTPStatus inject replies and dropped connections;
 //     FailCommand also refuses the greeting or EHLO.
 //  3. The code under test talks to Host():Port().
 //  4. Messages, Deliveries, Sessions and MaxConcurrent report what the
-//     server saw; WaitClosed tells whether the client closed every
-//     connection it opened; t.Cleanup closes the server.
+//     server accepted; Envelopes every MAIL FROM and RCPT TO it received,
+//     byte for byte, accepted or not, with the SMTPUTF8 parameter;
+//     WaitClosed tells whether the client closed every connection it
+//     opened; t.Cleanup closes the server.
 package smtptest

@@ -45,6 +45,27 @@ type Options struct {
 	// of megabytes of mail in its heap spends the machine's CPU on
 	// garbage collection that a real relay, which spools to disk, does not.
 	DiscardData bool
+	// NoSMTPUTF8 leaves SMTPUTF8 (RFC 6531) out of the EHLO reply, as
+	// many relays do; go-smtp then answers the SMTPUTF8 parameter with
+	// 504. Like many relays, the server still takes a raw UTF-8 address
+	// without it, so a test asserts on Envelopes, not on a refusal.
+	NoSMTPUTF8 bool
+}
+
+// Envelope is one transaction's envelope as the server received it,
+// whatever it answered: the addresses byte for byte as they came in MAIL
+// FROM and RCPT TO (without the angle brackets, never case-folded or
+// converted), and the MAIL FROM parameters that tell how to read them.
+type Envelope struct {
+	From string
+	// SMTPUTF8 is set when MAIL FROM carried the SMTPUTF8 parameter (RFC
+	// 6531 section 3.4).
+	SMTPUTF8 bool
+	// Body is MAIL FROM's BODY parameter ("8BITMIME"), empty without one.
+	Body string
+	// Rcpts holds the address of every RCPT TO of the transaction, in
+	// order, accepted or refused.
+	Rcpts []string
 }
 
 // Message is one accepted message.
@@ -65,6 +86,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	msgs     []Message
+	envs     []Envelope
 	rules    []*rule
 	lmtp     map[string]*smtp.SMTPError
 	active   int
@@ -107,6 +129,7 @@ func Start(t testing.TB, opt Options) *Server {
 	s.srv.LMTP = opt.LMTP
 	s.srv.MaxRecipients = opt.MaxRecipients
 	s.srv.AllowInsecureAuth = opt.TLS == ""
+	s.srv.EnableSMTPUTF8 = !opt.NoSMTPUTF8
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 
 	var tlsConfig *tls.Config
@@ -202,6 +225,23 @@ func (s *Server) Messages() []Message {
 	out := make([]Message, len(s.msgs))
 	for i, m := range s.msgs {
 		out[i] = Message{From: m.From, To: append([]string(nil), m.To...), Data: append([]byte(nil), m.Data...)}
+	}
+	return out
+}
+
+// Envelopes returns a copy of every envelope the server received, in
+// order, whether or not a message followed: one per MAIL FROM that
+// go-smtp handed to the server (it answers a malformed command, or a
+// parameter it does not offer, itself), with every RCPT TO after it. A
+// command is recorded before the server answers it, so a client that has
+// read the reply finds it here.
+func (s *Server) Envelopes() []Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Envelope, len(s.envs))
+	for i, e := range s.envs {
+		out[i] = e
+		out[i].Rcpts = append([]string(nil), e.Rcpts...)
 	}
 	return out
 }
@@ -359,7 +399,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	s.live++
 	s.mu.Unlock()
-	return &session{s: s, c: c}, nil
+	return &session{s: s, c: c, env: -1}, nil
 }
 
 // session keeps its authenticated flag apart from the transaction state,
@@ -370,6 +410,9 @@ type session struct {
 	authed bool
 	from   string
 	to     []string
+	// env indexes this transaction's entry in Server.envs, -1 before its
+	// MAIL FROM.
+	env int
 	// dropOnReset closes the connection once the current reply is out.
 	dropOnReset bool
 }
@@ -393,7 +436,11 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 	return newAuthServer(mech, se.s.opt.Username, se.s.opt.Password, func() { se.authed = true })
 }
 
-func (se *session) Mail(from string, _ *smtp.MailOptions) error {
+func (se *session) Mail(from string, opts *smtp.MailOptions) error {
+	se.s.mu.Lock()
+	se.env = len(se.s.envs)
+	se.s.envs = append(se.s.envs, Envelope{From: from, SMTPUTF8: opts.UTF8, Body: string(opts.Body)})
+	se.s.mu.Unlock()
 	if se.s.opt.Auth && !se.authed {
 		return smtp.ErrAuthRequired
 	}
@@ -408,6 +455,12 @@ func (se *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if se.env >= 0 {
+		se.s.mu.Lock()
+		e := &se.s.envs[se.env]
+		e.Rcpts = append(e.Rcpts, to)
+		se.s.mu.Unlock()
+	}
 	if r := se.s.match("RCPT", to); r != nil {
 		if r.drop {
 			return se.drop()
@@ -475,6 +528,7 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 func (se *session) Reset() {
 	se.from = ""
 	se.to = nil
+	se.env = -1
 	if se.dropOnReset {
 		se.dropOnReset = false
 		_ = se.drop()

@@ -149,3 +149,57 @@ func TestServerIPv6(t *testing.T) {
 		t.Error("message not delivered over IPv6")
 	}
 }
+
+// Envelopes records MAIL FROM and every RCPT TO byte for byte, refused
+// ones included, with the SMTPUTF8 parameter the standard library client
+// adds when, and only when, the server offers it. Without SMTPUTF8 the
+// server still takes raw UTF-8, which Envelopes shows as it came.
+func TestServerEnvelopes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opt  Options
+		utf8 bool
+	}{
+		{"offered", Options{}, true},
+		{"not offered", Options{NoSMTPUTF8: true}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, tt.opt)
+			s.RejectRcpt("no@example.org", 550, "5.1.1", "no such user")
+			c, err := smtp.Dial(s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Hello("client.test"); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := c.Extension("SMTPUTF8"); ok != tt.utf8 {
+				t.Fatalf("got SMTPUTF8 offered %v, want %v", ok, tt.utf8)
+			}
+			if err := c.Mail("ünï@exämple.example"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Rcpt("no@example.org"); err == nil {
+				t.Fatal("RCPT TO no@example.org was accepted")
+			}
+			if err := c.Rcpt("Jösé@Exämple.example"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			want := Envelope{From: "ünï@exämple.example", SMTPUTF8: tt.utf8, Body: "8BITMIME", Rcpts: []string{"no@example.org", "Jösé@Exämple.example"}}
+			envs := s.Envelopes()
+			if len(envs) != 1 || envs[0].From != want.From || envs[0].SMTPUTF8 != want.SMTPUTF8 || envs[0].Body != want.Body || strings.Join(envs[0].Rcpts, ",") != strings.Join(want.Rcpts, ",") {
+				t.Errorf("got %+v, want [%+v]", envs, want)
+			}
+			if len(s.Messages()) != 0 {
+				t.Errorf("got %d messages, want none", len(s.Messages()))
+			}
+		})
+	}
+}
