@@ -12,6 +12,20 @@ func BenchmarkRender(b *testing.B) {
 	cfg := baseConfig()
 	cfg.Attachments = nil
 	cfg.MessageID = nil
+	benchRender(b, cfg, "Zoë", "Ünïcødé")
+}
+
+// BenchmarkRenderASCII is BenchmarkRender with plain ASCII values and
+// subject, the common case whose header values go out as they are.
+func BenchmarkRenderASCII(b *testing.B) {
+	cfg := baseConfig()
+	cfg.Attachments = nil
+	cfg.MessageID = nil
+	cfg.Subject = "{{.first_name}}, news for November - issue {{.Vars.issue}}"
+	benchRender(b, cfg, "Zoe", "Smith")
+}
+
+func benchRender(b *testing.B, cfg Config, first, last string) {
 	r := newRenderer(b, cfg)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -19,7 +33,7 @@ func BenchmarkRender(b *testing.B) {
 		for pb.Next() {
 			i++
 			rc := Recipient{Row: i, Email: "user" + strconv.Itoa(i) + "@example.org", Fields: map[string]string{
-				"email": "user@example.org", "first_name": "Zoë", "last_name": "Ünïcødé", "plan": "Pro", "id": strconv.Itoa(i),
+				"email": "user@example.org", "first_name": first, "last_name": last, "plan": "Pro", "id": strconv.Itoa(i),
 			}}
 			if _, err := r.Render(rc); err != nil {
 				b.Fatal(err)
