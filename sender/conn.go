@@ -74,6 +74,15 @@ func checkAddr(a string) error {
 // and LMTP take the same path; LMTP differs only in the replies to the
 // end of the message, one per accepted recipient (settleMessage).
 //
+// Addresses go on the wire as wireAddr makes them: as they are when the
+// relay offers SMTPUTF8, the domain as A-labels when it does not. A
+// recipient that cannot go (an invalid address, a non-ASCII local part
+// without SMTPUTF8, a domain idna refuses) is Rejected with a permanent
+// *Error for "RCPT TO" without a reply, the first wrapping ErrNoSMTPUTF8,
+// and nothing is sent for it; a sender that cannot go fails the message
+// with a fatal *Error for "MAIL FROM". Result keeps the addresses as
+// given.
+//
 // A rejected recipient (5xx) does not stop the others; a 4xx leaves that
 // recipient Deferred with a temporary *Error. If no recipient is accepted,
 // no message is sent. The returned error is non-nil when the transaction
@@ -105,13 +114,14 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	if cn.broken {
 		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: errors.New("connection is closed")})
 	}
-	if err := checkAddr(from); err != nil {
-		return fail(&Error{Command: "MAIL FROM", Err: err, fatal: true})
+	wfrom, e := cn.wireFrom(from)
+	if e != nil {
+		return fail(e)
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(&Error{Command: "MAIL FROM", Temporary: true, Err: err})
 	}
-	sent := checkRcpts(res)
+	sent, wto := cn.envelope(res, to)
 	if len(sent) == 0 {
 		return res, nil
 	}
@@ -124,7 +134,7 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 			cn.kill() // closed underneath: never reuse it
 		}
 	}()
-	t := &txn{res: res, from: from, to: to, sent: sent, msg: msg, fail: fail}
+	t := &txn{res: res, from: wfrom, to: wto, sent: sent, msg: msg, fail: fail}
 	switch {
 	case cn.chunking:
 		return cn.sendChunked(t)
@@ -138,27 +148,15 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 // envelope, the recipients whose RCPT TO goes out, and fail, which
 // settles every undecided recipient Deferred with one error.
 type txn struct {
-	res  *Result
+	res *Result
+	// from and to are the envelope as it goes on the wire (wireAddr);
+	// res keeps the addresses as the caller gave them.
 	from string
 	to   []string
 	// sent holds the indexes of the recipients whose RCPT TO goes out.
 	sent []int
 	msg  []byte
 	fail func(*Error) (*Result, error)
-}
-
-// checkRcpts rejects the addresses that checkAddr refuses and returns the
-// indexes of the others, whose RCPT TO goes out.
-func checkRcpts(res *Result) []int {
-	sent := make([]int, 0, len(res.Rcpts))
-	for i := range res.Rcpts {
-		if err := checkAddr(res.Rcpts[i].Addr); err != nil {
-			res.Rcpts[i].Status, res.Rcpts[i].Err = Rejected, &Error{Command: "RCPT TO", Err: err}
-			continue
-		}
-		sent = append(sent, i)
-	}
-	return sent
 }
 
 // sendStepwise is Send for a server without PIPELINING: one command, one
@@ -170,7 +168,7 @@ func (cn *Conn) sendStepwise(ctx context.Context, t *txn) (*Result, error) {
 		e.fatal = e.Code/100 == 5
 		return t.fail(e)
 	}
-	accepted := cn.rcpts(ctx, res, t.sent)
+	accepted := cn.rcpts(ctx, t)
 	if cn.broken {
 		return t.fail(res.firstErr())
 	}
@@ -195,11 +193,12 @@ func (cn *Conn) sendStepwise(ctx context.Context, t *txn) (*Result, error) {
 	return cn.body(t, accepted)
 }
 
-// rcpts sends RCPT TO for the recipients sent, one at a time, and returns
-// the indexes of the accepted ones. A 452 ends the batch early (RFC 5321
-// section 4.5.3.1.10): it and the remaining addresses are Deferred with
-// that reply, so a Pool sends them in the next transaction.
-func (cn *Conn) rcpts(ctx context.Context, res *Result, sent []int) []int {
+// rcpts sends RCPT TO for the recipients of t.sent, one at a time, and
+// returns the indexes of the accepted ones. A 452 ends the batch early
+// (RFC 5321 section 4.5.3.1.10): it and the remaining addresses are
+// Deferred with that reply, so a Pool sends them in the next transaction.
+func (cn *Conn) rcpts(ctx context.Context, t *txn) []int {
+	res, sent := t.res, t.sent
 	var accepted []int
 	for k, i := range sent {
 		rr := &res.Rcpts[i]
@@ -207,7 +206,7 @@ func (cn *Conn) rcpts(ctx context.Context, res *Result, sent []int) []int {
 			cn.deferFrom(res, sent[k:], &Error{Command: "RCPT TO", Temporary: true, Err: err})
 			return accepted
 		}
-		_, _, err := cn.cmd(25, "RCPT TO:<", rr.Addr, ">")
+		_, _, err := cn.cmd(25, "RCPT TO:<", t.to[i], ">")
 		if err == nil {
 			accepted = append(accepted, i)
 			continue

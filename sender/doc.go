@@ -28,7 +28,14 @@
 //     SMTPUTF8. dialError and tlsError classify failures from typed values
 //     (*textproto.Error, network and TLS errors). A failed dial closes its
 //     socket.
-//  5. Conn.Send rejects invalid addresses (checkRcpts) and runs the
+//  5. Conn.Send puts the envelope in its wire form (wireFrom, envelope,
+//     wireAddr): it rejects addresses checkAddr refuses; when the relay
+//     offers SMTPUTF8 a non-ASCII address goes as it is, with SMTPUTF8 on
+//     MAIL FROM (mailParams, RFC 6531 section 3.4); otherwise a non-ASCII
+//     domain goes as A-labels (golang.org/x/net/idna, idna.Lookup) and a
+//     non-ASCII local part, which has no ASCII form, rejects its recipient
+//     before anything is sent for it (ErrNoSMTPUTF8) or, in the sender,
+//     fails the message with a fatal error. It then runs the
 //     transaction one of three ways. sendStepwise sends one command at a
 //     time; with PIPELINING (RFC 2920) sendPipelined writes MAIL FROM,
 //     every RCPT TO and DATA at once (writeGroup) and reads the replies in
