@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -208,23 +210,51 @@ type Problem struct {
 }
 
 // String formats p as "file:line: field: message"; a warning has
-// "warning: " before the message.
+// "warning: " before the message. Control characters (a CR LF from a CSV
+// value or a file name, an escape sequence) are shown escaped, so a
+// problem is one line on the terminal and cannot forge another.
 func (p Problem) String() string {
 	var b strings.Builder
-	b.WriteString(p.File)
+	b.WriteString(Printable(p.File))
 	if p.Line > 0 {
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(p.Line))
 	}
 	b.WriteString(": ")
 	if p.Field != "" {
-		b.WriteString(p.Field)
+		b.WriteString(Printable(p.Field))
 		b.WriteString(": ")
 	}
 	if p.Warning {
 		b.WriteString("warning: ")
 	}
-	b.WriteString(p.Message)
+	b.WriteString(Printable(p.Message))
+	return b.String()
+}
+
+// Printable shows the control characters of s escaped as Go does (\r, \n,
+// \x1b, \u202e), leaving all other text as it is: the one rule for text
+// from a campaign that reaches a terminal or a log.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
 	return b.String()
 }
 
@@ -266,6 +296,10 @@ func Load(path string) (*Campaign, error) {
 		return nil, fmt.Errorf("load campaign: %w", err)
 	}
 	file := filepath.Base(path)
+	// The YAML parser says "invalid UTF-8" without a line.
+	if line, ok := badUTF8Line(data); ok {
+		return nil, Problems{{File: file, Line: line, Message: "invalid UTF-8 (the file must be saved as UTF-8)"}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{yamlProblem(file, err.Error(), nil)}
@@ -607,4 +641,24 @@ func (c *Campaign) base() string {
 		return DefaultFile
 	}
 	return filepath.Base(c.path)
+}
+
+// badUTF8Line is the 1-based line of the first byte of data that is not
+// UTF-8.
+func badUTF8Line(data []byte) (int, bool) {
+	if utf8.Valid(data) {
+		return 0, false
+	}
+	line := 1
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		if r == utf8.RuneError && n <= 1 {
+			return line, true
+		}
+		if r == '\n' {
+			line++
+		}
+		data = data[n:]
+	}
+	return line, true
 }

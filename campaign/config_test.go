@@ -265,3 +265,37 @@ func readTestdata(t *testing.T, name string) string {
 	}
 	return string(data)
 }
+
+// Settings past their sane bounds are refused with the bound and its reason.
+func TestSendBounds(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"send:\n  concurrency: 1000000\n", "campaign.yaml:7: send.concurrency: 1000000 is more than 100 (connections"},
+		{"send:\n  max_rcpt: 5000\n", "send.max_rcpt: 5000 is more than 1000"},
+		{"send:\n  retries: 101\n", "send.retries: 101 is more than 100"},
+		{"send:\n  backoff: 2h\n", "send.backoff: 2h0m0s is more than 1h0m0s"},
+		{"send:\n  timeout: -1s\n", "send.timeout: must not be negative"},
+	}
+	for _, tt := range tests {
+		_, err := Load(writeFiles(t, map[string]string{"campaign.yaml": baseYAML + tt.yaml}))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: got %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+	c := mustLoad(t, writeFiles(t, map[string]string{"campaign.yaml": baseYAML + "send:\n  concurrency: 100\n  max_rcpt: 1000\n"}))
+	if c.Send.Concurrency != 100 {
+		t.Errorf("got concurrency %d, want the bound itself accepted", c.Send.Concurrency)
+	}
+}
+
+// A problem is one line on the terminal: control characters from a file
+// name or a value are shown escaped.
+func TestProblemPrintable(t *testing.T) {
+	p := Problem{File: "campaign.yaml", Line: 9, Field: "attachments.0", Message: "a\r\nFAKE: line\x1b[2J\u202e.pdf: no such file"}
+	want := `campaign.yaml:9: attachments.0: a\r\nFAKE: line\x1b[2J\u202e.pdf: no such file`
+	if got := p.String(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := Printable("Zoë <zoe@example.org>"); got != "Zoë <zoe@example.org>" {
+		t.Errorf("got %q, want text without control characters untouched", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mailrun/mailrun/render"
@@ -112,8 +113,8 @@ func (r *Recipients) Header() []string { return r.header }
 //
 // It returns io.EOF at the end. A row that cannot be used gives its
 // Recipient (Row set, Email when known) and a Problems error: wrong field
-// count, invalid UTF-8, a line break or NUL in a value, an empty or invalid
-// address, or (as a warning) a duplicate of an earlier row in any letter
+// count, invalid UTF-8 or NUL in a value, an empty or invalid address
+// (see CheckAddr), or (as a warning) a duplicate of an earlier row in any letter
 // case. Such a row must be skipped and Next called again. Any other error is
 // fatal.
 func (r *Recipients) Next() (render.Recipient, error) {
@@ -142,9 +143,12 @@ func (r *Recipients) Next() (render.Recipient, error) {
 		switch {
 		case !utf8.ValidString(v):
 			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: "invalid UTF-8"})
-		case strings.ContainsAny(v, "\r\n\x00"):
-			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: "line break or NUL in the value"})
+		case strings.IndexByte(v, 0) >= 0:
+			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: "NUL in the value"})
 		}
+		// A line break is text in a body (a postal address); render refuses
+		// it where it would reach a header (subject, name, headers,
+		// unsubscribe), naming the template.
 		fields[name] = v
 	}
 	email := strings.TrimSpace(rec[r.emailCol])
@@ -167,10 +171,17 @@ func (r *Recipients) Next() (render.Recipient, error) {
 }
 
 // checkAddr accepts only a bare addr-spec (RFC 5322 section 3.4.1), as the
-// envelope needs: no display name, no angle brackets, no comments.
+// envelope needs: no display name, no angle brackets, no comments; and only
+// what a relay can route and a reader cannot be fooled by: no invisible or
+// direction-control characters, at most 64 octets before the @ and 254 in
+// all (RFC 5321 section 4.5.3.1), and domain labels of letters, digits and
+// inner hyphens (RFC 1035 section 2.3.1, RFC 5890 for non-ASCII letters).
 func checkAddr(s string) string {
 	if s == "" {
 		return "empty address"
+	}
+	if r, ok := invisible(s); ok {
+		return fmt.Sprintf("invisible or direction-control character %U in %+q", r, s)
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
@@ -178,6 +189,56 @@ func checkAddr(s string) string {
 	}
 	if a.Name != "" || a.Address != s {
 		return "want a bare address like ann@example.org, got " + strconv.Quote(s)
+	}
+	at := strings.LastIndexByte(s, '@')
+	local, domain := s[:at], s[at+1:]
+	switch {
+	case len(local) > 64:
+		return fmt.Sprintf("the part before @ has %d octets, more than 64 (RFC 5321 section 4.5.3.1)", len(local))
+	case len(s) > 254:
+		return fmt.Sprintf("%d octets, more than 254 (RFC 5321 section 4.5.3.1)", len(s))
+	}
+	if msg := checkDomain(domain); msg != "" {
+		return "domain " + strconv.Quote(domain) + ": " + msg
+	}
+	return ""
+}
+
+// invisible finds a character that shows nothing or turns the text around
+// (Unicode categories Cc and Cf: zero-width spaces and joiners, U+202E and
+// the other bidirectional controls, the byte order mark), which could make
+// one address look like another.
+func invisible(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// checkDomain holds a domain to the rule of host names: dot-separated
+// labels of letters, digits and hyphens, a hyphen neither first nor last,
+// at most 63 octets each. A domain literal ([192.0.2.1]) is left to the
+// relay.
+func checkDomain(d string) string {
+	if strings.HasPrefix(d, "[") {
+		return ""
+	}
+	for _, label := range strings.Split(d, ".") {
+		switch {
+		case label == "":
+			return "empty label"
+		case len(label) > 63:
+			return fmt.Sprintf("label of %d octets, more than 63", len(label))
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Sprintf("label %q starts or ends with a hyphen", label)
+		}
+		for _, r := range label {
+			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				return fmt.Sprintf("%q is not a letter, digit or hyphen", r)
+			}
+		}
 	}
 	return ""
 }

@@ -44,7 +44,26 @@ func TestRecipients(t *testing.T) {
 		{"BOM and CRLF", "\uFEFFemail,name\r\na@x.example,Ann\r\nb@x.example,Bob", []string{"2 a@x.example Ann", "3 b@x.example Bob"}},
 		{"quoted fields", "email,name\n\"a@x.example\",\"Lee, Ann \"\"A\"\"\"\n", []string{`2 a@x.example Lee, Ann "A"`}},
 		{"quoted newline shifts rows", "email,name\na@x.example,\"two\nlines\"\nb@x.example,Bob\n",
-			[]string{"r.csv:2: name: line break or NUL in the value", "4 b@x.example Bob"}},
+			// A line break is body text; render refuses it only in a header.
+			[]string{"2 a@x.example two\nlines", "4 b@x.example Bob"}},
+		{"NUL in a value", "email,name\na@x.example,\"a\x00b\"\n", []string{"r.csv:2: name: NUL in the value"}},
+		{"address rules", "email,name\n" +
+			"zero\u200bwidth@example.org,A\n" +
+			"rlo\u202e@example.org,B\n" +
+			"a@-example.org,C\n" +
+			"a@exa_mple.org,D\n" +
+			strings.Repeat("l", 65) + "@example.org,E\n" +
+			strings.Repeat("l", 60) + "@" + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 10) + ".example,F\n" +
+			"jose@exämple.example,G\n",
+			[]string{
+				`r.csv:2: email: invisible or direction-control character U+200B in "zero\u200bwidth@example.org"`,
+				`r.csv:3: email: invisible or direction-control character U+202E in "rlo\u202e@example.org"`,
+				`r.csv:4: email: domain "-example.org": label "-example" starts or ends with a hyphen`,
+				`r.csv:5: email: domain "exa_mple.org": '_' is not a letter, digit or hyphen`,
+				"r.csv:6: email: the part before @ has 65 octets, more than 64 (RFC 5321 section 4.5.3.1)",
+				"r.csv:7: email: 262 octets, more than 254 (RFC 5321 section 4.5.3.1)",
+				"8 jose@exämple.example G",
+			}},
 		{"wrong field count", "email,name\na@x.example\nb@x.example,Bob,extra\nc@x.example,Cy\n",
 			[]string{"r.csv:2: 1 fields, but the header has 2 columns", "r.csv:3: 3 fields, but the header has 2 columns", "4 c@x.example Cy"}},
 		{"invalid and empty address", "email,name\nnot-an-address,A\n,B\n\"Ann <a@x.example>\",C\n a@x.example ,D\n",

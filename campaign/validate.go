@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailrun/mailrun/render"
 )
@@ -221,25 +222,47 @@ func (c *Campaign) validateCredentials(sec, user, env, file string, noAuth bool,
 	k.exists(sec+".password_file", file)
 }
 
+// sendBounds are the largest sane values of the send section: past them a
+// setting is a typo or would hurt the relay (a million connections), and
+// the message says what the limit is for.
+var sendBounds = []struct {
+	field string
+	max   int
+	why   string
+}{
+	{"send.burst", 10000, "messages sent at once past the rate"},
+	{"send.concurrency", 100, "connections to one relay; relays limit clients to a few dozen"},
+	{"send.per_connection", 1000000, "messages on one connection"},
+	{"send.retries", 100, "attempts for a temporary failure"},
+	{"send.max_rcpt", 1000, "recipients per transaction; RFC 5321 section 4.5.3.1.8 asks relays for 100"},
+	{"send.abort_after", 1000000, "permanent failures in a row"},
+}
+
+// durationBounds are the largest sane durations of the send section.
+var durationBounds = map[string]time.Duration{"send.backoff": time.Hour, "send.timeout": time.Hour}
+
 func (c *Campaign) validateSend(k *checker) {
 	d := c.Send
 	if _, err := parseRate(d.Rate); err != nil {
 		k.errorf("send.rate", "%v", err)
 	}
-	for _, v := range []struct {
-		field string
-		n     int
-	}{{"send.burst", d.Burst}, {"send.concurrency", d.Concurrency}, {"send.per_connection", d.PerConnection},
-		{"send.retries", d.Retries}, {"send.max_rcpt", d.MaxRcpt}, {"send.abort_after", d.AbortAfter}} {
-		if v.n < 0 {
-			k.errorf(v.field, "must not be negative")
+	values := map[string]int{"send.burst": d.Burst, "send.concurrency": d.Concurrency, "send.per_connection": d.PerConnection,
+		"send.retries": d.Retries, "send.max_rcpt": d.MaxRcpt, "send.abort_after": d.AbortAfter}
+	for _, b := range sendBounds {
+		switch n := values[b.field]; {
+		case n < 0:
+			k.errorf(b.field, "must not be negative")
+		case n > b.max:
+			k.errorf(b.field, "%d is more than %d (%s)", n, b.max, b.why)
 		}
 	}
-	if d.Backoff < 0 {
-		k.errorf("send.backoff", "must not be negative")
-	}
-	if d.Timeout < 0 {
-		k.errorf("send.timeout", "must not be negative")
+	for field, v := range map[string]time.Duration{"send.backoff": d.Backoff, "send.timeout": d.Timeout} {
+		switch max := durationBounds[field]; {
+		case v < 0:
+			k.errorf(field, "must not be negative")
+		case v > max:
+			k.errorf(field, "%s is more than %s", v, max)
+		}
 	}
 }
 

@@ -263,6 +263,12 @@ func configProblem(c *campaign.Campaign, err error) campaign.Problem {
 		field, msg = f, rest
 	}
 	key, ok := renderKeys[field]
+	if first, _, cut := strings.Cut(field, " "); !ok && cut {
+		key, ok = renderKeys[first] // "attachment NAME: ..."
+		if ok {
+			msg = strings.TrimPrefix(err.Error(), first+" ")
+		}
+	}
 	if h, isHeader := strings.CutPrefix(field, "header "); isHeader {
 		key, ok = "headers."+h, true
 	}

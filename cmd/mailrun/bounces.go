@@ -25,7 +25,7 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	sum, err := mailing.Bounces(ctx, c, mailing.BouncesOptions{Journal: *jpath, DryRun: *dryRun, Notes: stderr})
 	var se *mailing.SetupError
 	if errors.Is(err, mailing.ErrNoBounceMailbox) || errors.As(err, &se) {
-		fmt.Fprintln(stderr, "mailrun bounces:", err)
+		fmt.Fprintln(stderr, "mailrun bounces:", errText(err))
 		return exitUsage
 	}
 	if sum != nil {
@@ -35,7 +35,7 @@ func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return code
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun bounces:", err)
+		fmt.Fprintln(stderr, "mailrun bounces:", errText(err))
 		return exitFailed
 	}
 	if len(sum.Errors()) > 0 {

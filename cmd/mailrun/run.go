@@ -103,7 +103,7 @@ func parse(fs *flag.FlagSet, args []string, want int, stderr io.Writer) ([]strin
 func load(path string, stderr io.Writer) (*campaign.Campaign, bool) {
 	c, err := campaign.Load(path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, errText(err))
 		fmt.Fprintf(stderr, "mailrun: fix the campaign first (mailrun check %s shows every problem)\n", path)
 		return nil, false
 	}
@@ -122,7 +122,7 @@ func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	c, err := campaign.Load(pos[0])
 	var ps campaign.Problems
 	if err != nil && (c == nil || !errors.As(err, &ps)) {
-		fmt.Fprintln(stdout, err)
+		fmt.Fprintln(stdout, errText(err))
 		fmt.Fprintln(stdout, "check: the campaign file cannot be read")
 		return exitUsage
 	}
@@ -131,7 +131,7 @@ func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return code
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun check:", err)
+		fmt.Fprintln(stderr, "mailrun check:", errText(err))
 		return exitUsage
 	}
 	return reportExit(rep)
@@ -172,7 +172,7 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return code
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun preview:", err)
+		fmt.Fprintln(stderr, "mailrun preview:", errText(err))
 		return exitUsage
 	}
 	return reportExit(rep)
@@ -185,7 +185,7 @@ func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 		return exitUsage
 	}
 	if err := campaign.Init(pos[0]); err != nil {
-		fmt.Fprintln(stderr, "mailrun init:", err)
+		fmt.Fprintln(stderr, "mailrun init:", errText(err))
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "init: wrote a campaign to %s; try: mailrun check %s && mailrun preview %s -o out\n", pos[0], pos[0], pos[0])
@@ -233,7 +233,7 @@ func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	rep, err := journal.Latest(path, campaign.AddrKey)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun status:", err)
+		fmt.Fprintln(stderr, "mailrun status:", errText(err))
 		return exitUsage
 	}
 	s := rep.Summary
@@ -262,7 +262,7 @@ func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	if err := journal.WriteReport(stdout, path, *format, campaign.AddrKey); err != nil {
-		fmt.Fprintln(stderr, "mailrun report:", err)
+		fmt.Fprintln(stderr, "mailrun report:", errText(err))
 		return exitUsage
 	}
 	return exitOK
@@ -278,6 +278,17 @@ func journalOf(path, override string, stderr io.Writer) (string, bool) {
 		return "", false
 	}
 	return mailing.JournalPath(c), true
+}
+
+// errText is an error as the terminal shows it: each problem of a
+// campaign.Problems on its own line, and no raw control character (a CR
+// LF from a file name or a server's reply) anywhere, so that an error can
+// never forge another line.
+func errText(err error) string {
+	if ps, ok := err.(campaign.Problems); ok {
+		return ps.Error() // each Problem is printable on its own
+	}
+	return campaign.Printable(err.Error())
 }
 
 // interrupted maps a cancelled context to exit code 130, or returns 0.

@@ -64,7 +64,7 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return code
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		return exitUsage
 	}
 	journalPath := f.journal
@@ -86,7 +86,7 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Pool, string, bool) {
 	if f.smtpURL != "" {
 		if err := mailing.OverrideSMTP(c, f.smtpURL); err != nil {
-			fmt.Fprintln(stderr, "mailrun send: --smtp:", err)
+			fmt.Fprintln(stderr, "mailrun send: --smtp:", errText(err))
 			return nil, "", false
 		}
 	}
@@ -99,12 +99,12 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 		err = fmt.Errorf("%w (add an smtp section or use --smtp URL)", err)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		return nil, "", false
 	}
 	client, err := sender.New(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", err)
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		return nil, "", false
 	}
 	rate := "no limit"
@@ -153,7 +153,7 @@ func testSend(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *s
 		case errors.Is(err, mailing.ErrTestAddress):
 			err = fmt.Errorf("--test: %w", err)
 		}
-		fmt.Fprintln(stderr, "mailrun send:", err)
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		if errors.Is(err, context.Canceled) {
 			return exitInterrupted
 		}
@@ -195,10 +195,10 @@ func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *se
 		fmt.Fprintln(stderr, "mailrun send: interrupted; the journal is consistent: run the same command again to go on")
 		return exitInterrupted
 	case errors.Is(err, mailing.ErrChanged):
-		fmt.Fprintf(stderr, "mailrun send: %v; check them and run again with --force\n", err)
+		fmt.Fprintf(stderr, "mailrun send: %s; check them and run again with --force\n", errText(err))
 		return exitUsage
 	case err != nil:
-		fmt.Fprintln(stderr, "mailrun send:", err)
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		var (
 			ae *mailing.AbortError
 			se *mailing.SetupError
