@@ -196,3 +196,53 @@ func TestLMTPDefaultPortBothWays(t *testing.T) {
 		}
 	}
 }
+
+// International addresses from the list (issue 14): with SMTPUTF8 offered
+// they go as written; without it, an IDN domain goes in its A-label form
+// and a non-ASCII local part fails its recipient with the reason, before
+// anything is sent for it, while the others go.
+func TestInternationalAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		noUTF8    bool
+		wantRcpts []string
+		ueniSent  bool
+	}{
+		{"SMTPUTF8 offered", false, []string{"ünï@example.org", "jose@exämple.example"}, true},
+		{"no SMTPUTF8", true, []string{"jose@xn--exmple-cua.example"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRunEnv(t, "newsletter", smtptest.Options{NoSMTPUTF8: tc.noUTF8}, "")
+			if err := os.WriteFile(filepath.Join(e.dir, "recipients.csv"),
+				[]byte("email,first_name,last_name,id,plan\nünï@example.org,Ünï,U,u1,pro\njose@exämple.example,José,J,j1,free\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum, out, err := e.run(context.Background(), SendOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, env := range e.srv.Envelopes() {
+				got = append(got, env.Rcpts...)
+				if tc.noUTF8 == env.SMTPUTF8 {
+					t.Errorf("got SMTPUTF8 %v on MAIL FROM, want %v", env.SMTPUTF8, !tc.noUTF8)
+				}
+			}
+			slices.Sort(got) // concurrent connections: any order
+			slices.Sort(tc.wantRcpts)
+			if !slices.Equal(got, tc.wantRcpts) {
+				t.Errorf("got RCPT TO %q, want %q", got, tc.wantRcpts)
+			}
+			st := e.journal()
+			if got := st["ünï@example.org"].Status == journal.Sent; got != tc.ueniSent {
+				t.Errorf("ünï: got %+v, want sent %v", st["ünï@example.org"], tc.ueniSent)
+			}
+			if !tc.ueniSent && (st["ünï@example.org"].Status != journal.Failed || !strings.Contains(out, "SMTPUTF8")) {
+				t.Errorf("ünï: got %+v and notices %q, want failed, naming SMTPUTF8", st["ünï@example.org"], out)
+			}
+			if st["jose@exämple.example"].Status != journal.Sent || sum.Sent < 1 {
+				t.Errorf("jose: got %+v (summary %+v), want sent", st["jose@exämple.example"], sum)
+			}
+		})
+	}
+}
