@@ -115,7 +115,8 @@ type SMTP struct {
 	Username     string `yaml:"username"`
 	PasswordEnv  string `yaml:"password_env"`
 	PasswordFile string `yaml:"password_file"`
-	// Auth is auto (default), plain, login, cram-md5, xoauth2 or none.
+	// Auth is auto, plain, login, cram-md5, xoauth2 or none; empty is the
+	// sender's default: auto with a username, none without.
 	Auth string `yaml:"auth"`
 	HELO string `yaml:"helo"`
 	// Protocol is smtp (default) or lmtp.
@@ -139,7 +140,7 @@ type Send struct {
 	PerConnection int `yaml:"per_connection"`
 	// Retries is attempts for temporary failures; default 5.
 	Retries int `yaml:"retries"`
-	// Backoff is the first retry delay; default 2s.
+	// Backoff is the first retry delay; 0 is the sender's default (2s).
 	Backoff time.Duration `yaml:"backoff"`
 	// Timeout bounds each SMTP command; 0 is the sender's default (60s).
 	Timeout time.Duration `yaml:"timeout"`
@@ -466,9 +467,6 @@ func (c *Campaign) defaults() {
 	setDefault(&d.PerConnection, 500)
 	setDefault(&d.Retries, 5)
 	setDefault(&d.AbortAfter, 50)
-	if d.Backoff == 0 {
-		d.Backoff = 2 * time.Second
-	}
 	b := &c.Bounces
 	if b.Host != "" {
 		// Security, port and folder defaults are the mailbox's.

@@ -33,7 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"send.concurrency", c.Send.Concurrency, 4},
 		{"send.burst", c.Send.Burst, 10},
 		{"send.retries", c.Send.Retries, 5},
-		{"send.backoff", c.Send.Backoff, 2 * time.Second},
+		{"send.backoff", c.Send.Backoff, time.Duration(0)}, // the sender's default
 		{"send.abort_after", c.Send.AbortAfter, 50},
 		{"send.per_connection", c.Send.PerConnection, 500},
 		{"dir", c.Dir(), dir},

@@ -15,9 +15,9 @@ import (
 )
 
 // Suppressions is the set of addresses never to send to, loaded from the
-// campaign's suppress files. Addresses compare exactly on the local part and
-// case-insensitively on the domain (RFC 5321 section 2.4: only the domain is
-// case-insensitive by definition), after trimming spaces.
+// campaign's suppress files. Addresses compare by AddrKey: the whole
+// address, trimmed and in any letter case, as duplicates and the journal
+// compare them.
 type Suppressions struct {
 	set map[string]struct{}
 }

@@ -188,12 +188,9 @@ func (c *Campaign) validateUnsubscribe(k *checker) {
 }
 
 func (c *Campaign) validateSMTP(k *checker) {
-	// Security, auth, protocol, port and AUTH without TLS are the wire's
-	// rules: the orchestrator checks this section with sender.New.
+	// Security, auth, protocol, port, HELO and AUTH without TLS are the
+	// wire's rules: the orchestrator checks this section with sender.New.
 	s := c.SMTP
-	if strings.ContainsAny(s.HELO, " \r\n\x00") {
-		k.errorf("smtp.helo", "spaces and line breaks are not allowed")
-	}
 	c.validateCredentials("smtp", s.Username, s.PasswordEnv, s.PasswordFile, s.Auth == "none", k)
 	k.exists("smtp.ca_file", s.CAFile)
 }

@@ -115,6 +115,9 @@ func normalise(cfg Config) (Config, error) {
 	if cfg.Security == "" {
 		cfg.Security = "tls"
 	}
+	// An IPv6 literal may come with brackets ("[::1]"); the dial and the
+	// TLS server name want it without.
+	cfg.Host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(cfg.Host), "["), "]")
 	if cfg.Host == "" {
 		return cfg, &ConfigError{"host", "empty"}
 	}
@@ -153,12 +156,12 @@ func normalise(cfg Config) (Config, error) {
 }
 
 // isLoopback is sender.IsLoopback's rule (a leaf cannot import it):
-// localhost, 127.0.0.0/8 and ::1, with or without brackets.
+// localhost, 127.0.0.0/8 and ::1 (normalise has taken off the brackets).
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
 

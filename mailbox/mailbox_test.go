@@ -245,3 +245,20 @@ func TestConfigRefused(t *testing.T) {
 		})
 	}
 }
+
+// An IPv6 literal is taken with or without brackets, as sender takes it:
+// loopback for security none, and dialled as [::1]:port.
+func TestCheckIPv6Host(t *testing.T) {
+	for _, host := range []string{"::1", "[::1]"} {
+		cfg, err := mailbox.NormaliseForTest(mailbox.Config{Protocol: "imap", Host: host, Security: "none"})
+		if err != nil {
+			t.Fatalf("%s: got %v, want loopback accepted", host, err)
+		}
+		if cfg != "[::1]:143" {
+			t.Errorf("%s: got address %q, want [::1]:143", host, cfg)
+		}
+	}
+	if err := mailbox.Check(mailbox.Config{Protocol: "imap", Host: "[2001:db8::1]", Security: "none"}); err == nil {
+		t.Error("got security none accepted for a remote IPv6 host, want it refused")
+	}
+}

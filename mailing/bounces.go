@@ -63,7 +63,7 @@ type BouncesOptions struct {
 // the notes say so.
 func Bounces(ctx context.Context, c *campaign.Campaign, opts BouncesOptions) (*bounce.Summary, error) {
 	if c.Bounces.Host == "" {
-		return nil, fmt.Errorf("%s: %w", c.Problem("bounces.host", ""), ErrNoBounceMailbox)
+		return nil, &settingError{c.Problem("bounces.host", ErrNoBounceMailbox.Error()), ErrNoBounceMailbox}
 	}
 	if opts.Journal == "" {
 		opts.Journal = JournalPath(c)
@@ -78,6 +78,10 @@ func Bounces(ctx context.Context, c *campaign.Campaign, opts BouncesOptions) (*b
 	}
 	cfg.Password = pw
 	mb, err := mailbox.Open(ctx, cfg)
+	var ce *mailbox.ConfigError
+	if errors.As(err, &ce) {
+		err = &settingError{c.Problem("bounces."+ce.Field, ce.Message), err}
+	}
 	if err != nil {
 		return nil, &SetupError{err}
 	}

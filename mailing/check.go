@@ -1,10 +1,12 @@
 package mailing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,13 +120,9 @@ type walkFuncs struct {
 // pipeline and prints each row's problems in CSV order, then renders the
 // group message in group mode.
 func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) error {
-	for _, p := range c.Problems() {
-		t.emit(p)
-	}
-	for _, p := range relayProblems(c) {
-		t.emit(p)
-	}
-	for _, p := range bounceProblems(c) {
+	ps := append(append(c.Problems(), relayProblems(c)...), bounceProblems(c)...)
+	slices.SortStableFunc(ps, func(a, b campaign.Problem) int { return cmp.Compare(a.Line, b.Line) })
+	for _, p := range ps {
 		t.emit(p)
 	}
 	rd, err := newRenderer(c, nil)
@@ -162,7 +160,7 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 		return err
 	}
 	if c.Mode == "group" && rd != nil && !w.stopped {
-		if err := w.group(rd); err != nil {
+		if err := w.group(rd); err != nil && !errors.Is(err, errStop) {
 			return err
 		}
 	}
@@ -208,13 +206,15 @@ func (w *walker) row(r *row) error {
 		if r.sinkErr != nil {
 			return r.sinkErr
 		}
+		var err error
 		if w.f.ok != nil {
-			if err := w.f.ok(r); err != nil {
-				w.stopped = errors.Is(err, errStop)
-				return err
-			}
+			err = w.f.ok(r)
 		}
-		rep.OK++
+		w.stopped = errors.Is(err, errStop)
+		if err == nil || w.stopped {
+			rep.OK++ // the last message under preview's limit counts too
+		}
+		return err
 	}
 	return nil
 }

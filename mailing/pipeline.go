@@ -64,9 +64,11 @@ type pipeline struct {
 // (when it is rendered at all). It stops when each returns an error
 // (errStop is no error) or ctx is done, and returns after every goroutine it
 // started has ended. A cancelled ctx is the caller's to report: run then
-// returns nil, and no row after the stop is rendered or handed to each.
-func (p *pipeline) run(ctx context.Context, each func(*row) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+// returns nil; no row whose rendering had not begun by the stop is
+// rendered, and no row reaches each once the stop is seen (a row rendered
+// just before it may still be handed on).
+func (p *pipeline) run(parent context.Context, each func(*row) error) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
 	ahead := p.ahead
@@ -106,7 +108,7 @@ func (p *pipeline) run(ctx context.Context, each func(*row) error) error {
 	if err == nil {
 		err = readErr // order is closed: the producer has set it
 	}
-	if errors.Is(err, errStop) || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if errors.Is(err, errStop) || parent.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err

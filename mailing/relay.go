@@ -12,8 +12,44 @@ import (
 	"github.com/mailrun/mailrun/sender"
 )
 
-// ErrNoRelay is returned by SenderConfig when the campaign names no relay.
+// ErrNoRelay is matched by the error of SenderConfig when the campaign
+// names no relay.
 var ErrNoRelay = errors.New("no relay configured")
+
+// settingError is a setting of the campaign that the wire or the mailbox
+// refuses, placed on its line of the campaign file; it unwraps to the
+// refusal (a *sender.ConfigError, ErrNoRelay, ...).
+type settingError struct {
+	p   campaign.Problem
+	err error
+}
+
+func (e *settingError) Error() string { return e.p.String() }
+func (e *settingError) Unwrap() error { return e.err }
+
+// Relay builds the client of c's relay and its pool settings (SenderConfig,
+// then sender.New). A setting sender.New refuses comes back placed on its
+// line of the campaign file, as check prints it.
+func Relay(c *campaign.Campaign, debug io.Writer) (*sender.Client, sender.PoolConfig, error) {
+	cfg, pc, err := SenderConfig(c, debug)
+	if err != nil {
+		return nil, pc, err
+	}
+	client, err := sender.New(cfg)
+	if err != nil {
+		return nil, pc, placeRelay(c, err)
+	}
+	return client, pc, nil
+}
+
+// placeRelay puts a *sender.ConfigError on the line of its smtp key.
+func placeRelay(c *campaign.Campaign, err error) error {
+	var ce *sender.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return &settingError{c.Problem("smtp."+ce.Field, strings.TrimPrefix(ce.Error(), "smtp: ")), err}
+}
 
 // OverrideSMTP replaces the relay of c's smtp section with the one in
 // rawURL, e.g. "smtps://news@smtp.acme.example:465" (implicit TLS),
@@ -89,7 +125,7 @@ func OverrideSMTP(c *campaign.Campaign, rawURL string) error {
 // (port, security, auth) are sender.New's to fill in.
 func SenderConfig(c *campaign.Campaign, debug io.Writer) (sender.Config, sender.PoolConfig, error) {
 	if strings.TrimSpace(c.SMTP.Host) == "" {
-		return sender.Config{}, sender.PoolConfig{}, fmt.Errorf("%s: %w", c.Problem("smtp.host", ""), ErrNoRelay)
+		return sender.Config{}, sender.PoolConfig{}, &settingError{c.Problem("smtp.host", ErrNoRelay.Error()), ErrNoRelay}
 	}
 	pw, err := c.Password("smtp")
 	if err != nil {
@@ -106,17 +142,13 @@ func relayConfig(c *campaign.Campaign) (sender.Config, sender.PoolConfig, error)
 	if err != nil {
 		return sender.Config{}, sender.PoolConfig{}, err
 	}
-	auth := c.SMTP.Auth
-	if c.SMTP.Username == "" && (auth == "" || auth == "auto") {
-		auth = "none" // auto means "whatever the server offers", for a login we have
-	}
 	cfg := sender.Config{
 		Host:     c.SMTP.Host,
 		Port:     c.SMTP.Port,
 		Security: c.SMTP.Security,
 		CAFile:   c.File(c.SMTP.CAFile),
 		Username: c.SMTP.Username,
-		Auth:     auth,
+		Auth:     c.SMTP.Auth,
 		HELO:     c.SMTP.HELO,
 		Protocol: c.SMTP.Protocol,
 		Timeout:  c.Send.Timeout,
@@ -149,18 +181,18 @@ func relayProblems(c *campaign.Campaign) []campaign.Problem {
 		return nil // the send section's problem, reported by Load
 	}
 	cfg.Password = "stand-in"
-	if _, err := sender.New(cfg); err != nil {
-		var ce *sender.ConfigError
-		if errors.As(err, &ce) {
-			field := "smtp." + ce.Field
-			for _, p := range c.Problems() {
-				if p.Field == field && !p.Warning {
-					return nil // Load said it already (a missing ca_file, say)
-				}
-			}
-			return []campaign.Problem{c.Problem(field, strings.TrimPrefix(ce.Error(), "smtp: "))}
+	_, err = sender.New(cfg)
+	var se *settingError
+	if !errors.As(placeRelay(c, err), &se) {
+		if err != nil {
+			return []campaign.Problem{c.Problem("smtp", err.Error())}
 		}
-		return []campaign.Problem{c.Problem("smtp", err.Error())}
+		return nil
 	}
-	return nil
+	for _, p := range c.Problems() {
+		if p.Field == se.p.Field && !p.Warning {
+			return nil // Load said it already (a missing ca_file, say)
+		}
+	}
+	return []campaign.Problem{se.p}
 }

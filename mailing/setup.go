@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/render"
 )
 
@@ -89,4 +90,17 @@ func Count(ctx context.Context, c *campaign.Campaign) (int, error) {
 		}
 		n++
 	}
+}
+
+// Latest reads the journal at path as status shows it: one entry per
+// recipient, recipients told apart by campaign.AddrKey as the send did.
+func Latest(path string) (*journal.Report, error) {
+	return journal.Latest(path, campaign.AddrKey)
+}
+
+// WriteReport writes every recipient's last outcome from the journal at
+// path as "csv" or "json" (see journal.WriteReport), recipients told apart
+// by campaign.AddrKey.
+func WriteReport(w io.Writer, path, format string) error {
+	return journal.WriteReport(w, path, format, campaign.AddrKey)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/render"
@@ -82,7 +81,7 @@ func testMessage(ctx context.Context, c *campaign.Campaign, rd *render.Renderer,
 		p.rd = rd
 		// The pipeline's producer is one goroutine: picked needs no lock.
 		p.hold = func(rec render.Recipient) bool {
-			pick := !picked && (only == "" || only == strconv.Itoa(rec.Row) || strings.EqualFold(only, rec.Email))
+			pick := !picked && (only == "" || only == strconv.Itoa(rec.Row) || campaign.AddrKey(only) == campaign.AddrKey(rec.Email))
 			picked = picked || pick
 			return !pick
 		}

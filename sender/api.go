@@ -21,8 +21,8 @@ type Config struct {
 	Username string
 	// Password is the secret itself; it never appears in errors or traces.
 	Password string
-	// Auth is auto, plain, login, cram-md5, xoauth2 or none; empty means
-	// auto with a Username and none without. auto takes the best of what
+	// Auth is auto, plain, login, cram-md5, xoauth2 or none; empty (and
+	// auto) means auto with a Username and none without. auto takes the best of what
 	// the server offers: PLAIN, then CRAM-MD5, then LOGIN over TLS, and
 	// CRAM-MD5 first without TLS; it never guesses XOAUTH2, whose Password
 	// is a bearer token.
@@ -61,7 +61,8 @@ type PoolConfig struct {
 	Burst int
 	// Retries is the number of attempts for temporary failures; zero means 1.
 	Retries int
-	// Backoff is the first retry delay; it doubles with jitter, capped.
+	// Backoff is the first retry delay, zero means 2s; it doubles with
+	// jitter, capped.
 	Backoff time.Duration
 	// MaxRcpt is the most recipients per transaction; zero means 100.
 	MaxRcpt int

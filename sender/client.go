@@ -64,6 +64,11 @@ func (cfg *Config) check() error {
 			return &ConfigError{Field: f.field, Message: f.field + " must not contain CR, LF or NUL"}
 		}
 	}
+	// EHLO takes one domain or address literal (RFC 5321 section 4.1.1.1):
+	// a space would add an argument the server may take for a parameter.
+	if strings.ContainsAny(cfg.HELO, " \t") {
+		return &ConfigError{Field: "helo", Message: fmt.Sprintf("helo %q must be one host name, without spaces", cfg.HELO)}
+	}
 	switch cfg.Protocol {
 	case "", "smtp", "lmtp":
 	default:
@@ -98,7 +103,9 @@ func (cfg *Config) fill() error {
 	if cfg.Protocol == "lmtp" && cfg.Security == "starttls" {
 		return &ConfigError{Field: "security", Message: "lmtp supports security tls or none, not starttls"}
 	}
-	if cfg.Auth == "" {
+	// auto means "the best the server offers, for the login we have": no
+	// login, no AUTH.
+	if cfg.Auth == "" || cfg.Auth == "auto" && cfg.Username == "" {
 		cfg.Auth = "none"
 		if cfg.Username != "" {
 			cfg.Auth = "auto"

@@ -27,6 +27,10 @@ func TestNewValidates(t *testing.T) {
 		{"lmtp starttls", Config{Host: "h", Protocol: "lmtp", Security: "starttls"}, "lmtp supports security"},
 		{"lmtp cram", Config{Host: "127.0.0.1", Protocol: "lmtp", Security: "none", Auth: "cram-md5", Username: "u", Password: "p"}, "lmtp supports auth"},
 		{"bad port", Config{Host: "h", Port: 70000}, "invalid port"},
+		{"space in helo", Config{Host: "h", HELO: "mail er.example"}, "without spaces"},
+		// auto means the best AUTH the server offers for the login we
+		// have: no login, no AUTH.
+		{"auto without username", Config{Host: "h", Auth: "auto"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

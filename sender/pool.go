@@ -46,7 +46,7 @@ func NewPool(c *Client, pc PoolConfig) *Pool {
 		pc.Retries = 1
 	}
 	if pc.Backoff <= 0 {
-		pc.Backoff = time.Second
+		pc.Backoff = 2 * time.Second
 	}
 	if pc.MaxRcpt <= 0 {
 		pc.MaxRcpt = 100

@@ -231,7 +231,7 @@ func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if !ok {
 		return exitUsage
 	}
-	rep, err := journal.Latest(path, campaign.AddrKey)
+	rep, err := mailing.Latest(path)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailrun status:", errText(err))
 		return exitUsage
@@ -261,7 +261,7 @@ func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if !ok {
 		return exitUsage
 	}
-	if err := journal.WriteReport(stdout, path, *format, campaign.AddrKey); err != nil {
+	if err := mailing.WriteReport(stdout, path, *format); err != nil {
 		fmt.Fprintln(stderr, "mailrun report:", errText(err))
 		return exitUsage
 	}

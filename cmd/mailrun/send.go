@@ -94,17 +94,13 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 	if f.debug {
 		trace = stderr
 	}
-	cfg, pc, err := mailing.SenderConfig(c, trace)
-	if errors.Is(err, mailing.ErrNoRelay) {
-		err = fmt.Errorf("%w (add an smtp section or use --smtp URL)", err)
-	}
+	client, pc, err := mailing.Relay(c, trace)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", errText(err))
-		return nil, "", false
-	}
-	client, err := sender.New(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", errText(err))
+		fmt.Fprint(stderr, "mailrun send: ", errText(err))
+		if errors.Is(err, mailing.ErrNoRelay) {
+			fmt.Fprint(stderr, " (add an smtp section or use --smtp URL)")
+		}
+		fmt.Fprintln(stderr)
 		return nil, "", false
 	}
 	rate := "no limit"
