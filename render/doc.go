@@ -55,7 +55,12 @@
 //     there is one.
 //  6. Render and read per-recipient attachment paths (Renderer.loadFile).
 //  7. Compose with go-mail: headers (all through SetGenHeader, so their
-//     order is deterministic), text/plain + text/html alternatives, images,
+//     order is deterministic), each value encoded by render first so that
+//     decoding gives back exactly the data (RFC 2047 section 5): printable
+//     ASCII without an encoded-word look-alike as it is, anything else as
+//     encoded-words (encodeText for Subject and extra headers,
+//     formatAddress and encodePhrase for display names; the class of
+//     CVE-2024-6923), text/plain + text/html alternatives, images,
 //     attachments with RFC 2231 file names (mimeFile); CRLF line endings.
 //  8. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) and
 //     prepend the DKIM-Signature.

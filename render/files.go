@@ -105,6 +105,11 @@ func (r *Renderer) loadFile(p string) (*fileData, error) {
 	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
 		return nil, fmt.Errorf("%q: file name must be UTF-8 without control characters", p)
 	}
+	if looksEncoded(name) {
+		// The name goes into quoted parameters, where Python's email
+		// decodes encoded-words all the same.
+		return nil, fmt.Errorf("%q: file name looks like an RFC 2047 encoded-word (=?...?=), which mail readers would decode; rename the file", p)
+	}
 	return &fileData{Name: name, Type: typeOf(name), Data: data}, nil
 }
 

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -100,6 +101,9 @@ func parseMailbox(what, s string) (*mail.Address, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", what, s, err)
 	}
+	if err := checkParsed(a); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, s, err)
+	}
 	return a, nil
 }
 
@@ -112,7 +116,23 @@ func parseList(what, s string) ([]*mail.Address, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", what, s, err)
 	}
+	for _, a := range l {
+		if err := checkParsed(a); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", what, s, err)
+		}
+	}
 	return l, nil
+}
+
+// checkParsed refuses a parsed address that would decode differently once
+// written again. net/mail decodes the encoded-words of a display name, so
+// a name that decodes to CR, LF or NUL would, encoded again, decode to
+// them in every reader; and see checkAddrMarks.
+func checkParsed(a *mail.Address) error {
+	if strings.ContainsAny(a.Name, "\r\n\x00") {
+		return fmt.Errorf("display name %q: %w", a.Name, errLineBreak)
+	}
+	return checkAddrMarks(a.Address)
 }
 
 // parseBare parses a recipient's bare addr-spec (the CSV email column).
@@ -127,7 +147,266 @@ func parseBare(s string) (string, error) {
 	if a.Name != "" {
 		return "", fmt.Errorf("address %q: must be a bare address", s)
 	}
+	if err := checkAddrMarks(a.Address); err != nil {
+		return "", fmt.Errorf("address %q: %w", s, err)
+	}
 	return a.Address, nil
+}
+
+// checkAddrMarks refuses an address holding "=?" or "?=". Both are atext
+// (RFC 5322 section 3.2.3), but Python's email decodes an encoded-word at
+// the start of a local part, and a decoder run over the whole field
+// (mime.WordDecoder.DecodeHeader) pairs a mark in the address with one in
+// a display name: =?utf-8?q?=0D=0A?=@example.org would decode to CR LF.
+func checkAddrMarks(addr string) error {
+	if hasMark(addr) {
+		return errors.New("contains =? or ?=, which mail readers take for an RFC 2047 encoded-word")
+	}
+	return nil
+}
+
+// Header values built from data are encoded so that decoding gives back
+// exactly the data, the rule of RFC 2047 section 5 that the class of
+// CVE-2024-6923 breaks: a value goes out as it is only when it is printable
+// US-ASCII and holds nothing a decoder could take for an encoded-word;
+// anything else, an ASCII look-alike such as
+// =?UTF-8?Q?Eve=0D=0ABcc:_spy@evil.example?= included, is encoded whole.
+// go-mail's SetGenHeader encodes only non-ASCII, so render decides before.
+
+// Encoded-word sizes (RFC 2047 section 2: at most 75 octets a word).
+const (
+	maxEncodedWord = 75
+	// maxWordText is the room for encoded text in one word.
+	maxWordText = maxEncodedWord - len(textWord) - len("?=")
+	// maxWordBytes is what one B word holds, in bytes of the value.
+	maxWordBytes = maxWordText / 4 * 3
+	// textWord opens a Q word of unstructured text, spelled as
+	// mime.QEncoding does for go-mail, so the words are the same.
+	textWord = "=?UTF-8?q?"
+	// phraseWord opens a word of a display name, spelled as
+	// mail.Address.String does.
+	phraseWord = "=?utf-8?q?"
+	phraseB    = "=?utf-8?b?"
+	upperhex   = "0123456789ABCDEF"
+)
+
+// looksEncoded reports whether s holds "=?" followed anywhere later by
+// "?=". Go's mime.WordDecoder.DecodeHeader and Python's email decode
+// encoded-words inside other text and inside quoted-strings, so the test is
+// wider than the grammar of RFC 2047 section 2 on purpose.
+func looksEncoded(s string) bool {
+	i := strings.Index(s, "=?")
+	return i >= 0 && strings.Contains(s[i+2:], "?=")
+}
+
+// hasMark reports whether s holds either half of an encoded-word, "=?" or
+// "?=". A display name or an address shares its field with other names
+// and addresses, where the other half could be, so it is held to this
+// stricter test than a value that is its field's whole body.
+func hasMark(s string) bool {
+	return strings.Contains(s, "=?") || strings.Contains(s, "?=")
+}
+
+// printable reports whether s is printable US-ASCII, blanks included: the
+// values mime.WordEncoder would leave alone.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' || c > '~') && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeText returns the value of an unstructured field (Subject, an
+// extra header; RFC 2047 section 5(1)) as it is written: unchanged when it
+// is printable ASCII without an encoded-word look-alike, else whole as Q
+// encoded-words (see qWords), which go-mail then leaves alone.
+func encodeText(v string) string {
+	if printable(v) && !looksEncoded(v) {
+		return v
+	}
+	return qWords(textWord, v, false)
+}
+
+// encodePhrase returns a display name that is not printable ASCII, or
+// holds an encoded-word mark, in a form RFC 2047 section 5(3) allows in a
+// phrase: one Q word when the name fits in one, else one B word, which
+// holds the most bytes; a longer name is cut at its blanks, its plain
+// words kept as they are (see mixedPhrase). The fewer encoded-words stand
+// next to each other the better: RFC 2047 section 6.2 has the blank
+// between two of them dropped, but Python's email before cpython
+// gh-128110 keeps it in a display name.
+func encodePhrase(name string) string {
+	switch {
+	case qLen(name, true) <= maxWordText:
+		return qWords(phraseWord, name, true)
+	case len(name) <= maxWordBytes:
+		return bWords(phraseB, name)
+	}
+	return mixedPhrase(name)
+}
+
+// mixedPhrase writes name as a phrase of runs: each run of plain words
+// (printable ASCII without encoded-word marks) as atoms, or as one
+// quoted-string when it holds a special, and each run of the other words
+// as encoded-words (Q when one fits, else B). Readers put one blank
+// between the runs (RFC 5322 section 3.2.5) and decode the runs, so the
+// name comes back exactly. A name with blanks other than single spaces
+// between words is encoded whole.
+func mixedPhrase(name string) string {
+	if name != strings.TrimSpace(name) || strings.Contains(name, "  ") || strings.ContainsAny(name, "\t") {
+		return bWords(phraseB, name)
+	}
+	words := strings.Split(name, " ")
+	var b strings.Builder
+	for i := 0; i < len(words); {
+		plain := printable(words[i]) && !hasMark(words[i])
+		j := i + 1
+		for j < len(words) && (printable(words[j]) && !hasMark(words[j])) == plain {
+			j++
+		}
+		run := strings.Join(words[i:j], " ")
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		switch {
+		case !plain && qLen(run, true) <= maxWordText:
+			b.WriteString(qWords(phraseWord, run, true))
+		case !plain:
+			b.WriteString(bWords(phraseB, run))
+		case strings.IndexFunc(run, notAtext) < 0:
+			b.WriteString(run)
+		default:
+			b.WriteString(quoteString(run))
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// notAtext reports a rune that is neither atext (RFC 5322 section 3.2.3)
+// nor the space between words.
+func notAtext(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == ' ':
+		return false
+	}
+	return !strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
+}
+
+// quoteString returns s, printable ASCII, as an RFC 5322 quoted-string.
+func quoteString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 4)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// qSafe reports whether c stays as it is in Q-encoded text: in unstructured
+// text every printable character but "=", "?" and "_" (as mime.QEncoding
+// writes it); in a phrase only letters, digits and "!*+-/" (RFC 2047
+// section 5(3)).
+func qSafe(c byte, phrase bool) bool {
+	if !phrase {
+		return c > ' ' && c <= '~' && c != '=' && c != '?' && c != '_'
+	}
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '!' || c == '*' || c == '+' || c == '-' || c == '/'
+}
+
+// qRune returns the bytes of the character at s[i] and their length as Q
+// text: a space is "_", a safe byte itself, anything else =XX a byte.
+func qRune(s string, i int, phrase bool) (size, encoded int) {
+	if c := s[i]; c == ' ' || qSafe(c, phrase) {
+		return 1, 1
+	}
+	_, size = utf8.DecodeRuneInString(s[i:])
+	return size, 3 * size
+}
+
+// qLen is the length of s as Q text.
+func qLen(s string, phrase bool) int {
+	n := 0
+	for i := 0; i < len(s); {
+		size, enc := qRune(s, i, phrase)
+		i += size
+		n += enc
+	}
+	return n
+}
+
+// qWords writes s as Q encoded-words opened by open, each at most 75
+// octets, split between characters (RFC 2047 section 5) and separated by
+// a space: the words of mime.QEncoding for text, made here because it
+// leaves printable ASCII, look-alikes included, unencoded.
+func qWords(open, s string, phrase bool) string {
+	n := qLen(s, phrase)
+	var b strings.Builder
+	b.Grow(n + (n/maxWordText+1)*(len(open)+3))
+	b.WriteString(open)
+	used := 0 // octets of encoded text in the current word
+	for i := 0; i < len(s); {
+		size, enc := qRune(s, i, phrase)
+		if used+enc > maxWordText {
+			b.WriteString("?= ")
+			b.WriteString(open)
+			used = 0
+		}
+		for _, c := range []byte(s[i : i+size]) {
+			switch {
+			case c == ' ':
+				b.WriteByte('_')
+			case qSafe(c, phrase):
+				b.WriteByte(c)
+			default:
+				b.WriteByte('=')
+				b.WriteByte(upperhex[c>>4])
+				b.WriteByte(upperhex[c&0x0f])
+			}
+		}
+		i += size
+		used += enc
+	}
+	b.WriteString("?=")
+	return b.String()
+}
+
+// bWords writes s as B encoded-words opened by open, each holding at most
+// maxWordBytes of s, split between characters and separated by a space.
+func bWords(open, s string) string {
+	var b strings.Builder
+	words := (len(s) + maxWordBytes - 1) / maxWordBytes
+	b.Grow(base64.StdEncoding.EncodedLen(len(s)) + words*(len(open)+3+3))
+	var src [maxWordBytes]byte
+	var dst [maxWordText]byte
+	for len(s) > 0 {
+		n := min(len(s), maxWordBytes)
+		for n < len(s) && n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		if n == 0 { // no character boundary: not UTF-8, split anywhere
+			n = min(len(s), maxWordBytes)
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(open)
+		copy(src[:], s[:n])
+		m := base64.StdEncoding.EncodedLen(n)
+		base64.StdEncoding.Encode(dst[:m], src[:n])
+		b.Write(dst[:m])
+		b.WriteString("?=")
+		s = s[n:]
+	}
+	return b.String()
 }
 
 func isASCII(s string) bool {
@@ -193,6 +472,10 @@ func checkURI(s string) error {
 		case c == '<' || c == '>' || c == '"':
 			return fmt.Errorf("contains %q", c)
 		}
+	}
+	if hasMark(s) {
+		// CSV values are percent-encoded; only the template can do this.
+		return errors.New("contains =? or ?=, which mail readers take for an RFC 2047 encoded-word (percent-encode = or ?)")
 	}
 	return nil
 }

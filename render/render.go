@@ -490,7 +490,8 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		if err := checkHeaderValue(h.field, v); err != nil {
 			return nil, fieldErr(h.field, err)
 		}
-		c.headers = append(c.headers, [2]string{h.name, oneLine(v)})
+		// The value as written: encoded unless plain (encodeText).
+		c.headers = append(c.headers, [2]string{h.name, encodeText(oneLine(v))})
 	}
 
 	// Body: Markdown runs its template on escaped values, then goldmark; the
@@ -580,8 +581,9 @@ func execText(t *ttemplate.Template, data any) (string, error) {
 func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string, env []string) (*Message, error) {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	// go-mail writes generic headers sorted by name but preformatted ones in
-	// map order, so every header goes through SetGenHeader with a value that
-	// is either plain ASCII (left alone) or text go-mail RFC 2047-encodes.
+	// map order, so every header goes through SetGenHeader with a value
+	// encoded here already (encodeText, formatAddress): go-mail would
+	// RFC 2047-encode only non-ASCII, and leaves these alone.
 	// Address headers are formatted here rather than by go-mail: it writes
 	// only the first From mailbox, and see formatAddress.
 	m.SetGenHeader(gomail.Header("From"), joinAddrs(r.from))
@@ -602,7 +604,7 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 		// header, so the order stays deterministic.
 		m.SetGenHeaderPreformatted(gomail.Header("To"), foldHeader("To", to))
 	}
-	m.Subject(c.subject)
+	m.Subject(encodeText(c.subject))
 	now := time.Now
 	if r.cfg.Now != nil {
 		now = r.cfg.Now
@@ -656,15 +658,18 @@ func joinAddrs(l []*mail.Address) string {
 	return strings.Join(s, ", ")
 }
 
-// formatAddress is mail.Address.String, except that a non-ASCII display name
-// with a backslash gets base64 encoding: the standard library Q-encodes it
-// and leaves the backslash raw, which RFC 2047 5(3) forbids in a phrase and
-// net/mail then refuses to parse (found by FuzzHeaderValue).
+// formatAddress is mail.Address.String, except for the display name: one
+// that is printable ASCII without an encoded-word mark is a quoted-string
+// as there; any other is encoded whole by encodePhrase. The standard
+// library would quote an ASCII look-alike such as
+// "=?UTF-8?Q?Eve=0D=0ABcc:_spy@evil.example?=", which Python's email still
+// decodes (RFC 2047 section 5(3) says not to), and leave a backslash raw
+// in a Q word (found by FuzzHeaderValue).
 func formatAddress(a *mail.Address) string {
-	if a.Name == "" || !strings.ContainsRune(a.Name, '\\') || !strings.ContainsFunc(a.Name, needsWord) {
+	if a.Name == "" || printable(a.Name) && !hasMark(a.Name) {
 		return a.String()
 	}
-	return mime.BEncoding.Encode("utf-8", a.Name) + " " + (&mail.Address{Address: a.Address}).String()
+	return encodePhrase(a.Name) + " " + (&mail.Address{Address: a.Address}).String()
 }
 
 func filesSize(l []*fileData) int {
@@ -714,9 +719,6 @@ func mimeFile(f *fileData, disposition string) *gomail.File {
 // maxName bounds a display name: it keeps the To line foldable even when it
 // cannot be folded (internationalised addresses) and catches broken data.
 const maxName = 256
-
-// needsWord reports a rune that mail.Address.String puts in an encoded word.
-func needsWord(r rune) bool { return (r < ' ' || r > '~') && r != '\t' }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
