@@ -39,8 +39,9 @@
 //
 //  1. Build the data: every CSV column by header, plus .Vars.
 //  2. Render name, subject, extra headers and the List-Unsubscribe URIs
-//     (RFC 2369, RFC 8058; individual messages only); refuse CR, LF and NUL
-//     so a value can never start a header.
+//     (RFC 2369, RFC 8058; individual messages only); refuse CR, LF, NUL
+//     and other control characters (checkHeaderValue) so a value can never
+//     start a header.
 //  3. Body: the Markdown template runs on values that print as markers;
 //     the markers become numbered placeholders (the skeleton, skeleton.go),
 //     goldmark (GFM, raw HTML allowed for the author) renders each distinct

@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -67,13 +68,21 @@ var errLineBreak = errors.New("value contains CR, LF or NUL")
 const maxWord = 900
 
 // checkHeaderValue refuses values that could inject a header or break the
-// line limit. tmpl names the template the value came from.
+// line limit, and values with other control characters: a header value is
+// text (RFC 5322 sections 2.2 and 3.2.5), and readers disagree on them even
+// encoded (Python's email takes U+001C to U+001F for blanks in a display
+// name). A tab is a blank, which oneLine makes a space. tmpl names the
+// template the value came from.
 func checkHeaderValue(tmpl, v string) error {
 	if strings.ContainsAny(v, "\r\n\x00") {
 		return fmt.Errorf("template %q: %w: %q", tmpl, errLineBreak, v)
 	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("template %q: value is not valid UTF-8", tmpl)
+	}
+	if i := strings.IndexFunc(v, isControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(v[i:])
+		return fmt.Errorf("template %q: value contains the control character %q", tmpl, r)
 	}
 	for _, w := range strings.Fields(v) {
 		if len(w) > maxWord {
@@ -82,6 +91,9 @@ func checkHeaderValue(tmpl, v string) error {
 	}
 	return nil
 }
+
+// isControl reports a control character other than the tab.
+func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
 
 // oneLine collapses every run of blanks (tabs included) in a header value
 // to one space and trims it: go-mail folds only at spaces, so a tab run
@@ -127,10 +139,15 @@ func parseList(what, s string) ([]*mail.Address, error) {
 // checkParsed refuses a parsed address that would decode differently once
 // written again. net/mail decodes the encoded-words of a display name, so
 // a name that decodes to CR, LF or NUL would, encoded again, decode to
-// them in every reader; and see checkAddrMarks.
+// them in every reader; other control characters are refused as in
+// checkHeaderValue; and see checkAddrMarks.
 func checkParsed(a *mail.Address) error {
 	if strings.ContainsAny(a.Name, "\r\n\x00") {
 		return fmt.Errorf("display name %q: %w", a.Name, errLineBreak)
+	}
+	if i := strings.IndexFunc(a.Name, isControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(a.Name[i:])
+		return fmt.Errorf("display name %q contains the control character %q", a.Name, r)
 	}
 	return checkAddrMarks(a.Address)
 }

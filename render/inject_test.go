@@ -162,6 +162,13 @@ func TestEncodedWordConfig(t *testing.T) {
 			}
 		}
 	})
+	t.Run("from name decoding to a control character", func(t *testing.T) {
+		cfg := injectConfig()
+		cfg.From = "=?utf-8?q?Acme=1CNews?= <news@acme.example>"
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), `from "=?utf-8?q?Acme=1CNews?= <news@acme.example>": display name "Acme\x1cNews" contains the control character '\x1c'`) {
+			t.Errorf("got %v, want a control character error on from", err)
+		}
+	})
 	t.Run("look-alike names of the campaign are encoded", func(t *testing.T) {
 		cfg := injectConfig()
 		cfg.From = `"` + issue14Word + `" <news@acme.example>`
@@ -218,6 +225,34 @@ func TestEncodedWordConfig(t *testing.T) {
 				t.Fatalf("got %v, want a FieldError on %s naming RFC 2047", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestHeaderValueControls: a control character other than the tab in a
+// header value is refused, encoded or not, as readers disagree on it
+// (Python's email takes U+001C for a blank in a display name).
+func TestHeaderValueControls(t *testing.T) {
+	r := newRenderer(t, injectConfig())
+	for _, tc := range []struct {
+		column, value, field string
+	}{
+		{"last_name", "Bad\x1cEve", "name"},
+		{"note", "\x01", "subject"},
+		{"note", "\u0085", "subject"},
+		{"id", "x\x7f", "header X-Customer"},
+	} {
+		f := eveFields("x9")
+		f[tc.column] = tc.value
+		_, err := r.Render(Recipient{Email: "eve@example.org", Fields: f})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%s %q: got %v, want a control character error on %s", tc.column, tc.value, err, tc.field)
+		}
+	}
+	f := eveFields("x9")
+	f["note"] = "a\tb"
+	if m, err := r.Render(Recipient{Email: "eve@example.org", Fields: f}); err != nil || m.Subject != "Eve, what's new a b" {
+		t.Errorf("a tab: got %v, %v; want the subject with a space", m, err)
 	}
 }
 
