@@ -11,7 +11,9 @@
 //     several From authors require a Sender (RFC 5322 3.6.2).
 //  3. Parse every template with missingkey=error, named after its file
 //     ("body.md") or its role ("subject", "name", "header X-Foo"), so errors
-//     read "template: body.md:3:12: ...": text/template for subject, name,
+//     read "template: body.md:3:12: ...", and a template file that is not
+//     UTF-8 is refused with the line of its first bad byte (checkUTF8,
+//     "body.md:3: invalid UTF-8 ..."): text/template for subject, name,
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
 //     html/template for the HTML body and the layout. Renderer.parseTemplates
 //     does subject, name, body (Renderer.parseBody), text and layout; a

@@ -19,6 +19,7 @@ import (
 	"sync"
 	ttemplate "text/template"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/wneessen/go-mail"
 	"github.com/yuin/goldmark"
@@ -88,7 +89,9 @@ type attachTemplate struct {
 
 // New parses every template and reads the static attachments once. Paths in
 // cfg are relative to cfg.Dir and confined to it. Errors name the file (and
-// the line, for template syntax errors) or the configuration field.
+// the line, for template syntax errors and template files that are not
+// valid UTF-8) or the configuration field; those of the subject, name,
+// body, text and layout templates are *FieldError values with that Field.
 func New(cfg Config) (*Renderer, error) {
 	if cfg.Vars == nil {
 		cfg.Vars = map[string]any{}
@@ -183,37 +186,38 @@ func (r *Renderer) parseAddresses() error {
 }
 
 // parseTemplates parses the subject and name templates, the body (Markdown
-// or HTML), the text template and the layout.
+// or HTML), the text template and the layout. Its errors are *FieldError
+// values for subject, name, body, text or layout.
 func (r *Renderer) parseTemplates() error {
 	cfg := &r.cfg
 	var err error
 	if r.subject, err = parseText("subject", cfg.Subject); err != nil {
-		return fmt.Errorf("subject: %w", err)
+		return fieldErr("subject", err)
 	}
 	if cfg.Name != "" {
 		if r.name, err = parseText("name", cfg.Name); err != nil {
-			return fmt.Errorf("name: %w", err)
+			return fieldErr("name", err)
 		}
 	}
 	if err := r.parseBody(); err != nil {
-		return fmt.Errorf("body: %w", err)
+		return fieldErr("body", err)
 	}
 	if cfg.Text != "" {
 		src, err := r.readTemplate(cfg.Text)
 		if err != nil {
-			return fmt.Errorf("text: %w", err)
+			return fieldErr("text", err)
 		}
 		if r.text, err = parseText(cfg.Text, src); err != nil {
-			return fmt.Errorf("text: %w", err)
+			return fieldErr("text", err)
 		}
 	}
 	if cfg.Layout != "" {
 		src, err := r.readTemplate(cfg.Layout)
 		if err != nil {
-			return fmt.Errorf("layout: %w", err)
+			return fieldErr("layout", err)
 		}
 		if r.layout, err = parseHTML(cfg.Layout, src); err != nil {
-			return fmt.Errorf("layout: %w", err)
+			return fieldErr("layout", err)
 		}
 		r.layoutSplit = r.splitLayout()
 	}
@@ -325,12 +329,37 @@ func (r *Renderer) parseUnsubscribe() error {
 	return nil
 }
 
+// readTemplate reads the template file p, which must be UTF-8: its parts
+// are declared charset=UTF-8, and a Latin-1 byte would go out as it is.
 func (r *Renderer) readTemplate(p string) (string, error) {
 	b, err := r.readFile(p)
 	if err != nil {
 		return "", err
 	}
+	if err := checkUTF8(p, b); err != nil {
+		return "", err
+	}
 	return string(b), nil
+}
+
+// checkUTF8 refuses b, the contents of file name, unless it is valid
+// UTF-8. The error names the 1-based line and the value of the first bad
+// byte: "body.md:3: invalid UTF-8 (byte 0xE9; the file must be saved as
+// UTF-8)".
+func checkUTF8(name string, b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	i := 0
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	line := 1 + bytes.Count(b[:i], []byte{'\n'})
+	return fmt.Errorf("%s:%d: invalid UTF-8 (byte 0x%02X; the file must be saved as UTF-8)", name, line, b[i])
 }
 
 func parseText(name, src string) (*ttemplate.Template, error) {
