@@ -36,9 +36,10 @@ const (
 type Options struct {
 	// After is what happens to a message once it has been understood:
 	// "move" (to Processed, IMAP only), "delete" or "keep" (the default).
-	// A message that is not a bounce is never deleted, since a person may
-	// need to read it: with "move" it is moved, otherwise kept. A message
-	// that could not be fetched or parsed is always kept.
+	// Only a message recognised as a bounce is moved or deleted: any other
+	// (an auto-reply, a person's answer) stays where it was, since a person
+	// may need to read it, and is listed. A message that could not be
+	// fetched or parsed is always kept.
 	After string
 	// Processed is the folder "move" files messages in; default "Processed".
 	Processed string
@@ -216,9 +217,11 @@ func plan(m Message, after string) string {
 	switch {
 	case m.Err != nil:
 		return "kept"
+	case m.Report.Kind == NotBounce:
+		return "kept"
 	case after == AfterMove:
 		return "moved"
-	case after == AfterDelete && m.Report.Kind != NotBounce:
+	case after == AfterDelete:
 		return "deleted"
 	}
 	return "kept"

@@ -149,8 +149,8 @@ func TestProcessIMAPMove(t *testing.T) {
 	checkFindings(t, sum)
 	for _, m := range sum.Messages {
 		want := "would move"
-		if m.Err != nil {
-			want = "kept"
+		if m.Err != nil || m.Report.Kind == NotBounce {
+			want = "kept" // only recognised bounces are moved
 		}
 		if m.Done != want {
 			t.Errorf("dry run: message %s: got %q, want %q", m.ID, m.Done, want)
@@ -189,23 +189,26 @@ func TestProcessIMAPMove(t *testing.T) {
 	if mk.batches != 1 {
 		t.Errorf("Mark called %d times, want once for all bounces", mk.batches)
 	}
-	// Only the malformed message stays; the auto-reply is moved with the rest.
-	if got, want := subjects(srv.Messages(t, "")), subjectsOf(t, "malformed.eml"); !slices.Equal(got, want) {
+	// The auto-reply, which is no bounce, and the malformed message stay;
+	// the bounces are moved.
+	if got, want := subjects(srv.Messages(t, "")), subjectsOf(t, "autoreply.eml", "malformed.eml"); !slices.Equal(got, want) {
 		t.Errorf("inbox: got %q, want %q", got, want)
 	}
-	if got, want := subjects(srv.Messages(t, "Processed")), subjectsOf(t, samples[:7]...); !slices.Equal(got, want) {
+	bounces := slices.DeleteFunc(slices.Clone(samples[:7]), func(n string) bool { return n == "autoreply.eml" })
+	if got, want := subjects(srv.Messages(t, "Processed")), subjectsOf(t, bounces...); !slices.Equal(got, want) {
 		t.Errorf("Processed: got %q, want %q", got, want)
 	}
 
-	// A second run finds only the malformed message and adds nothing.
+	// A second run finds the auto-reply and the malformed message and adds
+	// nothing.
 	mb = openBox(t, srv, "imap")
 	sum, err = Process(ctx, mb, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = mb.Close()
-	if len(sum.Messages) != 1 || len(sum.Errors()) != 1 {
-		t.Errorf("second run: got %d messages, %d errors; want 1, 1", len(sum.Messages), len(sum.Errors()))
+	if len(sum.Messages) != 2 || len(sum.Errors()) != 1 || len(sum.NotBounces()) != 1 {
+		t.Errorf("second run: got %d messages, %d errors, %d not bounces; want 2, 1, 1", len(sum.Messages), len(sum.Errors()), len(sum.NotBounces()))
 	}
 	if got := readFile(t, suppress); got != want {
 		t.Errorf("second run changed the suppression file:\n%s", got)

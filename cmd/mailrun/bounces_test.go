@@ -297,7 +297,7 @@ func TestBouncesIMAP(t *testing.T) {
 	// message is an error there too, so the exit code is the same.
 	r := mailrun(t, nil, "bounces", e.dir, "--dry-run")
 	r.want(t, exitFailed, "bounces --dry-run")
-	e.wantListing(t, r, "would move", true)
+	e.wantListing(t, r, "kept", true) // only recognised bounces are moved
 	if got := bounceReadFile(t, e.bouncedPath()); got != "" {
 		t.Errorf("bounces --dry-run: bounced.txt holds %q, want it empty", got)
 	}
@@ -311,7 +311,7 @@ func TestBouncesIMAP(t *testing.T) {
 	// the exit code 1, like a send with a failed recipient.
 	r = mailrun(t, nil, "bounces", e.dir)
 	r.want(t, exitFailed, "bounces")
-	e.wantListing(t, r, "moved", false)
+	e.wantListing(t, r, "kept", false)
 	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
 		t.Errorf("bounced.txt: got %q, want %q", got, want)
 	}
@@ -321,14 +321,16 @@ func TestBouncesIMAP(t *testing.T) {
 	if !strings.Contains(r.stdout, "5 recipients: 3 sent, 0 failed, 0 deferred, 0 unknown, 0 skipped, 2 bounced") {
 		t.Errorf("status after bounces: got %q, want 3 sent and 2 bounced", r.stdout)
 	}
-	e.mailboxHolds(t, "bounces", "INBOX", "malformed")
-	e.mailboxHolds(t, "bounces", "Processed", "postfix-dsn", "qmail", "delayed", "autoreply")
+	// Only recognised bounces are moved: the auto-reply stays for a person.
+	e.mailboxHolds(t, "bounces", "INBOX", "autoreply", "malformed")
+	e.mailboxHolds(t, "bounces", "Processed", "postfix-dsn", "qmail", "delayed")
 
-	// A second run finds only the malformed message and changes nothing.
+	// A second run finds the auto-reply and the malformed message and
+	// changes nothing.
 	journalBefore := bounceReadFile(t, e.journalPath())
 	r = mailrun(t, nil, "bounces", e.dir)
 	r.want(t, exitFailed, "second bounces")
-	bounceLine(t, r.stdout, "", "1 messages: 0 hard, 0 soft, 0 not a bounce, 1 with errors")
+	bounceLine(t, r.stdout, "", "2 messages: 0 hard, 0 soft, 1 not a bounce, 1 with errors")
 	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
 		t.Errorf("second bounces: bounced.txt: got %q, want %q", got, want)
 	}
@@ -491,18 +493,18 @@ func TestBouncesJournalLocked(t *testing.T) {
 	if got := bounceReadFile(t, e.journalPath()); got != string(e.journal) {
 		t.Errorf("bounces changed the locked journal:\n%s", got)
 	}
-	e.mailboxHolds(t, "bounces while locked", "INBOX", "postfix-dsn", "qmail", "malformed")
-	e.mailboxHolds(t, "bounces while locked", "Processed", "delayed", "autoreply")
+	e.mailboxHolds(t, "bounces while locked", "INBOX", "postfix-dsn", "qmail", "autoreply", "malformed")
+	e.mailboxHolds(t, "bounces while locked", "Processed", "delayed")
 
 	r = mailrun(t, nil, "bounces", e.dir)
 	r.want(t, exitFailed, "bounces after the lock is gone")
-	bounceLine(t, r.stdout, "3 messages: 2 hard, 0 soft, 0 not a bounce, 1 with errors\n")
+	bounceLine(t, r.stdout, "4 messages: 2 hard, 0 soft, 1 not a bounce, 1 with errors\n")
 	if got, want := bounceReadFile(t, e.bouncedPath()), hardB+"\n"+hardA+"\n"; got != want {
 		t.Errorf("bounced.txt after the second run: got %q, want %q (no duplicates)", got, want)
 	}
 	e.wantBounced(t, e.journalPath())
-	e.mailboxHolds(t, "bounces after the lock is gone", "INBOX", "malformed")
-	e.mailboxHolds(t, "bounces after the lock is gone", "Processed", "postfix-dsn", "qmail", "delayed", "autoreply")
+	e.mailboxHolds(t, "bounces after the lock is gone", "INBOX", "autoreply", "malformed")
+	e.mailboxHolds(t, "bounces after the lock is gone", "Processed", "postfix-dsn", "qmail", "delayed")
 }
 
 // TestBouncesJournalFlag marks a journal kept away from the campaign,
