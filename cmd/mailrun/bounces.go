@@ -13,10 +13,10 @@ import (
 func cmdBounces(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bounces", flag.ContinueOnError)
 	dryRun := fs.Bool("dry-run", false, "read and classify, change nothing")
-	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
-	pos, ok := parse(fs, args, 1, stderr)
+	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	c, ok := load(pos[0], stderr)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,9 +41,10 @@ Usage:
   mailrun report  CAMPAIGN [--format csv|json]  every recipient's outcome
   mailrun bounces CAMPAIGN [--dry-run]          read bounces from the bounce mailbox
   mailrun init    DIR                           write a small working campaign
+  mailrun version                               the version of this build
 
 CAMPAIGN is a campaign file or a folder holding campaign.yaml.
-Run "mailrun COMMAND -h" for a command's flags.
+Run "mailrun help COMMAND" (or "mailrun COMMAND --help") for its flags.
 Exit codes: 0 success, 1 some recipients failed, 2 usage or configuration error, 130 interrupted.
 `
 
@@ -64,7 +66,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && cmds[args[1]] != nil {
+			return cmds[args[1]](ctx, []string{"--help"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
 		return exitOK
 	}
 	cmd, ok := cmds[args[0]]
@@ -75,14 +83,58 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return cmd(ctx, args[1:], stdin, stdout, stderr)
 }
 
+// synopses are the first line of each command's help.
+var synopses = map[string]string{
+	"check":   "mailrun check CAMPAIGN\n\nFinds every problem of the campaign and its list before anything is sent.",
+	"preview": "mailrun preview CAMPAIGN -o DIR [--limit N]\n\nWrites one .eml per recipient (or group.eml) into DIR; sends nothing.",
+	"send":    "mailrun send CAMPAIGN [flags]\n\nDelivers through the smtp section's relay, journaling every outcome; rerun it after any stop.",
+	"status":  "mailrun status CAMPAIGN [--journal PATH]\n\nSummarises the journal of earlier sends.",
+	"report":  "mailrun report CAMPAIGN [--format csv|json] [--journal PATH]\n\nLists every recipient's last outcome.",
+	"bounces": "mailrun bounces CAMPAIGN [--dry-run] [--journal PATH]\n\nReads the bounce mailbox, suppresses hard bounces and marks them in the journal.",
+	"init":    "mailrun init DIR\n\nWrites a small working campaign into DIR; never overwrites a file.",
+}
+
+// printUsage prints a command's help: its synopsis and its flags, spelled
+// --flag as the README spells them.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s\n", synopses[fs.Name()])
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprint(w, "\nFlags:\n")
+			first = false
+		}
+		name, usage := flag.UnquoteUsage(f)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		arg := ""
+		if name != "" {
+			arg = " " + name
+		}
+		fmt.Fprintf(w, "  %s%s%s\n    \t%s", dash, f.Name, arg, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
 // parse parses flags that may come before or after the positional
-// arguments ("preview CAMPAIGN -o DIR") and checks their count.
-func parse(fs *flag.FlagSet, args []string, want int, stderr io.Writer) ([]string, bool) {
+// arguments ("preview CAMPAIGN -o DIR") and checks their count. -h and
+// --help print the command's help to stdout: then ok is false and code 0.
+func parse(fs *flag.FlagSet, args []string, want int, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
 	fs.SetOutput(stderr)
-	var pos []string
+	fs.Usage = func() { printUsage(fs.Output(), fs) }
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, false
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil, exitOK, false
+		}
+		if err != nil {
+			return nil, exitUsage, false
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -94,9 +146,40 @@ func parse(fs *flag.FlagSet, args []string, want int, stderr io.Writer) ([]strin
 	if len(pos) != want {
 		fmt.Fprintf(stderr, "mailrun %s: want %d argument(s), got %d\n", fs.Name(), want, len(pos))
 		fs.Usage()
-		return nil, false
+		return nil, exitUsage, false
 	}
-	return pos, true
+	return pos, 0, true
+}
+
+// version is mailrun's version as the build recorded it: the module
+// version (or "devel" for a build from a checkout) and the commit.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "mailrun (no build information)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, when, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+changes"
+			}
+		}
+	}
+	out := "mailrun " + v
+	if rev != "" {
+		out += fmt.Sprintf(" (commit %.12s%s %s)", rev, dirty, when)
+	}
+	return out + " " + bi.GoVersion
 }
 
 // load loads a campaign for a command that must not go on with errors.
@@ -115,9 +198,9 @@ func load(path string, stderr io.Writer) (*campaign.Campaign, bool) {
 
 func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	pos, ok := parse(fs, args, 1, stderr)
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	c, err := campaign.Load(pos[0])
 	var ps campaign.Problems
@@ -153,11 +236,11 @@ func reportExit(rep *mailing.Report) int {
 
 func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
-	dir := fs.String("o", "", "folder to write the .eml files into (required)")
-	limit := fs.Int("limit", 0, "write at most N messages (0: all)")
-	pos, ok := parse(fs, args, 1, stderr)
+	dir := fs.String("o", "", "`DIR` to write the .eml files into (required)")
+	limit := fs.Int("limit", 0, "write at most `N` messages (0: all)")
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	if *dir == "" {
 		fmt.Fprintln(stderr, "mailrun preview: -o DIR is required")
@@ -180,9 +263,9 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 
 func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	pos, ok := parse(fs, args, 1, stderr)
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	if err := campaign.Init(pos[0]); err != nil {
 		fmt.Fprintln(stderr, "mailrun init:", errText(err))
@@ -222,10 +305,10 @@ func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, s
 
 func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
-	pos, ok := parse(fs, args, 1, stderr)
+	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	path, ok := journalOf(pos[0], *jpath, stderr)
 	if !ok {
@@ -251,11 +334,11 @@ func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 
 func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	format := fs.String("format", "csv", "csv or json (one object per line)")
-	jpath := fs.String("journal", "", "journal file (default: <name>.journal next to the campaign)")
-	pos, ok := parse(fs, args, 1, stderr)
+	format := fs.String("format", "csv", "the output format, `csv|json` (json: one object per line)")
+	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	path, ok := journalOf(pos[0], *jpath, stderr)
 	if !ok {

@@ -26,13 +26,13 @@ type sendFlags struct {
 
 func (f *sendFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.yes, "yes", false, "send without asking for confirmation")
-	fs.StringVar(&f.testAddr, "test", "", "send one message, subject prefixed [TEST], to this address only (not journaled)")
-	fs.StringVar(&f.only, "only", "", "with --test: the recipient to render, by CSV row or address")
-	fs.StringVar(&f.journal, "journal", "", "journal file (default: <name>.journal next to the campaign)")
+	fs.StringVar(&f.testAddr, "test", "", "send one message, subject prefixed [TEST], to `ADDR` only (not journaled)")
+	fs.StringVar(&f.only, "only", "", "with --test: the recipient to render, by CSV `ROW|ADDR`")
+	fs.StringVar(&f.journal, "journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
 	fs.BoolVar(&f.retryFailed, "retry-failed", false, "send again to recipients that failed permanently")
 	fs.BoolVar(&f.resendUnknown, "resend-unknown", false, "send again to recipients whose outcome is unknown (they may get it twice)")
 	fs.BoolVar(&f.force, "force", false, "go on although the campaign files changed since the journal began")
-	fs.StringVar(&f.smtpURL, "smtp", "", "relay URL overriding the smtp section, e.g. smtps://user@host:465")
+	fs.StringVar(&f.smtpURL, "smtp", "", "relay `URL` overriding the smtp section, e.g. smtps://user@host:465")
 	fs.BoolVar(&f.debug, "debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
 }
 
@@ -40,9 +40,9 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	var f sendFlags
 	f.define(fs)
-	pos, ok := parse(fs, args, 1, stderr)
+	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	// The trace of every connection, run notices and progress share stderr.
 	tty := isTerminal(stderr)
@@ -75,6 +75,9 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		c.Name, rows, c.Recipients.File, c.Mode, relay, journalPath)
 	if !f.yes {
 		if code := confirm(ctx, stdin, stdout, stderr); code != exitOK {
+			if code == exitCancelled {
+				return exitOK // the user's answer, not a failure
+			}
 			return code
 		}
 	}
@@ -111,6 +114,9 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 	return sender.NewPool(client, pc), relay, true
 }
 
+// exitCancelled is confirm's answer for a "no": nothing sent, as asked.
+const exitCancelled = -1
+
 // confirm asks on a terminal; without one it refuses, so that a script
 // never sends by accident.
 func confirm(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -131,7 +137,7 @@ func confirm(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int
 	case line := <-answer:
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			fmt.Fprintln(stdout, "send: cancelled, nothing sent")
-			return exitUsage
+			return exitCancelled
 		}
 	}
 	return exitOK
