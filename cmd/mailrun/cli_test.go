@@ -1,8 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // The command line's own conventions: version, help for a command, -h and
@@ -41,5 +46,41 @@ func TestHelpAndVersion(t *testing.T) {
 	r.want(t, exitOK, "help")
 	if !strings.Contains(r.stdout, "mailrun version") || !strings.Contains(r.stdout, `mailrun help COMMAND`) {
 		t.Errorf("help: got %q, want the command list", r.stdout)
+	}
+}
+
+// The campaign init writes sends to a development server once its smtp
+// block is uncommented: no TLS, no AUTH, port 1025 (here the test server's).
+func TestInitScaffoldSends(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	mailrun(t, nil, "init", dir).want(t, exitOK, "init")
+	srv := smtptest.Start(t, smtptest.Options{})
+	path := filepath.Join(dir, "campaign.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	block := 0 // 1 inside the first commented smtp block, 2 after it
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case block == 0 && l == "# smtp:":
+			block = 1
+		case block == 1 && !strings.HasPrefix(l, "# "):
+			block = 2
+		}
+		if block == 1 {
+			l = strings.TrimPrefix(l, "# ")
+			l = strings.Replace(l, "port: 1025", "port: "+strconv.Itoa(srv.Port()), 1)
+		}
+		out = append(out, l)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mailrun(t, nil, "send", dir, "--yes")
+	r.want(t, exitOK, "send of the init campaign")
+	if got := len(srv.Messages()); got != 2 {
+		t.Errorf("got %d messages, want the 2 rows of the scaffold", got)
 	}
 }
