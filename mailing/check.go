@@ -79,6 +79,10 @@ type tally struct {
 	out  io.Writer
 	rep  *Report
 	werr error // the first write error to out
+	// repeats groups the rows that have the same problem as an earlier
+	// row: a typo in a template fails every row alike, and 4,000 lines of
+	// it would hide everything else.
+	repeats repeats
 }
 
 // emit prints a problem of the campaign as a whole.
@@ -86,17 +90,35 @@ func (t *tally) emit(p campaign.Problem) {
 	if !p.Warning {
 		t.rep.CampaignErrors++
 	}
-	t.emitRow(p)
+	t.count(p)
+	t.println(p.String())
 }
 
-// emitRow prints a problem of one row.
+// emitRow prints a problem of one row, unless an earlier row had the same
+// one: then the row is only noted, for the summary of repeats.
 func (t *tally) emitRow(p campaign.Problem) {
+	t.count(p)
+	if t.repeats.seen(p) {
+		return
+	}
+	t.println(p.String())
+}
+
+func (t *tally) count(p campaign.Problem) {
 	if p.Warning {
 		t.rep.Warnings++
 	} else {
 		t.rep.Errors++
 	}
-	t.println(p.String())
+}
+
+// printRepeats prints one line per problem that repeated, with its rows.
+func (t *tally) printRepeats() {
+	for _, g := range t.repeats.list {
+		if g.n > 1 {
+			t.println(g.String())
+		}
+	}
 }
 
 func (t *tally) println(s string) {
@@ -159,6 +181,7 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	t.printRepeats()
 	if c.Mode == "group" && rd != nil && !w.stopped {
 		if err := w.group(rd); err != nil && !errors.Is(err, errStop) {
 			return err

@@ -2,6 +2,7 @@ package mailing
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"errors"
 	"flag"
@@ -65,10 +66,12 @@ func TestCheckTemplateMissingColumn(t *testing.T) {
 	if rep.Errors != 2 || rep.OK != 0 {
 		t.Errorf("got %+v, want 2 errors", rep)
 	}
+	// The second row has the same problem: it is not printed again but
+	// summed up with its rows.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "recipients.csv:2: body: ") || !strings.Contains(lines[0], "plan") ||
-		!strings.HasPrefix(lines[1], "recipients.csv:3: body: ") {
-		t.Errorf("got\n%s\nwant a body error naming plan on rows 2 and 3", out.String())
+		!strings.HasPrefix(lines[1], "recipients.csv: body: ") || !strings.HasSuffix(lines[1], "(the same in 2 rows: 2-3)") {
+		t.Errorf("got\n%s\nwant a body error naming plan on row 2, then its repeat on rows 2-3", out.String())
 	}
 	if lines[2] != "check: 2 recipients, 0 ok, 2 errors, 0 warnings, 0 suppressed" {
 		t.Errorf("got summary %q", lines[2])
@@ -166,5 +169,43 @@ func TestInitChecksClean(t *testing.T) {
 	rep, err := Check(context.Background(), c, &out)
 	if err != nil || rep.Errors != 0 || rep.OK != 2 {
 		t.Fatalf("check of the initial campaign: got %+v, %v\n%s", rep, err, out.String())
+	}
+}
+
+// A typo in a template fails every row alike: 4,000 rows print the
+// problem once, then one line with the count and the rows, not 4,000 lines.
+func TestCheckGroupsRepeatedProblems(t *testing.T) {
+	var csv strings.Builder
+	csv.WriteString("email,first_name\n")
+	for i := range 4000 {
+		fmt.Fprintf(&csv, "r%d@example.org,R%d\n", i, i)
+	}
+	csv.WriteString("not-an-address,X\n")
+	dir := writeFiles(t, map[string]string{"body.md": "Hi {{.firstname}}\n", "recipients.csv": csv.String()})
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), mustLoad(t, dir), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 4001 || rep.Failed != 4001 {
+		t.Errorf("got %+v, want 4,001 errors counted", rep)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"recipients.csv:2: body: ",
+		"recipients.csv:4002: email: invalid address",
+		"recipients.csv: body: ",
+		"check: 4001 recipients, 0 ok, 4001 errors",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines:\n%s\nwant %d", len(lines), out.String(), len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: got %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	if !strings.HasSuffix(lines[2], "(the same in 4,000 rows: 2-4001)") {
+		t.Errorf("got %q, want the count and the rows", lines[2])
 	}
 }
