@@ -2,10 +2,10 @@ package mailing
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/mail"
 	"os"
 	"path/filepath"
