@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/rivo/uniseg"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
@@ -108,7 +109,7 @@ type textWriter struct {
 	src []byte
 	// marks, when set, is the skeleton prefix (skeleton.go): headings are
 	// then written with marks instead of underlines, which fillHeadings
-	// draws once the recipient's values are in and the length is known.
+	// draws once the recipient's values are in and the width is known.
 	marks string
 }
 
@@ -152,7 +153,7 @@ func (t *textWriter) block(n ast.Node) string {
 		case t.marks != "":
 			return t.marks + "hZ" + s + "\n" + t.marks + "u" + line + "Z"
 		}
-		return s + "\n" + strings.Repeat(line, runeCount(s))
+		return s + "\n" + strings.Repeat(line, displayWidth(s))
 	case *ast.List:
 		sep := "\n\n"
 		if n.IsTight {
@@ -255,6 +256,13 @@ func (t *textWriter) inlineTo(b *strings.Builder, n ast.Node) {
 			b.Write(c.URL(t.src))
 		case *ast.Image:
 			b.WriteString(t.inline(c))
+		case *east.Strikethrough:
+			// The struck text stays readable, and marked as struck: a
+			// price cut "~~10 EUR~~ 8 EUR" must not read "10 EUR 8 EUR".
+			// GFM takes one tilde or two; "~~" is the usual spelling.
+			b.WriteString("~~")
+			t.inlineTo(b, c)
+			b.WriteString("~~")
 		case *ast.RawHTML:
 			// The author's inline tags carry no readable text.
 		case *east.TaskCheckBox:
@@ -297,6 +305,13 @@ func prefixLines(s, first, rest string) string {
 	return strings.Join(lines, "\n")
 }
 
-func runeCount(s string) int {
-	return len([]rune(s))
+// displayWidth is the number of columns s takes in a fixed-width font,
+// which a heading's underline must match: a wide character (李, most
+// emoji) takes two, a combining mark none (uniseg, after Unicode UAX #11
+// and #29). Printable ASCII, the common case, is one column a byte.
+func displayWidth(s string) int {
+	if printable(s) && !strings.ContainsRune(s, '\t') {
+		return len(s)
+	}
+	return uniseg.StringWidth(s)
 }

@@ -99,3 +99,47 @@ func TestMarkdownHTMLBlockInText(t *testing.T) {
 		}
 	}
 }
+
+// The text part keeps GFM strikethrough as ~~text~~ (a price cut must not
+// read "10 EUR 8 EUR"), and a heading's underline is as wide as the
+// heading on a fixed-width screen: a wide character such as 李 takes two
+// columns, a combining mark none. Both ways of rendering a recipient are
+// covered: the shared skeleton and the fallback for a template whose
+// printf cut a value (see markdownBody).
+func TestTextPartStrikeAndWidth(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"skeleton", "# Hello {{.v}}!\n\nSub {{.v}}\n---\n\nPrice ~~10 EUR~~ 8 EUR, ~{{.v}}~ and ~~**bold** [link](https://acme.example/)~~.\n"},
+		{"fallback", "# Hello {{printf \"%.9s\" .v}}!\n\nSub {{.v}}\n---\n\nPrice ~~10 EUR~~ 8 EUR, ~{{.v}}~ and ~~**bold** [link](https://acme.example/)~~.\n"},
+	} {
+		r := markdownRenderer(t, tc.body)
+		for _, c := range []struct{ v, want string }{
+			{"Zoe", "Hello Zoe!\n==========\n\nSub Zoe\n-------\n\n"},
+			{"李雷", "Hello 李雷!\n===========\n\nSub 李雷\n--------\n\n"},
+			{"Zoe\u0308", "Hello Zoe\u0308!\n==========\n\nSub Zoe\u0308\n-------\n\n"},
+			{"🎉 x", "Hello 🎉 x!\n===========\n\nSub 🎉 x\n--------\n\n"},
+		} {
+			want := c.want + "Price ~~10 EUR~~ 8 EUR, ~~" + c.v + "~~ and ~~bold link <https://acme.example/>~~.\n"
+			htmlOut, text := renderFields(t, r, map[string]string{"v": c.v})
+			if text != want {
+				t.Errorf("%s, value %q: got text\n%s\nwant\n%s", tc.name, c.v, text, want)
+			}
+			if !strings.Contains(htmlOut, "<del>10 EUR</del> 8 EUR") {
+				t.Errorf("%s, value %q: HTML lacks the struck price:\n%s", tc.name, c.v, htmlOut)
+			}
+		}
+	}
+}
+
+func TestDisplayWidth(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want int
+	}{
+		{"", 0}, {"Hello Zoe!", 10}, {"Hello 李雷", 10}, {"Hello 李雷!", 11}, {"Zoë Ünïcødé", 11},
+		{"e\u0301", 1}, {"🎉", 2}, {"ｆｕｌｌ", 8}, {"👩‍💻 dev", 6},
+	} {
+		if got := displayWidth(tc.s); got != tc.want {
+			t.Errorf("displayWidth(%q): got %d, want %d", tc.s, got, tc.want)
+		}
+	}
+}

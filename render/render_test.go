@@ -68,7 +68,7 @@ func goldenCases() []goldenCase {
 			files:  []string{"Preisliste März.pdf"},
 			text: []string{"Hello Zoë!\n==========", "issue 42", "link to the archive <https://acme.example/archive>",
 				"* first point", "1. one\n2. two", "Plan | Price\nBasic | 5 €\nPro | 15 €", "> A quote\n> on two lines",
-				"    indented code", "[x] done", "Acme logo"},
+				"    indented code", "~~old~~ new", "[x] done", "Acme logo"},
 			html: []string{"<h1>Hello Zoë!</h1>", "<table>", "<del>old</del>", `<img src="https://cdn.acme.example/x.png"`,
 				"Sent to Zoë", `href="https://acme.example/u/u-7"`, "<title>Acme News</title>"},
 			noHTML: []string{`src="logo.png"`},

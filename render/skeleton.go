@@ -692,8 +692,9 @@ func (s *skeletons) imageHasValue(h string) bool {
 }
 
 // fillHeadings turns the heading marks textWriter left in a skeleton's
-// text into underlines as long as the filled heading: prefix+"hZ" opens a
-// heading, prefix+"u=Z" (or "u-Z") after its text stands for the line.
+// text into underlines as wide as the filled heading (displayWidth):
+// prefix+"hZ" opens a heading, prefix+"u=Z" (or "u-Z") after its text
+// stands for the line.
 func (s *skeletons) fillHeadings(t string) string {
 	open := s.prefix + "hZ"
 	if !strings.Contains(t, open) {
@@ -721,7 +722,7 @@ func (s *skeletons) fillHeadings(t string) string {
 		b.WriteString(head)
 		b.WriteByte('\n')
 		b.WriteString(lead)
-		b.WriteString(strings.Repeat(line, runeCount(head)))
+		b.WriteString(strings.Repeat(line, displayWidth(head)))
 		t = t[j+len(s.prefix)+3:]
 	}
 }

@@ -143,14 +143,15 @@ func TestSkeletonCacheBound(t *testing.T) {
 	}
 }
 
-// Heading underlines are as long as the heading with the recipient's
-// value in it, blank values included, at both levels and in a quote.
+// Heading underlines are as wide as the heading with the recipient's
+// value in it (李 takes two columns), blank values included, at both
+// levels and in a quote.
 func TestSkeletonHeadings(t *testing.T) {
 	r := markdownRenderer(t, "# Hello {{.v}}\n\nSub {{.v}}\n---\n\n> ## Quoted {{.v}}\n\n### Deep {{.v}}\n")
 	for _, tc := range []struct{ v, want string }{
 		{"Zoë", "Hello Zoë\n=========\n\nSub Zoë\n-------\n\n> Quoted Zoë\n> ----------\n\nDeep Zoë\n"},
 		{"  ", "Hello\n=====\n\nSub\n---\n\n> Quoted\n> ------\n\nDeep\n"},
-		{"李雷 Ünïcødé", "Hello 李雷 Ünïcødé\n================\n\nSub 李雷 Ünïcødé\n--------------\n\n> Quoted 李雷 Ünïcødé\n> -----------------\n\nDeep 李雷 Ünïcødé\n"},
+		{"李雷 Ünïcødé", "Hello 李雷 Ünïcødé\n==================\n\nSub 李雷 Ünïcødé\n----------------\n\n> Quoted 李雷 Ünïcødé\n> -------------------\n\nDeep 李雷 Ünïcødé\n"},
 	} {
 		_, text := renderFields(t, r, map[string]string{"v": tc.v})
 		if text != tc.want {
