@@ -105,6 +105,9 @@ type Header struct {
 	// caller); a rerun compares it with Began().Fingerprint to notice
 	// that the campaign changed since the journal began.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Files holds a hash per campaign file (name to hash, chosen by the
+	// caller), so that a rerun can name the files that changed.
+	Files map[string]string `json:"files,omitempty"`
 	// Command names what wrote the run, e.g. "send" or "bounces".
 	Command string `json:"command,omitempty"`
 }

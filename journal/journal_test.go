@@ -58,7 +58,7 @@ func mustRecord(t *testing.T, j *Journal, es ...Entry) {
 
 func TestRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "news.journal")
-	h1 := Header{Time: t0, Campaign: "news", Fingerprint: "aaaa", Command: "send"}
+	h1 := Header{Time: t0, Campaign: "news", Fingerprint: "aaaa", Files: map[string]string{"body.md": "12ab"}, Command: "send"}
 	want := []Entry{
 		{Time: t0, Row: 2, Email: "Ann@Example.org", Status: Sending, MessageID: "<1@acme.example>"},
 		{Time: t0, Row: 2, Email: "Ann@Example.org", Status: Sent, MessageID: "<1@acme.example>",
@@ -95,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 	// The second run sees the first run's fingerprint and statuses.
 	h2 := Header{Time: t0.Add(time.Hour), Campaign: "news", Fingerprint: "bbbb", Command: "send"}
 	j2 := openT(t, path, h2)
-	if got := j2.Began(); got != h1 {
+	if got := j2.Began(); !reflect.DeepEqual(got, h1) {
 		t.Errorf("Began: got %+v, want %+v", got, h1)
 	}
 	for addr, want := range map[string]Status{
@@ -121,7 +121,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Began != h1 || len(rep.Runs) != 1 || rep.Runs[0] != h2 {
+	if !reflect.DeepEqual(rep.Began, h1) || len(rep.Runs) != 1 || !reflect.DeepEqual(rep.Runs[0], h2) {
 		t.Errorf("Latest headers: got %+v %+v, want %+v [%+v]", rep.Began, rep.Runs, h1, h2)
 	}
 	var got []string

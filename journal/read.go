@@ -22,12 +22,13 @@ const (
 // headerLine is how a Header is written: the "begin" record opens the
 // file, a "run" record marks each later run.
 type headerLine struct {
-	Type        string    `json:"type"`
-	Time        time.Time `json:"time"`
-	Campaign    string    `json:"campaign,omitempty"`
-	Fingerprint string    `json:"fingerprint,omitempty"`
-	Command     string    `json:"command,omitempty"`
-	Version     int       `json:"version"`
+	Type        string            `json:"type"`
+	Time        time.Time         `json:"time"`
+	Campaign    string            `json:"campaign,omitempty"`
+	Fingerprint string            `json:"fingerprint,omitempty"`
+	Files       map[string]string `json:"files,omitempty"`
+	Command     string            `json:"command,omitempty"`
+	Version     int               `json:"version"`
 }
 
 func headerRecord(typ string, h Header) headerLine {
@@ -36,6 +37,7 @@ func headerRecord(typ string, h Header) headerLine {
 		Time:        h.Time,
 		Campaign:    h.Campaign,
 		Fingerprint: h.Fingerprint,
+		Files:       h.Files,
 		Command:     h.Command,
 		Version:     Version,
 	}
@@ -44,16 +46,17 @@ func headerRecord(typ string, h Header) headerLine {
 // record is any line of the journal: a header when Type is set, an Entry
 // otherwise. Entry is embedded so that one decode serves both.
 type record struct {
-	Type        string `json:"type"`
-	Version     int    `json:"version"`
-	Campaign    string `json:"campaign"`
-	Fingerprint string `json:"fingerprint"`
-	Command     string `json:"command"`
+	Type        string            `json:"type"`
+	Version     int               `json:"version"`
+	Campaign    string            `json:"campaign"`
+	Fingerprint string            `json:"fingerprint"`
+	Files       map[string]string `json:"files"`
+	Command     string            `json:"command"`
 	Entry
 }
 
 func (r *record) header() Header {
-	return Header{Time: r.Time, Campaign: r.Campaign, Fingerprint: r.Fingerprint, Command: r.Command}
+	return Header{Time: r.Time, Campaign: r.Campaign, Fingerprint: r.Fingerprint, Files: r.Files, Command: r.Command}
 }
 
 // tailInfo describes the end of the data. good is the offset just after

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,9 +108,30 @@ func (e *SetupError) Unwrap() error { return e.Err }
 // SendOptions.Progress for recipients an earlier run settled.
 const EarlierRun = "settled by an earlier run"
 
-// ErrChanged is returned by Send when the campaign files changed since the
-// journal began and SendOptions.Force is not set.
+// ErrChanged is matched by the error of Send (a *ChangedError) when the
+// campaign files changed since the journal began and SendOptions.Force is
+// not set.
 var ErrChanged = errors.New("campaign files changed since the journal began")
+
+// ChangedError says which campaign files changed since the journal began.
+type ChangedError struct {
+	Journal string
+	Began   time.Time
+	// Files are the changed files; nil when the journal is older than the
+	// per-file hashes and cannot tell.
+	Files []string
+}
+
+func (e *ChangedError) Error() string {
+	s := fmt.Sprintf("%s: %v (began %s)", e.Journal, ErrChanged, e.Began.Local().Format(time.DateTime))
+	if len(e.Files) > 0 {
+		s += ": " + strings.Join(e.Files, ", ")
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrChanged) true.
+func (e *ChangedError) Is(target error) bool { return target == ErrChanged }
 
 // AbortError stops a run that is likely misconfigured: the relay refused
 // the sender or the login, TLS failed, or too many recipients in a row
@@ -159,11 +181,11 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
-	fp, err := Fingerprint(c)
+	fp, files, err := fingerprints(c)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
-	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Command: "send"}, campaign.AddrKey)
+	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Files: files, Command: "send"}, campaign.AddrKey)
 	if err != nil {
 		return sum, &SetupError{err}
 	}
@@ -175,7 +197,7 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 	}
 	if began := j.Began(); began.Fingerprint != fp {
 		if !opts.Force {
-			return sum, fmt.Errorf("%s: %w (%s)", opts.Journal, ErrChanged, began.Time.Format(time.DateTime))
+			return sum, &ChangedError{Journal: opts.Journal, Began: began.Time, Files: changedFiles(began, files)}
 		}
 		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on, as forced\n", opts.Journal, began.Time.Format(time.DateTime))
 	}

@@ -536,6 +536,10 @@ func TestRunChanged(t *testing.T) {
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("got %v, want ErrChanged", err)
 	}
+	var ce *ChangedError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Files, []string{"body.md"}) || !strings.HasSuffix(err.Error(), ": body.md") {
+		t.Errorf("got %v, want the changed file named: body.md", err)
+	}
 	if sum.Sent+sum.Previously != 0 || len(e.srv.Messages()) != 5 {
 		t.Errorf("got %+v and %d messages, want nothing more sent", sum, len(e.srv.Messages()))
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
@@ -38,29 +39,60 @@ func JournalPath(c *campaign.Campaign) string {
 // fingerprint it began with, so a rerun notices edited campaign files. The
 // files are streamed through the hash: a large list costs no memory.
 func Fingerprint(c *campaign.Campaign) (string, error) {
+	fp, _, err := fingerprints(c)
+	return fp, err
+}
+
+// fingerprints is Fingerprint and a hash per file, which a journal keeps
+// too so that a rerun can name the files that changed.
+func fingerprints(c *campaign.Campaign) (string, map[string]string, error) {
 	root, err := os.OpenRoot(c.Dir())
 	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", err)
+		return "", nil, fmt.Errorf("fingerprint: %w", err)
 	}
 	defer root.Close()
 	h := sha256.New()
+	files := map[string]string{}
 	for _, name := range []string{filepath.Base(c.Path()), c.Recipients.File, c.Body.Markdown, c.Body.HTML, c.Body.Text, c.Body.Layout} {
 		if name == "" {
 			continue
 		}
 		f, err := root.Open(name)
 		if err != nil {
-			return "", fmt.Errorf("fingerprint: %w", err)
+			return "", nil, fmt.Errorf("fingerprint: %w", err)
 		}
 		fmt.Fprintf(h, "%s\n", name)
-		n, err := io.Copy(h, f)
+		one := sha256.New()
+		n, err := io.Copy(io.MultiWriter(h, one), f)
 		f.Close()
 		if err != nil {
-			return "", fmt.Errorf("fingerprint: %s: %w", name, err)
+			return "", nil, fmt.Errorf("fingerprint: %s: %w", name, err)
 		}
 		fmt.Fprintf(h, "\n%d\n", n)
+		files[name] = hex.EncodeToString(one.Sum(nil))[:16]
 	}
-	return hex.EncodeToString(h.Sum(nil))[:32], nil
+	return hex.EncodeToString(h.Sum(nil))[:32], files, nil
+}
+
+// changedFiles names the files whose hash differs from the journal's
+// beginning, sorted; nil when the journal kept no hashes (an older one).
+func changedFiles(began journal.Header, now map[string]string) []string {
+	if began.Files == nil {
+		return nil
+	}
+	var out []string
+	for name, sum := range now {
+		if began.Files[name] != sum {
+			out = append(out, name)
+		}
+	}
+	for name := range began.Files {
+		if _, ok := now[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Count is the number of usable recipient rows, before suppression and the
