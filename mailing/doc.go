@@ -28,7 +28,8 @@
 //     mailbox), appends hard bounces to the suppress file and marks them in
 //     the journal.
 //
-// OverrideSMTP replaces the relay with one given as a URL; Count and
-// JournalPath serve the send's plan. Errors name no command-line flag: the
+// NewPlan works out what a send would do before it asks (rows to send,
+// earlier outcomes, problems, a journal in use, changed files; it changes
+// nothing); OverrideSMTP replaces the relay with one given as a URL. Errors name no command-line flag: the
 // command line adds its own words.
 package mailing

@@ -59,6 +59,10 @@ type SendOptions struct {
 	// Out receives notices: what the journal lets the run skip, problems of
 	// rows, the reason of a stop. Nil discards them.
 	Out io.Writer
+	// Limit, when above zero, is the most new recipients this run takes, in
+	// CSV order (a warm-up or a staged send); the next run goes on after
+	// them. Rows skipped as invalid, suppressed or settled do not count.
+	Limit int
 	// Progress, when set, is called once for every recipient the run
 	// settles (sent, failed, deferred, unknown or skipped), from several
 	// goroutines at once.
@@ -75,6 +79,8 @@ type SendSummary struct {
 	// already had an outcome for them; Earlier splits them by that outcome.
 	Previously int
 	Earlier    map[journal.Status]int
+	// Limited reports that SendOptions.Limit ended the run before the list.
+	Limited bool
 	// Elapsed is the wall time of the run.
 	Elapsed time.Duration
 	// Journal is the journal file used.
@@ -91,8 +97,12 @@ func (s *SendSummary) Rate() float64 {
 
 // String is the summary line printed at the end of a run.
 func (s *SendSummary) String() string {
-	return fmt.Sprintf("send: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d done before; %s, %.1f msg/s",
+	line := fmt.Sprintf("send: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d done before; %s, %.1f msg/s",
 		s.Sent, s.Failed, s.Deferred, s.Unknown, s.Skipped, s.Previously, s.Elapsed.Round(time.Millisecond), s.Rate())
+	if s.Limited {
+		line += "; limit reached, the next run goes on"
+	}
+	return line
 }
 
 // SetupError is returned by Send when the run cannot start: a template,
@@ -276,10 +286,17 @@ func (r *sendRun) individual(recs *campaign.Recipients, sup *campaign.Suppressio
 		})
 	}
 	p := &pipeline{recs: recs, sup: sup, rd: r.rd, hold: r.settled, ahead: runtime.GOMAXPROCS(0) + 2*workers}
+	taken := 0
 	err := p.run(r.stopCtx, func(rw *row) error {
 		if !rw.rendered {
 			r.skip(rw)
 			return nil
+		}
+		if rw.err == nil {
+			if r.limited(taken) {
+				return errStop
+			}
+			taken++
 		}
 		select {
 		case rendered <- rw:
@@ -293,6 +310,18 @@ func (r *sendRun) individual(recs *campaign.Recipients, sup *campaign.Suppressio
 		return err
 	}
 	return r.journalErr()
+}
+
+// limited reports whether SendOptions.Limit stops the run after taken new
+// recipients, and notes it in the summary.
+func (r *sendRun) limited(taken int) bool {
+	if r.opts.Limit <= 0 || taken < r.opts.Limit {
+		return false
+	}
+	r.mu.Lock()
+	r.sum.Limited = true
+	r.mu.Unlock()
+	return true
 }
 
 // settled reports whether an earlier run settled rec for good, so that this
@@ -435,9 +464,12 @@ func (r *sendRun) group(list *campaign.Recipients, sup *campaign.Suppressions) e
 	var recs []render.Recipient
 	p := &pipeline{recs: list, sup: sup, hold: r.settled}
 	if err := p.run(r.stopCtx, func(rw *row) error {
-		if rw.problems != nil || rw.held || rw.suppressed {
+		switch {
+		case rw.problems != nil || rw.held || rw.suppressed:
 			r.skip(rw)
-		} else {
+		case r.limited(len(recs)):
+			return errStop
+		default:
 			recs = append(recs, rw.rec)
 		}
 		return nil

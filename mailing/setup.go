@@ -1,10 +1,8 @@
 package mailing
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,34 +93,6 @@ func changedFiles(began journal.Header, now map[string]string) []string {
 	return out
 }
 
-// Count is the number of usable recipient rows, before suppression and the
-// journal: what send announces before it asks for confirmation. It streams
-// the list, so it costs time, not memory, and stops when ctx is cancelled.
-func Count(ctx context.Context, c *campaign.Campaign) (int, error) {
-	recs, err := campaign.OpenRecipients(c)
-	if err != nil {
-		return 0, err
-	}
-	defer recs.Close()
-	n := 0
-	for {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-		_, err := recs.Next()
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		var ps campaign.Problems
-		if errors.As(err, &ps) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
-}
 
 // Latest reads the journal at path as status shows it: one entry per
 // recipient, recipients told apart by campaign.AddrKey as the send did.

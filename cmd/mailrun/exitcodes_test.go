@@ -43,9 +43,11 @@ func TestExitCodes(t *testing.T) {
 		{"campaign-level: a subject template that does not parse", func(t *testing.T, dir string) {
 			replaceInFile(t, filepath.Join(dir, "campaign.yaml"), `subject: "{{.first_name}},`, `subject: "{{.first_name,`)
 		}, [4]int{exitUsage, exitUsage, exitUsage, exitUsage}, 0},
+		// send refuses to start: nothing is half-sent (status has no
+		// journal to read then); --skip-invalid sends the others, below.
 		{"row-level: one invalid address", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "recipients.csv"), "not-an-address,Bad,Row,x9,free\n")
-		}, [4]int{exitFailed, exitFailed, exitFailed, exitOK}, 5},
+		}, [4]int{exitFailed, exitFailed, exitFailed, exitUsage}, 0},
 		{"row-level: a template that fails for one row", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "campaign.yaml"), "attachments:\n  - \"files/{{.plan}}.txt\"\n")
 			if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
@@ -94,5 +96,37 @@ func replaceInFile(t *testing.T, path, old, new string) {
 	}
 	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Rows with problems stop a send before anything goes, with or without a
+// terminal; --skip-invalid sends to the others. --limit sends to the first
+// N new recipients, and the next run goes on after them.
+func TestSendPlanRefusesAndLimits(t *testing.T) {
+	e := newSendEnv(t, "newsletter", smtptest.Options{}, "")
+	appendFile(t, filepath.Join(e.dir, "recipients.csv"), "not-an-address,Bad,Row,x9,free\n")
+	r := mailrun(t, nil, "send", e.dir, "--yes")
+	r.want(t, exitFailed, "send with an invalid row")
+	if !strings.Contains(r.stderr, "recipients.csv:7: email: invalid address") || !strings.Contains(r.stderr, "--skip-invalid") {
+		t.Errorf("got stderr\n%s\nwant the row's problem and the way to go on", r.stderr)
+	}
+	if got := len(e.srv.Messages()); got != 0 {
+		t.Fatalf("got %d messages, want none before --skip-invalid", got)
+	}
+	r = mailrun(t, nil, "send", e.dir, "--yes", "--skip-invalid", "--limit", "2")
+	r.want(t, exitOK, "send --skip-invalid --limit 2") // the invalid row comes later
+	if !strings.Contains(r.stdout, "limit reached") {
+		t.Errorf("got stdout\n%s\nwant the summary to say the limit stopped the run", r.stdout)
+	}
+	if got := len(e.srv.Messages()); got != 2 {
+		t.Errorf("got %d messages, want the first 2", got)
+	}
+	r = mailrun(t, nil, "send", e.dir, "--yes", "--skip-invalid")
+	r.want(t, exitFailed, "send --skip-invalid")
+	if !strings.Contains(r.stdout, "6 rows: 3 to send, 2 settled by earlier runs (resuming), 1 with problems") {
+		t.Errorf("got stdout\n%s\nwant the plan of the resumed run", r.stdout)
+	}
+	if got := len(e.srv.Messages()); got != 5 {
+		t.Errorf("got %d messages, want all 5 valid rows once", got)
 	}
 }

@@ -396,7 +396,7 @@ func TestSend(t *testing.T) {
 	if !strings.Contains(r.stderr, "C: STARTTLS") || !strings.Contains(r.stderr, "C: MAIL FROM:<news@acme.example>") {
 		t.Errorf("send --debug: got stderr\n%s\nwant the SMTP conversation", r.stderr)
 	}
-	if !strings.Contains(r.stdout, "5 recipient rows") || !strings.Contains(r.stdout, "send: 5 sent, 0 failed, 0 deferred, 0 unknown, 0 skipped, 0 done before") {
+	if !strings.Contains(r.stdout, "send: 5 rows: 5 to send") || !strings.Contains(r.stdout, "send: 5 sent, 0 failed, 0 deferred, 0 unknown, 0 skipped, 0 done before") {
 		t.Errorf("send: got stdout\n%s\nwant the announcement and the summary", r.stdout)
 	}
 	for _, a := range newsletterAddrs {

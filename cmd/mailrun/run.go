@@ -437,11 +437,11 @@ func (p *progress) line() {
 		p.done.Load(), p.sent.Load(), p.failed.Load(), float64(p.sent.Load())/el.Seconds(), el.Round(time.Second))
 }
 
+// add counts one settled recipient. The bar's total is the plan's "to
+// send": recipients settled by earlier runs or skipped (suppressed,
+// duplicate, invalid) are not on it, so rate and time left are this run's.
 func (p *progress) add(e journal.Entry) {
-	if e.Reason == mailing.EarlierRun { // counts toward the bar, not the rate
-		if p.bar != nil {
-			p.bar.Add(1)
-		}
+	if e.Reason == mailing.EarlierRun || e.Status == journal.Skipped {
 		return
 	}
 	p.done.Add(1)
@@ -467,9 +467,15 @@ func (p *progress) logWriter() io.Writer {
 	})
 }
 
-func (p *progress) finish() {
+// finish ends the progress display: a completed run fills the bar, a
+// stopped one leaves it where the run stopped.
+func (p *progress) finish(completed bool) {
 	if p.bar != nil {
-		p.bar.Finish()
+		if completed {
+			p.bar.Finish()
+		} else {
+			p.bar.Exit()
+		}
 		fmt.Fprintln(p.out)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/journal"
@@ -20,8 +21,15 @@ import (
 
 // sendFlags are the flags of mailrun send.
 type sendFlags struct {
-	yes, retryFailed, resendUnknown, force, debug bool
-	testAddr, only, journal, smtpURL              string
+	yes, retryFailed, resendUnknown, force, debug, skipInvalid bool
+	testAddr, only, journal, smtpURL                           string
+	limit                                                      int
+}
+
+// options are the send options the flags ask for.
+func (f *sendFlags) options() mailing.SendOptions {
+	return mailing.SendOptions{Journal: f.journal, RetryFailed: f.retryFailed,
+		ResendUnknown: f.resendUnknown, Force: f.force, Limit: f.limit}
 }
 
 func (f *sendFlags) define(fs *flag.FlagSet) {
@@ -34,6 +42,8 @@ func (f *sendFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.force, "force", false, "go on although the campaign files changed since the journal began")
 	fs.StringVar(&f.smtpURL, "smtp", "", "relay `URL` overriding the smtp section, e.g. smtps://user@host:465")
 	fs.BoolVar(&f.debug, "debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
+	fs.BoolVar(&f.skipInvalid, "skip-invalid", false, "send to the valid rows although some rows have problems (they are skipped)")
+	fs.IntVar(&f.limit, "limit", 0, "send to at most `N` new recipients this run, in list order; the next run goes on")
 }
 
 func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -59,7 +69,8 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if f.testAddr != "" {
 		return testSend(ctx, c, pool, &f, stdout, stderr)
 	}
-	rows, err := mailing.Count(ctx, c)
+	opts := f.options()
+	pl, err := mailing.NewPlan(ctx, c, opts, stderr)
 	if code := interrupted(ctx, err, stderr); code != 0 {
 		return code
 	}
@@ -67,12 +78,10 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "mailrun send:", errText(err))
 		return exitUsage
 	}
-	journalPath := f.journal
-	if journalPath == "" {
-		journalPath = mailing.JournalPath(c)
+	printPlan(stdout, c, pl, relay)
+	if code, ok := refuse(pl, &f, stderr); !ok {
+		return code
 	}
-	fmt.Fprintf(stdout, "send: %q: %d recipient rows (%s, mode %s) via %s; journal %s\n",
-		c.Name, rows, c.Recipients.File, c.Mode, relay, journalPath)
 	if !f.yes {
 		if code := confirm(ctx, stdin, stdout, stderr); code != exitOK {
 			if code == exitCancelled {
@@ -81,7 +90,8 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return code
 		}
 	}
-	return sendRun(ctx, c, pool, &f, journalPath, rows, stdout, stderr, tty)
+	opts.Journal = pl.Journal
+	return sendRun(ctx, c, pool, opts, pl.ToSend, stdout, stderr, tty)
 }
 
 // dialPlan applies --smtp and --debug, builds the pool and says in a few
@@ -116,6 +126,54 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 
 // exitCancelled is confirm's answer for a "no": nothing sent, as asked.
 const exitCancelled = -1
+
+// printPlan says what the send will do before it asks.
+func printPlan(w io.Writer, c *campaign.Campaign, pl *mailing.Plan, relay string) {
+	fmt.Fprintf(w, "send: %q (%s, mode %s) via %s\n", c.Name, c.Recipients.File, c.Mode, relay)
+	fmt.Fprintf(w, "send: %d rows: %d to send", pl.Rows, pl.ToSend)
+	if n := sumEarlier(pl.Earlier); n > 0 {
+		fmt.Fprintf(w, ", %d settled by earlier runs (resuming)", n)
+	}
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{pl.Suppressed, "suppressed"}, {pl.Duplicates, "duplicates"}, {pl.Invalid, "with problems"}} {
+		if x.n > 0 {
+			fmt.Fprintf(w, ", %d %s", x.n, x.what)
+		}
+	}
+	fmt.Fprintf(w, "; journal %s", pl.Journal)
+	if !pl.Began.IsZero() {
+		fmt.Fprintf(w, " (began %s)", pl.Began.Local().Format(time.DateTime))
+	}
+	fmt.Fprintln(w)
+}
+
+func sumEarlier(m map[journal.Status]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// refuse stops a send before the question: a journal another run holds,
+// campaign files changed since the journal began (without --force), rows
+// with problems (without --skip-invalid).
+func refuse(pl *mailing.Plan, f *sendFlags, stderr io.Writer) (int, bool) {
+	switch {
+	case pl.InUse:
+		fmt.Fprintf(stderr, "mailrun send: journal %s is in use by another run; wait for it, or stop it first\n", pl.Journal)
+		return exitUsage, false
+	case pl.Changed != nil && !f.force:
+		fmt.Fprintf(stderr, "mailrun send: %s; check them and run again with --force\n", errText(pl.Changed))
+		return exitUsage, false
+	case pl.Invalid > 0 && !f.skipInvalid:
+		fmt.Fprintf(stderr, "mailrun send: %d rows have problems (above), nothing sent: fix them, or add --skip-invalid to send to the others\n", pl.Invalid)
+		return exitFailed, false
+	}
+	return exitOK, true
+}
 
 // confirm asks on a terminal; without one it refuses, so that a script
 // never sends by accident.
@@ -171,7 +229,7 @@ func testSend(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *s
 
 // sendRun is the send itself, with its progress, its interrupts and its
 // exit code.
-func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *sendFlags, journalPath string, rows int, stdout, stderr io.Writer, tty bool) int {
+func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, opts mailing.SendOptions, total int, stdout, stderr io.Writer, tty bool) int {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	sig := make(chan os.Signal, 2)
@@ -179,17 +237,10 @@ func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *se
 	defer signal.Stop(sig)
 	go secondInterrupt(ctx, hard, cancelHard, sig, stderr)
 
-	prog := newProgress(rows, stderr, tty)
-	sum, err := mailing.Send(ctx, c, pool, mailing.SendOptions{
-		Journal:       journalPath,
-		RetryFailed:   f.retryFailed,
-		ResendUnknown: f.resendUnknown,
-		Force:         f.force,
-		Hard:          hard,
-		Out:           prog.logWriter(),
-		Progress:      prog.add,
-	})
-	prog.finish()
+	prog := newProgress(total, stderr, tty)
+	opts.Hard, opts.Out, opts.Progress = hard, prog.logWriter(), prog.add
+	sum, err := mailing.Send(ctx, c, pool, opts)
+	prog.finish(err == nil && !sum.Limited)
 	noteEarlier(stderr, sum)
 	fmt.Fprintln(stdout, sum)
 	switch {
