@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,23 @@ type Options struct {
 	// 504. Like many relays, the server still takes a raw UTF-8 address
 	// without it, so a test asserts on Envelopes, not on a refusal.
 	NoSMTPUTF8 bool
+	// ErrorLimit, when positive, ends a connection once the server has
+	// refused that many commands on it (4xx and 5xx replies, all
+	// counted), as Postfix does at smtpd_hard_error_limit and Exim at
+	// smtp_accept_max_nonmail: the next command, whatever it is (an RSET
+	// in front of a pipelined group, say), gets "421 4.7.0 localhost
+	// Error: too many errors" and the connection closes. Neither it nor
+	// the commands pipelined behind it are run; RSET, NOOP and QUIT that
+	// go-smtp had already read in the same write as the refusal are still
+	// answered as usual. Plaintext only (TLS "").
+	ErrorLimit int
+	// ErrorLimitSilent closes the connection at ErrorLimit without the
+	// 421, as a server that just hangs up does.
+	ErrorLimitSilent bool
+	// MaxMessageBytes is advertised as SIZE (RFC 1870); go-smtp refuses
+	// a larger SIZE= on MAIL FROM, and larger data, with 552 5.3.4. Zero
+	// advertises SIZE without a limit.
+	MaxMessageBytes int64
 }
 
 // Envelope is one transaction's envelope as the server received it,
@@ -130,6 +148,10 @@ func Start(t testing.TB, opt Options) *Server {
 	s.srv.MaxRecipients = opt.MaxRecipients
 	s.srv.AllowInsecureAuth = opt.TLS == ""
 	s.srv.EnableSMTPUTF8 = !opt.NoSMTPUTF8
+	s.srv.MaxMessageBytes = opt.MaxMessageBytes
+	if opt.ErrorLimit > 0 && opt.TLS != "" {
+		t.Fatalf("smtptest: ErrorLimit is for plaintext servers, not TLS %q", opt.TLS)
+	}
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 
 	var tlsConfig *tls.Config
@@ -437,6 +459,9 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (se *session) Mail(from string, opts *smtp.MailOptions) error {
+	if connClosed(se.c.Conn()) {
+		return errDropped
+	}
 	se.s.mu.Lock()
 	se.env = len(se.s.envs)
 	se.s.envs = append(se.s.envs, Envelope{From: from, SMTPUTF8: opts.UTF8, Body: string(opts.Body)})
@@ -455,6 +480,9 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if connClosed(se.c.Conn()) {
+		return errDropped
+	}
 	if se.env >= 0 {
 		se.s.mu.Lock()
 		e := &se.s.envs[se.env]
@@ -475,6 +503,9 @@ func (se *session) Data(r io.Reader) error {
 	data, err := se.read(r)
 	if err != nil {
 		return err
+	}
+	if connClosed(se.c.Conn()) {
+		return errDropped
 	}
 	if ru := se.s.match("DATA", ""); ru != nil {
 		if ru.drop {
@@ -502,6 +533,9 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	data, err := se.read(r)
 	if err != nil {
 		return err
+	}
+	if connClosed(se.c.Conn()) {
+		return errDropped
 	}
 	if ru := se.s.match("DATA", ""); ru != nil && !ru.drop {
 		return ru.err
@@ -567,7 +601,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.s.active++
 	l.s.peak = max(l.s.peak, l.s.active)
 	l.s.mu.Unlock()
-	cc := &countingConn{Conn: c, s: l.s}
+	cc := &countingConn{Conn: c, s: l.s, limit: l.s.opt.ErrorLimit, silent: l.s.opt.ErrorLimitSilent}
 	if r := l.s.match("GREETING", ""); r != nil {
 		// go-smtp then greets a closed connection, fails to read from it
 		// and ends the session; it never sees the client.
@@ -588,14 +622,68 @@ func replyLine(e *smtp.SMTPError) string {
 
 // countingConn lowers the active count before the socket closes, so a
 // client that has seen the server close (EOF after QUIT) also sees the
-// count already lowered.
+// count already lowered. It also applies Options.ErrorLimit, counting
+// the refusals go-smtp writes (one reply line per Write), and remembers
+// that the server closed it, so that a session stops running commands
+// go-smtp had read ahead (connClosed).
 type countingConn struct {
 	net.Conn
 	s    *Server
 	once sync.Once
+	// closed is set when the server closed the connection.
+	closed atomic.Bool
+	// limit and silent are Options.ErrorLimit and ErrorLimitSilent;
+	// errs counts the refusals written so far (go-smtp writes from one
+	// goroutine per connection); spent is set when errs reaches limit,
+	// and refused once the connection was ended for it.
+	limit   int
+	silent  bool
+	errs    int
+	spent   atomic.Bool
+	refused sync.Once
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	// A final reply line is "ddd text"; a refusal starts with 4 or 5.
+	if c.limit > 0 && len(p) >= 4 && p[3] == ' ' && (p[0] == '4' || p[0] == '5') {
+		c.errs++
+		if c.errs == c.limit {
+			c.spent.Store(true)
+		}
+	}
+	return n, err
+}
+
+// Read hands go-smtp the client's next bytes, unless the error limit was
+// reached: then the next command, whatever it is, gets the 421 (refuse).
+// go-smtp reads only when it has run every command it buffered.
+func (c *countingConn) Read(p []byte) (int, error) {
+	if !c.spent.Load() {
+		return c.Conn.Read(p)
+	}
+	// Wait for the client's next command, as a server does, so that the
+	// 421 answers it rather than arriving unasked.
+	if _, err := c.Conn.Read(p); err != nil {
+		return 0, err
+	}
+	c.refuse()
+	return 0, io.EOF
+}
+
+// refuse ends a connection that reached the error limit: "421 4.7.0
+// localhost Error: too many errors" (unless silent), then the close.
+func (c *countingConn) refuse() {
+	c.refused.Do(func() {
+		if !c.silent {
+			_, _ = io.WriteString(c.Conn, "421 4.7.0 localhost Error: too many errors\r\n")
+		}
+		_ = c.Close()
+	})
 }
 
 func (c *countingConn) Close() error {
+	c.closed.Store(true)
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		c.s.active--
@@ -603,4 +691,24 @@ func (c *countingConn) Close() error {
 		c.s.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// connClosed reports whether the server closed c, the connection of a
+// session (a *countingConn, or a TLS connection over one), or has just
+// ended it for Options.ErrorLimit. go-smtp runs the commands it has
+// buffered even after its connection closed; a real server that hangs up
+// runs none, and neither does this one. Past the error limit, the first
+// such command gets the 421 instead.
+func connClosed(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	cc, ok := c.(*countingConn)
+	if !ok {
+		return false
+	}
+	if cc.spent.Load() {
+		cc.refuse()
+	}
+	return cc.closed.Load()
 }

@@ -2,6 +2,7 @@ package smtptest
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -201,5 +202,88 @@ func TestServerEnvelopes(t *testing.T) {
 				t.Errorf("got %d messages, want none", len(s.Messages()))
 			}
 		})
+	}
+}
+
+// rawSession dials s, reads the greeting, says EHLO, writes cmds in one
+// write (pipelined), and returns every reply line until the server
+// closes or 5 seconds pass, with the EHLO reply.
+func rawSession(t *testing.T, s *Server, cmds string) (ehlo string, replies []string) {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := textproto.NewConn(c)
+	if _, _, err := tc.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.PrintfLine("EHLO client.test"); err != nil {
+		t.Fatal(err)
+	}
+	_, ehlo, err = tc.ReadResponse(250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, cmds); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // bounded: a test sends a few commands
+		line, err := tc.ReadLine()
+		if err != nil {
+			break
+		}
+		replies = append(replies, line)
+	}
+	return ehlo, replies
+}
+
+// ErrorLimit answers the command after the limit-th refusal with 421 (or
+// nothing, ErrorLimitSilent) and closes, and runs none of the commands
+// the client had pipelined behind it: the chunk is not taken.
+func TestServerErrorLimit(t *testing.T) {
+	group := "MAIL FROM:<s@example.org>\r\nRCPT TO:<no1@example.org>\r\nRCPT TO:<no2@example.org>\r\n" +
+		"RCPT TO:<yes@example.org>\r\nBDAT 19 LAST\r\nSubject: x\r\n\r\nbody\r\n"
+	for _, tt := range []struct {
+		name   string
+		silent bool
+		want   string
+	}{
+		{"421", false, "250 2.0.0 Roger, accepting mail from <s@example.org>|550 5.1.1 no such user|550 5.1.1 no such user|421 4.7.0 localhost Error: too many errors"},
+		{"silent", true, "250 2.0.0 Roger, accepting mail from <s@example.org>|550 5.1.1 no such user|550 5.1.1 no such user"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, Options{ErrorLimit: 2, ErrorLimitSilent: tt.silent})
+			s.RejectRcpt("no1@example.org", 550, "5.1.1", "no such user")
+			s.RejectRcpt("no2@example.org", 550, "5.1.1", "no such user")
+			_, replies := rawSession(t, s, group)
+			if got := strings.Join(replies, "|"); got != tt.want {
+				t.Errorf("got replies %q, want %q", got, tt.want)
+			}
+			if n := len(s.Messages()); n != 0 {
+				t.Errorf("got %d messages, want none after the limit", n)
+			}
+			envs := s.Envelopes()
+			if len(envs) != 1 || strings.Join(envs[0].Rcpts, ",") != "no1@example.org,no2@example.org" {
+				t.Errorf("got envelopes %+v, want the RCPTs before the limit only", envs)
+			}
+			if !s.WaitClosed(5 * time.Second) {
+				t.Error("the connection is still open")
+			}
+		})
+	}
+}
+
+// MaxMessageBytes is advertised as SIZE and enforced on MAIL FROM.
+func TestServerMaxMessageBytes(t *testing.T) {
+	s := Start(t, Options{MaxMessageBytes: 100})
+	ehlo, replies := rawSession(t, s, "MAIL FROM:<s@example.org> SIZE=101\r\nQUIT\r\n")
+	if !strings.Contains(ehlo, "\nSIZE 100") {
+		t.Errorf("EHLO reply %q lacks SIZE 100", ehlo)
+	}
+	if len(replies) == 0 || !strings.HasPrefix(replies[0], "552 5.3.4 ") {
+		t.Errorf("got %q, want 552 5.3.4 to MAIL FROM with SIZE=101", replies)
 	}
 }
