@@ -12,8 +12,10 @@ import (
 // journal now. It is what a send shows before it asks: how many were sent
 // before, whether the campaign changed, whether a run is under way.
 type Snapshot struct {
-	// Began is the header the journal began with.
+	// Began is the header the journal began with; Runs counts the runs
+	// that recorded something after the first.
 	Began Header
+	Runs  int
 	// InUse reports that a run held the journal's lock when it was read:
 	// its Sending recipients are in flight rather than unknown.
 	InUse bool
@@ -46,6 +48,7 @@ func Peek(path string, key Key) (*Snapshot, error) {
 		case typeBegin:
 			s.Began = r.header()
 		case typeRun:
+			s.Runs++
 		default:
 			s.j.apply(r.Entry.Email, r.Entry.Status)
 		}

@@ -94,7 +94,13 @@ func changedFiles(began journal.Header, now map[string]string) []string {
 }
 
 
-// Latest reads the journal at path as status shows it: one entry per
+// Peek reads the journal at path without its lock (journal.Peek),
+// recipients told apart by campaign.AddrKey as the send does.
+func Peek(path string) (*journal.Snapshot, error) {
+	return journal.Peek(path, campaign.AddrKey)
+}
+
+// Latest reads the journal at path as report shows it: one entry per
 // recipient, recipients told apart by campaign.AddrKey as the send did.
 func Latest(path string) (*journal.Report, error) {
 	return journal.Latest(path, campaign.AddrKey)

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/smtptest"
+	"github.com/mailrun/mailrun/journal"
 )
 
 // Exit codes of send beyond delivery failures (README: 1 some recipients
@@ -28,8 +30,8 @@ func TestSendExitCodes(t *testing.T) {
 // campaign, so that check, preview and send cannot drift apart again: 2
 // when the campaign itself cannot be used (a problem that is not one
 // row's), 1 when some rows had problems and the others went through, 0
-// only when every row did. status reads the journal the send left, and
-// has none to read after a campaign-level problem.
+// only when every row did. status reports the state, "no send yet"
+// included, and exits 0.
 func TestExitCodes(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -42,12 +44,12 @@ func TestExitCodes(t *testing.T) {
 		{"no problem", func(*testing.T, string) {}, [4]int{exitOK, exitOK, exitOK, exitOK}, 5},
 		{"campaign-level: a subject template that does not parse", func(t *testing.T, dir string) {
 			replaceInFile(t, filepath.Join(dir, "campaign.yaml"), `subject: "{{.first_name}},`, `subject: "{{.first_name,`)
-		}, [4]int{exitUsage, exitUsage, exitUsage, exitUsage}, 0},
-		// send refuses to start: nothing is half-sent (status has no
-		// journal to read then); --skip-invalid sends the others, below.
+		}, [4]int{exitUsage, exitUsage, exitUsage, exitOK}, 0},
+		// send refuses to start: nothing is half-sent; --skip-invalid
+		// sends the others (TestSendPlanRefusesAndLimits).
 		{"row-level: one invalid address", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "recipients.csv"), "not-an-address,Bad,Row,x9,free\n")
-		}, [4]int{exitFailed, exitFailed, exitFailed, exitUsage}, 0},
+		}, [4]int{exitFailed, exitFailed, exitFailed, exitOK}, 0},
 		{"row-level: a template that fails for one row", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "campaign.yaml"), "attachments:\n  - \"files/{{.plan}}.txt\"\n")
 			if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
@@ -128,5 +130,37 @@ func TestSendPlanRefusesAndLimits(t *testing.T) {
 	}
 	if got := len(e.srv.Messages()); got != 5 {
 		t.Errorf("got %d messages, want all 5 valid rows once", got)
+	}
+}
+
+// status before a send, after part of one and while one holds the
+// journal: the list's size and what is not yet sent, and in-flight
+// messages as in flight, not unknown.
+func TestStatusStates(t *testing.T) {
+	e := newSendEnv(t, "newsletter", smtptest.Options{}, "")
+	r := mailrun(t, nil, "status", e.dir)
+	r.want(t, exitOK, "status before a send")
+	if !strings.Contains(r.stdout, "no send yet") || !strings.Contains(r.stdout, "5 rows: 5 not yet sent") {
+		t.Errorf("before: got %q", r.stdout)
+	}
+	mailrun(t, nil, "send", e.dir, "--yes", "--limit", "2").want(t, exitOK, "send --limit 2")
+	r = mailrun(t, nil, "status", e.dir)
+	r.want(t, exitOK, "status after part of a send")
+	if !strings.Contains(r.stdout, "2 recipients: 2 sent") || !strings.Contains(r.stdout, "5 rows: 3 not yet sent") {
+		t.Errorf("after --limit 2: got %q", r.stdout)
+	}
+	// A send that holds the journal with an intent on record: in flight.
+	j, err := journal.Open(filepath.Join(e.dir, "november-news.journal"), journal.Header{Campaign: "november-news"}, campaign.AddrKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if err := j.Record(journal.Entry{Row: 4, Email: "lilei@example.com", Status: journal.Sending}); err != nil {
+		t.Fatal(err)
+	}
+	r = mailrun(t, nil, "status", e.dir)
+	r.want(t, exitOK, "status during a send")
+	if !strings.Contains(r.stdout, "a send is running now") || !strings.Contains(r.stdout, "0 unknown, 0 skipped, 0 bounced, 1 in flight") {
+		t.Errorf("during: got %q, want the in-flight message as in flight", r.stdout)
 	}
 }

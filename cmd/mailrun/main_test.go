@@ -523,7 +523,11 @@ func TestSendJournalFlag(t *testing.T) {
 	if !strings.Contains(r.stdout, "5 recipients: 5 sent") {
 		t.Errorf("status: got %q, want 5 sent", r.stdout)
 	}
-	mailrun(t, nil, "status", e.dir).want(t, exitUsage, "status without a journal")
+	r = mailrun(t, nil, "status", e.dir)
+	r.want(t, exitOK, "status without a journal")
+	if !strings.Contains(r.stdout, "no send yet") || !strings.Contains(r.stdout, "5 rows: 5 not yet sent") {
+		t.Errorf("status without a journal: got %q, want no send yet and the list's size", r.stdout)
+	}
 }
 
 func TestSendFailureExitCodes(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -303,33 +304,80 @@ func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, s
 	signal.Reset(os.Interrupt, syscall.SIGTERM)
 }
 
-func cmdStatus(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
 	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
 	}
-	path, ok := journalOf(pos[0], *jpath, stderr)
+	c, ok := load(pos[0], stderr)
 	if !ok {
 		return exitUsage
 	}
-	rep, err := mailing.Latest(path)
+	pl, err := mailing.NewPlan(ctx, c, mailing.SendOptions{Journal: *jpath}, io.Discard)
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mailrun status:", errText(err))
 		return exitUsage
 	}
-	s := rep.Summary
-	fmt.Fprintf(stdout, "journal %s: campaign %q began %s, %d run(s) recorded\n", path, rep.Began.Campaign, rep.Began.Time.Local().Format(time.DateTime), 1+len(rep.Runs))
-	fmt.Fprintf(stdout, "%d recipients: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d bounced\n",
-		s.Total(), s.Sent, s.Failed, s.Deferred, s.Unknown+s.Sending, s.Skipped, s.Bounced)
-	if s.Unknown+s.Sending > 0 {
-		fmt.Fprintln(stdout, "unknown: the connection ended after the message was sent; check the relay's log, then send --resend-unknown if they did not get it")
+	snap, err := mailing.Peek(pl.Journal)
+	if errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stdout, "no send yet: no journal at %s\n", pl.Journal)
+		printList(stdout, c, pl)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun status:", errText(err))
+		return exitUsage
+	}
+	printJournal(stdout, pl.Journal, snap)
+	printList(stdout, c, pl)
+	return exitOK
+}
+
+// printJournal says what the journal holds. While a send holds it, its
+// Sending recipients are in flight; otherwise a run died between intent
+// and outcome, and they are unknown.
+func printJournal(w io.Writer, path string, snap *journal.Snapshot) {
+	s := snap.Counts()
+	fmt.Fprintf(w, "journal %s: campaign %q began %s, %d run(s) recorded", path, snap.Began.Campaign, snap.Began.Time.Local().Format(time.DateTime), 1+snap.Runs)
+	if snap.InUse {
+		fmt.Fprint(w, "; a send is running now")
+	}
+	fmt.Fprintln(w)
+	unknown, inFlight := s.Unknown+s.Sending, 0
+	if snap.InUse {
+		unknown, inFlight = s.Unknown, s.Sending
+	}
+	fmt.Fprintf(w, "%d recipients: %d sent, %d failed, %d deferred, %d unknown, %d skipped, %d bounced",
+		s.Total(), s.Sent, s.Failed, s.Deferred, unknown, s.Skipped, s.Bounced)
+	if inFlight > 0 {
+		fmt.Fprintf(w, ", %d in flight", inFlight)
+	}
+	fmt.Fprintln(w)
+	if unknown > 0 {
+		fmt.Fprintln(w, "unknown: the connection ended after the message was sent; check the relay's log, then send --resend-unknown if they did not get it")
 	}
 	if s.Deferred > 0 {
-		fmt.Fprintln(stdout, "deferred: temporary failures; the next send tries them again")
+		fmt.Fprintln(w, "deferred: temporary failures; the next send tries them again")
 	}
-	return exitOK
+}
+
+// printList says how much of the list is still to send.
+func printList(w io.Writer, c *campaign.Campaign, pl *mailing.Plan) {
+	fmt.Fprintf(w, "list %s: %d rows: %d not yet sent", c.Recipients.File, pl.Rows, pl.ToSend)
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{pl.Suppressed, "suppressed"}, {pl.Duplicates, "duplicates"}, {pl.Invalid, "with problems (mailrun check shows them)"}} {
+		if x.n > 0 {
+			fmt.Fprintf(w, ", %d %s", x.n, x.what)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
