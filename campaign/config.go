@@ -72,15 +72,28 @@ type Campaign struct {
 	keys     map[string]int // YAML key path -> line, for problems found later
 }
 
-// RecipientsFile locates the recipient CSV. In YAML it is either a file name
-// (`recipients: list.csv`) or a mapping with the keys below.
+// RecipientsFile locates the recipient CSV and says how to read it. In
+// YAML it is either a file name (`recipients: list.csv`) or a mapping with
+// the keys below. See Recipients for how the file is read.
 type RecipientsFile struct {
 	// File is the CSV file, relative to the campaign folder.
 	File string `yaml:"file"`
-	// Email is the column holding the address; default "email".
+	// Email is the column holding the address, matched exactly or else in
+	// any letter case. Empty: the column named email, e-mail, email
+	// address or mail, in any letter case and with spaces, hyphens and
+	// underscores alike (Recipients.EmailColumn tells which).
 	Email string `yaml:"email"`
 	// Name is an optional text/template for the display name.
 	Name string `yaml:"name"`
+	// Delimiter is the character between columns: one character, or "tab"
+	// (also written \t). Empty: whichever of comma, semicolon and tab
+	// splits the header line into the most columns, a comma on a tie.
+	Delimiter string `yaml:"delimiter"`
+	// Encoding is the file's text encoding: utf-8 (empty, the default),
+	// latin1 (iso-8859-1), windows-1252 (cp1252), utf-16 (with a byte
+	// order mark), utf-16le or utf-16be. A byte order mark at the start
+	// of the file decides whatever this says.
+	Encoding string `yaml:"encoding"`
 }
 
 // Body names the body template files. Exactly one of Markdown and HTML is set.
@@ -422,7 +435,12 @@ func (r *RecipientsFile) UnmarshalYAML(n *yaml.Node) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		switch k.Value {
-		case "file", "email", "name":
+		case "file", "email", "name", "encoding":
+		case "delimiter":
+			// `delimiter: |` is an empty block scalar to YAML.
+			if v := n.Content[i+1]; v.Value == "" {
+				errs = append(errs, fmt.Sprintf("line %d: recipients.delimiter: empty: write the character in quotes, e.g. delimiter: \"|\", or leave the key out to detect it", v.Line))
+			}
 		default:
 			errs = append(errs, fmt.Sprintf("line %d: field %s not found in type campaign.RecipientsFile", k.Line, k.Value))
 		}
@@ -446,9 +464,6 @@ func (c *Campaign) Problems() []Problem { return slices.Clone(c.problems) }
 func (c *Campaign) defaults() {
 	if c.Name == "" {
 		c.Name = strings.TrimSuffix(filepath.Base(c.path), filepath.Ext(c.path))
-	}
-	if c.Recipients.Email == "" {
-		c.Recipients.Email = "email"
 	}
 	if c.Mode == "" {
 		c.Mode = "individual"

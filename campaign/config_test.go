@@ -23,7 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 	}{
 		{"name", c.Name, "campaign"},
 		{"recipients.file", c.Recipients.File, "recipients.csv"},
-		{"recipients.email", c.Recipients.Email, "email"},
+		{"recipients.email", c.Recipients.Email, ""}, // found in the header by OpenRecipients
 		{"mode", c.Mode, "individual"},
 		// The wire's defaults are sender.New's: the model leaves them unset.
 		{"smtp.security", c.SMTP.Security, ""},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -21,23 +22,32 @@ import (
 // grow with the number of rows, except for the set of seen addresses (12 to
 // 24 bytes per unique address) that finds duplicates.
 //
-// The file has a header row (line 1), is UTF-8 with or without a BOM, uses
-// CRLF or LF, and may quote fields (RFC 4180). A row is named by the file
-// line where its record starts, so a quoted field spanning lines shifts the
-// rows after it exactly as an editor shows them.
+// The file has a header row (line 1), uses CRLF or LF, and may quote fields
+// (RFC 4180). Its columns are separated by recipients.delimiter, or else by
+// whichever of comma, semicolon and tab splits the header into the most
+// columns. It is text in recipients.encoding (UTF-8 by default), unless it
+// starts with a byte order mark, which decides (UTF-8, UTF-16LE or
+// UTF-16BE). A row is named by the file line where its record starts, so
+// a quoted field spanning lines shifts the rows after it exactly as an
+// editor shows them.
 type Recipients struct {
 	file     string // name in problems, relative to the campaign folder
 	closer   io.Closer
 	csv      *csv.Reader
+	cs       *charset
 	header   []string
 	emailCol int
 	seen     addrSet
+	// badUTF8 is the first row with bytes that are not UTF-8: that row's
+	// problem says what to do, the later ones refer to it.
+	badUTF8 int
 }
 
 // OpenRecipients opens the campaign's CSV inside the campaign folder and
 // reads its header row. Header problems (missing row, empty, duplicate or
-// invalid UTF-8 column names, no email column) are returned as Problems;
-// other errors are I/O errors. The caller must Close the Recipients.
+// undecodable column names, no address column, a utf-16 file without a
+// byte order mark) are returned as Problems; other errors are I/O errors.
+// The caller must Close the Recipients.
 func OpenRecipients(c *Campaign) (*Recipients, error) {
 	root, err := os.OpenRoot(c.dir)
 	if err != nil {
@@ -48,7 +58,7 @@ func OpenRecipients(c *Campaign) (*Recipients, error) {
 	if err != nil {
 		return nil, Problems{{File: c.Recipients.File, Field: "recipients", Message: fileErr(c.Recipients.File, err)}}
 	}
-	r, err := newRecipients(f, c.Recipients.File, c.Recipients.Email)
+	r, err := newRecipients(f, c.Recipients)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -57,17 +67,32 @@ func OpenRecipients(c *Campaign) (*Recipients, error) {
 	return r, nil
 }
 
-// newRecipients reads the header from in; file names in problems.
-func newRecipients(in io.Reader, file, emailColumn string) (*Recipients, error) {
-	br := bufio.NewReaderSize(in, 64<<10)
-	if bom, err := br.Peek(3); err == nil && string(bom) == "\uFEFF" {
-		br.Discard(3)
+// newRecipients reads the header from in, as cfg says; cfg.File names in
+// problems. The error for a delimiter or encoding that Load would have
+// refused is a plain error.
+func newRecipients(in io.Reader, cfg RecipientsFile) (*Recipients, error) {
+	file := cfg.File
+	cs, err := lookupCharset(cfg.Encoding)
+	if err != nil {
+		return nil, fmt.Errorf("recipients.encoding: %w", err)
 	}
-	r := &Recipients{file: file, csv: csv.NewReader(br), emailCol: -1}
-	r.csv.FieldsPerRecord = -1 // a wrong count is a row problem, checked by Next
+	delim, err := parseDelimiter(cfg.Delimiter)
+	if err != nil {
+		return nil, fmt.Errorf("recipients.delimiter: %w", err)
+	}
 	problem := func(field, format string, args ...any) error {
 		return Problems{{File: file, Line: 1, Field: field, Message: fmt.Sprintf(format, args...)}}
 	}
+	text, cs, msg := decodeText(bufio.NewReaderSize(in, 64<<10), cs)
+	if msg != "" {
+		return nil, problem("", "%s", msg)
+	}
+	if delim == 0 {
+		delim = detectDelimiter(text)
+	}
+	r := &Recipients{file: file, csv: csv.NewReader(text), cs: cs, emailCol: -1}
+	r.csv.Comma = delim
+	r.csv.FieldsPerRecord = -1 // a wrong count is a row problem, checked by Next
 	header, err := r.csv.Read()
 	switch {
 	case errors.Is(err, io.EOF):
@@ -85,9 +110,18 @@ func newRecipients(in io.Reader, file, emailColumn string) (*Recipients, error) 
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
-		switch {
-		case !utf8.ValidString(h):
-			return nil, problem("", "column %d: invalid UTF-8", i+1)
+		switch msg := valueProblem(h, cs); {
+		case cs.enc == nil && !utf8.ValidString(h):
+			return nil, problem("", "column %d: %s", i+1, notUTF8(h))
+		case strings.IndexByte(h, 0) >= 0:
+			// "email" in UTF-16 is "e\x00m\x00..." (LE) or "\x00e\x00m..." (BE).
+			enc := "utf-16le"
+			if h[0] == 0 {
+				enc = "utf-16be"
+			}
+			return nil, problem("", "column %d: NUL in the name, as in a UTF-16 file without a byte order mark: set recipients.encoding: %s", i+1, enc)
+		case msg != "":
+			return nil, problem("", "column %d: %s", i+1, msg)
 		case h == "":
 			return nil, problem("", "column %d has no name", i+1)
 		case seen[h]:
@@ -95,28 +129,120 @@ func newRecipients(in io.Reader, file, emailColumn string) (*Recipients, error) 
 		}
 		seen[h] = true
 		header[i] = h
-		if h == emailColumn {
-			r.emailCol = i
-		}
-	}
-	if r.emailCol < 0 {
-		return nil, problem(emailColumn, "no such column in the header (set recipients.email to the column holding the address)")
 	}
 	r.header = header
+	col, hp := emailColumn(header, strings.TrimSpace(cfg.Email), delim)
+	if hp != nil {
+		return nil, problem(hp.field, "%s", hp.msg)
+	}
+	r.emailCol = col
 	return r, nil
 }
 
 // Header returns the column names.
 func (r *Recipients) Header() []string { return r.header }
 
+// EmailColumn is the name of the column holding the address, as the
+// header spells it: recipients.email's, or the one found by its name.
+func (r *Recipients) EmailColumn() string { return r.header[r.emailCol] }
+
+// addressNames are the column names taken for the address when
+// recipients.email is not set, best first, as addressName normalizes
+// them: "Email", "E-mail", "e_mail", "Email Address", "E-Mail-Address",
+// "mail".
+var addressNames = []string{"email", "emailaddress", "mail"}
+
+// addressName lower-cases a column name and drops spaces, hyphens and
+// underscores, so that the ways people write "e-mail address" compare equal.
+func addressName(h string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '_' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, h)
+}
+
+// headerProblem is a problem of the header row, on a column (field) or not.
+type headerProblem struct{ field, msg string }
+
+// emailColumn finds the address column: the one named want (exactly, or
+// else in any letter case), or with want empty the column with the best of
+// addressNames. Several columns that fit equally well are a problem, as is
+// none; the problem lists the columns.
+func emailColumn(header []string, want string, delim rune) (int, *headerProblem) {
+	var found []int
+	if want != "" {
+		if i := slices.Index(header, want); i >= 0 {
+			return i, nil
+		}
+		for i, h := range header {
+			if strings.EqualFold(h, want) {
+				found = append(found, i)
+			}
+		}
+	} else {
+		for _, name := range addressNames {
+			for i, h := range header {
+				if addressName(h) == name {
+					found = append(found, i)
+				}
+			}
+			if len(found) > 0 {
+				break
+			}
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		names := make([]string, len(found))
+		for j, i := range found {
+			names[j] = strconv.Quote(header[i])
+		}
+		return -1, &headerProblem{want, "columns " + strings.Join(names, " and ") +
+			" could each hold the address: set recipients.email to the one that does"}
+	case want != "":
+		return -1, &headerProblem{want, "no such column " + listColumns(header, delim)}
+	}
+	return -1, &headerProblem{"", "no column named email, e-mail, email address or mail " + listColumns(header, delim)}
+}
+
+// listColumns shows the header in a problem, the first 20 names, and says
+// what to set: recipients.delimiter for a header that is one column with a
+// separator in it, else recipients.email.
+func listColumns(header []string, delim rune) string {
+	names := header
+	more := ""
+	if len(names) > 20 {
+		names, more = names[:20], fmt.Sprintf(", ... (%d in all)", len(header))
+	}
+	s := "(columns: " + strings.Join(names, ", ") + more + "); "
+	if len(header) == 1 {
+		for _, d := range []string{",", ";", "\t", "|"} {
+			if d != string(delim) && strings.Contains(header[0], d) {
+				if d == "\t" {
+					d = "tab"
+				} else {
+					d = strconv.Quote(d)
+				}
+				return s + "if the columns are separated by " + d + ", set recipients.delimiter: " + d
+			}
+		}
+	}
+	return s + "set recipients.email to the column holding the address"
+}
+
 // Next returns the next recipient.
 //
 // It returns io.EOF at the end. A row that cannot be used gives its
 // Recipient (Row set, Email when known) and a Problems error: wrong field
-// count, invalid UTF-8 or NUL in a value, an empty or invalid address
-// (see CheckAddr), or (as a warning) a duplicate of an earlier row in any letter
-// case. Such a row must be skipped and Next called again. Any other error is
-// fatal.
+// count, text that is not in the file's encoding (the first such row says
+// which recipients.encoding to set, the later ones refer to it) or a NUL
+// in a value, an empty or invalid address (see CheckAddr), or (as a
+// warning) a duplicate of an earlier row in any letter case. Such a row
+// must be skipped and Next called again. Any other error is fatal.
 func (r *Recipients) Next() (render.Recipient, error) {
 	rec, err := r.csv.Read()
 	if err != nil {
@@ -138,13 +264,17 @@ func (r *Recipients) Next() (render.Recipient, error) {
 	}
 	var ps Problems
 	fields := make(map[string]string, len(rec))
+	badText := false // one problem per row for text not in the encoding
 	for i, v := range rec {
 		name := r.header[i]
-		switch {
-		case !utf8.ValidString(v):
-			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: "invalid UTF-8"})
-		case strings.IndexByte(v, 0) >= 0:
-			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: "NUL in the value"})
+		switch msg := valueProblem(v, r.cs); {
+		case r.cs.enc == nil && !utf8.ValidString(v):
+			if !badText {
+				ps = append(ps, r.notUTF8(row, name, v))
+			}
+			badText = true
+		case msg != "":
+			ps = append(ps, Problem{File: r.file, Line: row, Field: name, Message: msg})
 		}
 		// A line break is text in a body (a postal address); render refuses
 		// it where it would reach a header (subject, name, headers,
@@ -168,6 +298,17 @@ func (r *Recipients) Next() (render.Recipient, error) {
 			Message: "duplicate of row " + strconv.Itoa(prev) + ", skipped"}}
 	}
 	return out, nil
+}
+
+// notUTF8 is the problem of a value v in column name on row that is not
+// UTF-8: the first such row of the file says what to do about it, the
+// others refer to it, so a Latin-1 list is one explanation and a count.
+func (r *Recipients) notUTF8(row int, name, v string) Problem {
+	if r.badUTF8 == 0 {
+		r.badUTF8 = row
+		return Problem{File: r.file, Line: row, Field: name, Message: notUTF8(v)}
+	}
+	return Problem{File: r.file, Line: row, Field: name, Message: "not valid UTF-8, like row " + strconv.Itoa(r.badUTF8)}
 }
 
 // checkAddr accepts only a bare addr-spec (RFC 5322 section 3.4.1), as the

@@ -108,12 +108,19 @@ func (c *Campaign) validateAddresses(k *checker) {
 }
 
 // validateFiles checks that the list, the body files and the static
-// attachments are regular files inside the folder.
+// attachments are regular files inside the folder, and that the list's
+// delimiter and encoding are ones it can be read with.
 func (c *Campaign) validateFiles(k *checker) {
 	if c.Recipients.File == "" {
 		k.errorf("recipients", "missing: the recipient CSV file is required")
 	} else {
 		k.exists("recipients.file", c.Recipients.File)
+	}
+	if _, err := parseDelimiter(c.Recipients.Delimiter); err != nil {
+		k.errorf("recipients.delimiter", "%v", err)
+	}
+	if _, err := lookupCharset(c.Recipients.Encoding); err != nil {
+		k.errorf("recipients.encoding", "%v", err)
 	}
 	switch {
 	case c.Body.Markdown == "" && c.Body.HTML == "":

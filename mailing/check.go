@@ -170,7 +170,7 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 	}
 	defer recs.Close()
 
-	w := &walker{c: c, t: t, f: f, file: recs.File(), hasRenderer: rd != nil}
+	w := &walker{c: c, t: t, f: f, file: recs.File(), email: recs.EmailColumn(), hasRenderer: rd != nil}
 	p := &pipeline{recs: recs, sup: sup}
 	if c.Mode != "group" {
 		p.rd, p.sink = rd, f.sink
@@ -196,6 +196,7 @@ type walker struct {
 	t           *tally
 	f           walkFuncs
 	file        string
+	email       string // the address column, as the header names it
 	hasRenderer bool
 	groupTo     []string
 	stopped     bool // ok stopped the walk (preview's limit)
@@ -216,7 +217,7 @@ func (w *walker) row(r *row) error {
 		}
 	case r.suppressed:
 		rep.Suppressed++
-		w.t.println(fmt.Sprintf("%s:%d: %s: skipped: suppressed", w.file, r.rec.Row, w.c.Recipients.Email))
+		w.t.println(fmt.Sprintf("%s:%d: %s: skipped: suppressed", w.file, r.rec.Row, w.email))
 	case !w.hasRenderer:
 		// The renderer could not be built (already printed).
 	case !r.rendered:
