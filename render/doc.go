@@ -63,8 +63,13 @@
 //     ASCII without an encoded-word look-alike as it is, anything else as
 //     encoded-words (encodeText for Subject and extra headers,
 //     formatAddress and encodePhrase for display names; the class of
-//     CVE-2024-6923), text/plain + text/html alternatives, images,
-//     attachments with RFC 2231 file names (mimeFile); CRLF line endings.
+//     CVE-2024-6923), the first encoded-word sized to what the field name
+//     leaves of a 78-octet line (firstRoom), text/plain + text/html
+//     alternatives, images, attachments with RFC 2231 file names
+//     (mimeFile); CRLF line endings. A field go-mail folded right after its
+//     colon is folded again with its value starting on the first line
+//     (refoldHeaders; RFC 5322 section 2.2.3), which Python's email would
+//     otherwise read with a leading blank.
 //  8. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) and
 //     prepend the DKIM-Signature.
 //

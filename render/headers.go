@@ -1,11 +1,13 @@
 package render
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -190,8 +192,12 @@ func checkAddrMarks(addr string) error {
 // =?UTF-8?Q?Eve=0D=0ABcc:_spy@evil.example?= included, is encoded whole.
 // go-mail's SetGenHeader encodes only non-ASCII, so render decides before.
 
-// Encoded-word sizes (RFC 2047 section 2: at most 75 octets a word).
+// Line and encoded-word sizes: RFC 5322 section 2.1.1 asks for lines of
+// at most 78 octets and requires at most 998 (CRLF not counted); RFC 2047
+// section 2 allows at most 75 octets an encoded-word.
 const (
+	maxLine        = 78
+	maxHardLine    = 998
 	maxEncodedWord = 75
 	// maxWordText is the room for encoded text in one word.
 	maxWordText = maxEncodedWord - len(textWord) - len("?=")
@@ -235,33 +241,63 @@ func printable(s string) bool {
 	return true
 }
 
+// firstRoom is the room on the first line of field name for the start of
+// its value, "Name: " taken, so that the line stays within 78 octets. The
+// encoders size the first encoded-word to it, and the value is never
+// folded right after the colon (see refoldHeaders), which Python's email
+// would read as a leading blank of an unstructured value.
+func firstRoom(name string) int {
+	return maxLine - len(name) - len(": ")
+}
+
 // encodeText returns the value of an unstructured field (Subject, an
 // extra header; RFC 2047 section 5(1)) as it is written: unchanged when it
 // is printable ASCII without an encoded-word look-alike, else whole as Q
-// encoded-words (see qWords), which go-mail then leaves alone.
-func encodeText(v string) string {
+// encoded-words (see qWords), which go-mail then leaves alone. The first
+// word takes at most room octets (firstRoom; maxEncodedWord when the value
+// does not start a line), at least one character.
+func encodeText(v string, room int) string {
 	if printable(v) && !looksEncoded(v) {
 		return v
 	}
-	return qWords(textWord, v, false)
+	return qWords(textWord, v, false, room)
 }
 
 // encodePhrase returns a display name that is not printable ASCII, or
 // holds an encoded-word mark, in a form RFC 2047 section 5(3) allows in a
-// phrase: one Q word when the name fits in one, else one B word, which
-// holds the most bytes; a longer name is cut at its blanks, its plain
-// words kept as they are (see mixedPhrase). The fewer encoded-words stand
-// next to each other the better: RFC 2047 section 6.2 has the blank
-// between two of them dropped, but Python's email before cpython
-// gh-128110 keeps it in a display name.
-func encodePhrase(name string) string {
-	switch {
-	case qLen(name, true) <= maxWordText:
-		return qWords(phraseWord, name, true)
-	case len(name) <= maxWordBytes:
-		return bWords(phraseB, name)
+// phrase: one encoded-word when the name fits in one (see encodeRun);
+// a longer name is cut at its blanks, its plain words kept as they are
+// (see mixedPhrase). The fewer encoded-words stand next to each other the
+// better: RFC 2047 section 6.2 has the blank between two of them dropped,
+// but Python's email before cpython gh-128110 keeps it in a display name.
+// room is what the first line leaves for the name (firstRoom), or
+// maxEncodedWord when the name does not start the field.
+func encodePhrase(name string, room int) string {
+	if qLen(name, true) <= maxWordText || len(name) <= maxWordBytes {
+		return encodeRun(name, room)
 	}
-	return mixedPhrase(name)
+	return mixedPhrase(name, room)
+}
+
+// encodeRun encodes s, part of a phrase, as encoded-words: one Q word when
+// it fits in room, else one B word (which holds the most bytes) when that
+// fits; failing both, one word that fits in 75 octets all the same, Q
+// first, on a line a little over 78 octets, rather than two words side
+// by side (see encodePhrase); and only then B words, the first sized to
+// room.
+func encodeRun(s string, room int) string {
+	q := qLen(s, true)
+	switch {
+	case len(phraseWord)+q+len("?=") <= min(room, maxEncodedWord):
+		return qWords(phraseWord, s, true, room)
+	case len(s) <= maxWordBytes && len(phraseB)+base64.StdEncoding.EncodedLen(len(s))+len("?=") <= room:
+		return bWords(phraseB, s, room)
+	case q <= maxWordText:
+		return qWords(phraseWord, s, true, maxEncodedWord)
+	case len(s) <= maxWordBytes:
+		return bWords(phraseB, s, maxEncodedWord)
+	}
+	return bWords(phraseB, s, room)
 }
 
 // mixedPhrase writes name as a phrase of runs: each run of plain words
@@ -270,10 +306,10 @@ func encodePhrase(name string) string {
 // as encoded-words (Q when one fits, else B). Readers put one blank
 // between the runs (RFC 5322 section 3.2.5) and decode the runs, so the
 // name comes back exactly. A name with blanks other than single spaces
-// between words is encoded whole.
-func mixedPhrase(name string) string {
+// between words is encoded whole. room is for the first run (encodeRun).
+func mixedPhrase(name string, room int) string {
 	if name != strings.TrimSpace(name) || strings.Contains(name, "  ") || strings.ContainsAny(name, "\t") {
-		return bWords(phraseB, name)
+		return bWords(phraseB, name, room)
 	}
 	words := strings.Split(name, " ")
 	var b strings.Builder
@@ -286,12 +322,11 @@ func mixedPhrase(name string) string {
 		run := strings.Join(words[i:j], " ")
 		if b.Len() > 0 {
 			b.WriteByte(' ')
+			room = maxEncodedWord
 		}
 		switch {
-		case !plain && qLen(run, true) <= maxWordText:
-			b.WriteString(qWords(phraseWord, run, true))
 		case !plain:
-			b.WriteString(bWords(phraseB, run))
+			b.WriteString(encodeRun(run, room))
 		case strings.IndexFunc(run, notAtext) < 0:
 			b.WriteString(run)
 		default:
@@ -363,19 +398,21 @@ func qLen(s string, phrase bool) int {
 // qWords writes s as Q encoded-words opened by open, each at most 75
 // octets, split between characters (RFC 2047 section 5) and separated by
 // a space: the words of mime.QEncoding for text, made here because it
-// leaves printable ASCII, look-alikes included, unencoded.
-func qWords(open, s string, phrase bool) string {
+// leaves printable ASCII, look-alikes included, unencoded. The first word
+// takes at most room octets, at least one character.
+func qWords(open, s string, phrase bool, room int) string {
 	n := qLen(s, phrase)
 	var b strings.Builder
-	b.Grow(n + (n/maxWordText+1)*(len(open)+3))
+	b.Grow(n + (n/maxWordText+2)*(len(open)+3))
 	b.WriteString(open)
-	used := 0 // octets of encoded text in the current word
+	limit := min(room-len(open)-len("?="), maxWordText) // encoded text of this word
+	used := 0                                           // octets of encoded text in the current word
 	for i := 0; i < len(s); {
 		size, enc := qRune(s, i, phrase)
-		if used+enc > maxWordText {
+		if used+enc > limit && used > 0 {
 			b.WriteString("?= ")
 			b.WriteString(open)
-			used = 0
+			used, limit = 0, maxWordText
 		}
 		for _, c := range []byte(s[i : i+size]) {
 			switch {
@@ -398,20 +435,26 @@ func qWords(open, s string, phrase bool) string {
 
 // bWords writes s as B encoded-words opened by open, each holding at most
 // maxWordBytes of s, split between characters and separated by a space.
-func bWords(open, s string) string {
+// The first word takes at most room octets, at least one character.
+func bWords(open, s string, room int) string {
 	var b strings.Builder
-	words := (len(s) + maxWordBytes - 1) / maxWordBytes
+	words := (len(s)+maxWordBytes-1)/maxWordBytes + 1
 	b.Grow(base64.StdEncoding.EncodedLen(len(s)) + words*(len(open)+3+3))
 	var src [maxWordBytes]byte
 	var dst [maxWordText]byte
+	limit := min((room-len(open)-len("?="))/4*3, maxWordBytes) // bytes of s in this word
 	for len(s) > 0 {
-		n := min(len(s), maxWordBytes)
+		n := min(len(s), limit)
 		for n < len(s) && n > 0 && !utf8.RuneStart(s[n]) {
 			n--
 		}
-		if n == 0 { // no character boundary: not UTF-8, split anywhere
-			n = min(len(s), maxWordBytes)
+		if n <= 0 {
+			// The first character is longer than the room: it goes
+			// whole. Or s is not UTF-8 here: split anywhere.
+			_, size := utf8.DecodeRuneInString(s)
+			n = max(size, min(len(s), limit))
 		}
+		limit = maxWordBytes
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
@@ -498,27 +541,89 @@ func checkURI(s string) error {
 }
 
 // foldHeader folds the value of header name at its blanks so that lines
-// stay within 78 octets where a blank allows (RFC 5322 section 2.1.1),
-// as go-mail does for the headers it writes itself: a preformatted header
-// is written as it is, and a visible group of internationalised addresses
-// made one line of thousands of octets, past the hard limit of 998.
+// stay within 78 octets where a blank allows (RFC 5322 section 2.1.1).
+// The first line always carries the start of the value, unless name and
+// the value's first word would pass the 998 octets RFC 5322 requires: a
+// fold right after the colon reads as a leading blank of the value in
+// Python's email. render writes the visible group of internationalised
+// addresses with it (go-mail writes a preformatted header as it is), and
+// refoldHeaders every field go-mail folded after the colon.
 func foldHeader(name, value string) string {
-	const limit = 78
-	var b strings.Builder
-	b.Grow(len(value) + len(value)/32)
-	line := len(name) + 2 // "Name: "
-	for i, w := range strings.Split(value, " ") {
-		if i > 0 {
-			if line+1+len(w) > limit {
-				b.WriteString("\r\n ")
-				line = 1
-			} else {
-				b.WriteByte(' ')
-				line++
-			}
-		}
-		b.WriteString(w)
-		line += len(w)
-	}
-	return b.String()
+	b := make([]byte, 0, len(value)+len(value)/32)
+	return string(appendFolded(b, len(name)+len(": "), value))
 }
+
+// appendFolded appends value folded as foldHeader does to dst, line being
+// the octets already on the first line ("Name: ").
+func appendFolded[S string | []byte](dst []byte, line int, value S) []byte {
+	for first := true; ; first = false {
+		n := 0 // the word value[:n]
+		for n < len(value) && value[n] != ' ' {
+			n++
+		}
+		switch {
+		case first && line+n > maxHardLine, !first && line+1+n > maxLine:
+			dst = append(dst, "\r\n "...)
+			line = 1
+		case !first:
+			dst = append(dst, ' ')
+			line++
+		}
+		dst = append(dst, value[:n]...)
+		line += n
+		if n == len(value) {
+			return dst
+		}
+		value = value[n+1:]
+	}
+}
+
+// refoldHeaders folds again, with foldHeader's rule, each field of the
+// message's header block whose first line ends at its colon: go-mail
+// (v0.8.1, msgWriter.writeHeader) folds before a first word that does not
+// fit its budget, which leaves "Subject:" alone on its line, and Python's
+// email then reads the Subject with a leading blank. go-mail folds only by
+// turning a space into CRLF and a space, so removing the CRLFs gives back
+// the value exactly. data is changed in place, and its bytes are copied
+// only when there is such a field; the header block ends at the first
+// empty line.
+func refoldHeaders(data []byte) []byte {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	for i := 0; i < end; {
+		eol := i + bytes.Index(data[i:end+2], []byte("\r\n"))
+		next := eol + 2
+		line := data[i:eol]
+		if len(line) == 0 || isWSP(line[0]) || bytes.IndexByte(line, ':') != len(line)-1 || !isWSP(data[next]) {
+			i = next
+			continue
+		}
+		stop := next // the end of the field, its last CRLF included
+		for isWSP(data[stop]) {
+			stop += bytes.Index(data[stop:], []byte("\r\n")) + 2
+		}
+		var buf [512]byte
+		folded := appendRefolded(buf[:0], line, data[next:stop])
+		data = slices.Replace(data, i, stop, folded...)
+		end += len(folded) - (stop - i)
+		i += len(folded)
+	}
+	return data
+}
+
+// appendRefolded appends the field of first line nameColon ("Name:") and
+// continuation lines cont (CRLFs included) to dst, unfolded and folded
+// again by appendFolded.
+func appendRefolded(dst, nameColon, cont []byte) []byte {
+	var buf [512]byte
+	value := buf[:0]
+	for l := range bytes.SplitSeq(cont, []byte("\r\n")) {
+		value = append(value, l...)
+	}
+	value = bytes.TrimLeft(value, " \t")
+	dst = append(dst, nameColon...)
+	dst = append(dst, ' ')
+	dst = appendFolded(dst, len(nameColon)+1, value)
+	return append(dst, "\r\n"...)
+}
+
+func isWSP(c byte) bool { return c == ' ' || c == '\t' }

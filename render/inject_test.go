@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // issue14Word is the CSV value of issue 14: an RFC 2047 encoded-word that
@@ -82,6 +83,7 @@ func TestEncodedWordInjection(t *testing.T) {
 			if m.Subject != subject {
 				t.Errorf("Message.Subject: got %q, want %q", m.Subject, subject)
 			}
+			checkHeaderLines(t, m.Data)
 			head, _, _ := bytes.Cut(m.Data, []byte("\r\n\r\n"))
 			unfolded := strings.ReplaceAll(string(head), "\r\n ", " ")
 			if tc.asIs != strings.Contains(unfolded, "\r\nSubject: "+subject+"\r\n") {
@@ -106,6 +108,7 @@ func TestEncodedWordInjection(t *testing.T) {
 func checkReader(t *testing.T, reader string, d *decoded, subject, name, custom string, blanks bool) {
 	t.Helper()
 	checkNoBreaks(t, reader, d)
+	checkNoLeadingBlank(t, reader, d)
 	var fields []string
 	for _, f := range d.Fields {
 		fields = append(fields, strings.ToLower(f[0]))
@@ -118,13 +121,10 @@ func checkReader(t *testing.T, reader string, d *decoded, subject, name, custom 
 	if !slices.Equal(fields, want) {
 		t.Errorf("%s: fields %v, want %v", reader, fields, want)
 	}
-	// Python keeps the blank of a fold right after the colon (go-mail
-	// folds a Subject whose first word does not fit there); a value never
-	// starts with a blank (oneLine), so the blank is not data.
-	if got, _ := d.value("Subject"); strings.TrimLeft(got, " ") != subject {
+	if got, _ := d.value("Subject"); got != subject {
 		t.Errorf("%s: Subject got %q, want %q", reader, got, subject)
 	}
-	if got, _ := d.value("X-Customer"); strings.TrimLeft(got, " ") != custom {
+	if got, _ := d.value("X-Customer"); got != custom {
 		t.Errorf("%s: X-Customer got %q, want %q", reader, got, custom)
 	}
 	gotTo, wantTo := d.Addrs["To"], [][2]string{{name, "eve@example.org"}}
@@ -283,33 +283,43 @@ func TestEncodeTextAsMime(t *testing.T) {
 		"tab\there \x01 and \x7f",
 		"日本語のメールの件名はとても長くなることがあります、そしてそれは分割されなければなりません",
 	} {
-		if got, want := encodeText(v), mime.QEncoding.Encode("UTF-8", v); got != want {
+		if got, want := encodeText(v, maxEncodedWord), mime.QEncoding.Encode("UTF-8", v); got != want {
 			t.Errorf("encodeText(%q):\n got %q\nwant %q", v, got, want)
 		}
 	}
 	for _, v := range []string{"", "Team news 42", "a =? b", "?= then =?", "november-42"} {
-		if got := encodeText(v); got != v {
+		if got := encodeText(v, 0); got != v {
 			t.Errorf("encodeText(%q): got %q, want it as it is", v, got)
 		}
 	}
 }
 
 // TestEncodedWordsFit checks the RFC 2047 section 2 limit of 75 octets a
-// word and that Go decodes every form back to the value.
+// word, that the first word fits the room on the first line when one
+// character does (a display name that fits one word may take it whole,
+// see encodeRun), and that Go decodes every form back to the value.
 func TestEncodedWordsFit(t *testing.T) {
 	dec := new(mime.WordDecoder)
 	for _, v := range []string{
 		issue14Word, strings.Repeat(issue14Word, 5), strings.Repeat("ü", 200), strings.Repeat("日本", 50) + issue14Word,
-		"a" + strings.Repeat("\U0001F600", 30),
+		"a" + strings.Repeat("\U0001F600", 30), "\U0001F600 x", "Zoë Ünïcødé-Ölçek",
 	} {
-		for _, enc := range []string{encodeText(v), encodePhrase(v), bWords(phraseB, v)} {
-			for _, w := range strings.Split(enc, " ") {
-				if strings.HasPrefix(w, "=?") && len(w) > maxEncodedWord {
-					t.Errorf("word of %d octets: %s", len(w), w)
+		for _, room := range []int{maxEncodedWord, firstRoom("Subject"), firstRoom("Reply-To"), 30, 0} {
+			for i, enc := range []string{encodeText(v, room), bWords(phraseB, v, room), encodePhrase(v, room)} {
+				words := strings.Split(enc, " ")
+				for _, w := range words {
+					if strings.HasPrefix(w, "=?") && len(w) > maxEncodedWord {
+						t.Errorf("room %d: word of %d octets: %s", room, len(w), w)
+					}
 				}
-			}
-			if got, err := dec.DecodeHeader(enc); err != nil || got != v {
-				t.Errorf("decode %q: got %q, %v; want %q", enc, got, err, v)
+				// Text and B words: the first word fits, or holds one
+				// character.
+				if first, _ := dec.DecodeHeader(words[0]); i < 2 && len(words[0]) > room && utf8.RuneCountInString(first) > 1 {
+					t.Errorf("room %d: first word of %d octets holds %q", room, len(words[0]), first)
+				}
+				if got, err := dec.DecodeHeader(enc); err != nil || got != v {
+					t.Errorf("room %d: decode %q: got %q, %v; want %q", room, enc, got, err, v)
+				}
 			}
 		}
 	}

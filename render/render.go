@@ -520,7 +520,7 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 			return nil, fieldErr(h.field, err)
 		}
 		// The value as written: encoded unless plain (encodeText).
-		c.headers = append(c.headers, [2]string{h.name, encodeText(oneLine(v))})
+		c.headers = append(c.headers, [2]string{h.name, encodeText(oneLine(v), firstRoom(h.name))})
 	}
 
 	// Body: Markdown runs its template on escaped values, then goldmark; the
@@ -615,14 +615,14 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 	// RFC 2047-encode only non-ASCII, and leaves these alone.
 	// Address headers are formatted here rather than by go-mail: it writes
 	// only the first From mailbox, and see formatAddress.
-	m.SetGenHeader(gomail.Header("From"), joinAddrs(r.from))
+	m.SetGenHeader(gomail.Header("From"), joinAddrs("From", r.from))
 	if r.sender != nil {
-		m.SetGenHeader(gomail.Header("Sender"), formatAddress(r.sender))
+		m.SetGenHeader(gomail.Header("Sender"), formatAddress(r.sender, firstRoom("Sender")))
 	}
 	if len(r.replyTo) > 0 {
-		m.SetGenHeader(gomail.Header("Reply-To"), joinAddrs(r.replyTo))
+		m.SetGenHeader(gomail.Header("Reply-To"), joinAddrs("Reply-To", r.replyTo))
 	}
-	switch to := joinAddrs(hdrTo); {
+	switch to := joinAddrs("To", hdrTo); {
 	case undisclosed != "":
 		m.SetGenHeader(gomail.Header("To"), undisclosed)
 	case isASCII(to):
@@ -633,7 +633,7 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 		// header, so the order stays deterministic.
 		m.SetGenHeaderPreformatted(gomail.Header("To"), foldHeader("To", to))
 	}
-	m.Subject(encodeText(c.subject))
+	m.Subject(encodeText(c.subject, firstRoom("Subject")))
 	now := time.Now
 	if r.cfg.Now != nil {
 		now = r.cfg.Now
@@ -670,7 +670,7 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 	if _, err := m.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
-	data := buf.Bytes()
+	data := refoldHeaders(buf.Bytes())
 	if r.cfg.DKIM != nil {
 		if data, err = r.sign(data); err != nil {
 			return nil, err
@@ -679,10 +679,14 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 	return &Message{From: r.envFrom, To: env, MessageID: id, Subject: c.subject, Data: data}, nil
 }
 
-func joinAddrs(l []*mail.Address) string {
+// joinAddrs formats the address list of field (From, Reply-To, To) with
+// formatAddress, the first address sized to the field's first line.
+func joinAddrs(field string, l []*mail.Address) string {
 	s := make([]string, len(l))
+	room := firstRoom(field)
 	for i, a := range l {
-		s[i] = formatAddress(a)
+		s[i] = formatAddress(a, room)
+		room = maxEncodedWord
 	}
 	return strings.Join(s, ", ")
 }
@@ -693,12 +697,12 @@ func joinAddrs(l []*mail.Address) string {
 // library would quote an ASCII look-alike such as
 // "=?UTF-8?Q?Eve=0D=0ABcc:_spy@evil.example?=", which Python's email still
 // decodes (RFC 2047 section 5(3) says not to), and leave a backslash raw
-// in a Q word (found by FuzzHeaderValue).
-func formatAddress(a *mail.Address) string {
+// in a Q word (found by FuzzHeaderValue). room is encodePhrase's.
+func formatAddress(a *mail.Address, room int) string {
 	if a.Name == "" || printable(a.Name) && !hasMark(a.Name) {
 		return a.String()
 	}
-	return encodePhrase(a.Name) + " " + (&mail.Address{Address: a.Address}).String()
+	return encodePhrase(a.Name, room) + " " + (&mail.Address{Address: a.Address}).String()
 }
 
 func filesSize(l []*fileData) int {

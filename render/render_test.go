@@ -196,6 +196,7 @@ func TestGolden(t *testing.T) {
 func checkMessage(t *testing.T, tc goldenCase, m *Message) {
 	t.Helper()
 	msg, root := parseMessage(t, m.Data)
+	checkHeaderLines(t, m.Data)
 	if got := root.shape(); got != tc.shape {
 		t.Errorf("MIME tree: got %s, want %s", got, tc.shape)
 	}
