@@ -316,6 +316,11 @@ func Load(path string) (*Campaign, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
+		// A tab is fine inside a block of text; only a file that does not
+		// parse is blamed on one.
+		if line, ok := tabIndent(data); ok {
+			return nil, Problems{{File: file, Line: line, Message: "tabs are not allowed for indentation in YAML: indent with spaces"}}
+		}
 		return nil, Problems{yamlProblem(file, err.Error(), nil)}
 	}
 	keys := keyLines(&root)
@@ -372,6 +377,9 @@ func yamlProblem(file, msg string, keys map[string]int) Problem {
 	}
 	line, _ := strconv.Atoi(m[1])
 	p := Problem{File: file, Line: line, Message: m[2]}
+	if t := typeErrRE.FindStringSubmatch(m[2]); t != nil {
+		p.Field, p.Message = keyAt(keys, line), wrongType(t[1], t[2], t[3])
+	}
 	if u := unknownFieldRE.FindStringSubmatch(m[2]); u != nil {
 		p.Field, p.Message = u[1], "unknown key"
 		for path, l := range keys {
@@ -381,6 +389,54 @@ func yamlProblem(file, msg string, keys map[string]int) Problem {
 		}
 	}
 	return p
+}
+
+// typeErrRE matches yaml.v3's words for a value of the wrong type, to say
+// them in the user's terms (presentation only: an unmatched message is
+// printed as it is).
+var typeErrRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+
+// wrongType says what a value of the wrong YAML type should be.
+func wrongType(tag, value, goType string) string {
+	switch {
+	case goType == "time.Duration":
+		return fmt.Sprintf("%q is not a duration: write it with its unit, like 30s, 2m or 1h", value)
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint") || strings.HasPrefix(goType, "float"):
+		return fmt.Sprintf("%q is not a number", value)
+	case goType == "bool":
+		return fmt.Sprintf("%q is not true or false", value)
+	case goType == "string":
+		return fmt.Sprintf("a %s where text is wanted: put the value in quotes", tag)
+	case strings.HasPrefix(goType, "[]"):
+		return fmt.Sprintf("%q is not a list: write one item per line, each after \"- \"", value)
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "campaign."):
+		return fmt.Sprintf("%q is not a section: write its keys on the lines below, indented", value)
+	}
+	return fmt.Sprintf("%q is not a %s", value, goType)
+}
+
+// keyAt is the key path on line, the deepest when several share it.
+func keyAt(keys map[string]int, line int) string {
+	best := ""
+	for path, l := range keys {
+		if l == line && len(path) > len(best) {
+			best = path
+		}
+	}
+	return best
+}
+
+// tabIndent finds the first line indented with a tab, which YAML forbids
+// (YAML 1.2 section 6.1) and yaml.v3 reports as "found character that
+// cannot start any token".
+func tabIndent(data []byte) (int, bool) {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		indent := l[:len(l)-len(bytes.TrimLeft(l, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 && len(bytes.TrimSpace(l)) > 0 {
+			return i + 1, true
+		}
+	}
+	return 0, false
 }
 
 // keyLines maps every key path ("smtp.port", "attachments.0") to its line.

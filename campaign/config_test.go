@@ -299,3 +299,21 @@ func TestProblemPrintable(t *testing.T) {
 		t.Errorf("got %q, want text without control characters untouched", got)
 	}
 }
+
+// The YAML mistakes people make get their fix, on their line.
+func TestLoadYAMLMistakes(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{baseYAML + "smtp:\n\thost: 127.0.0.1\n", "campaign.yaml:7: tabs are not allowed for indentation in YAML: indent with spaces"},
+		{baseYAML + "smtp:\n  host: h\n  port: \"smtp\"\n", `campaign.yaml:8: smtp.port: "smtp" is not a number`},
+		{baseYAML + "send:\n  timeout: 30\n", `campaign.yaml:7: send.timeout: "30" is not a duration: write it with its unit, like 30s`},
+		{baseYAML + "send:\n  concurrency: many\n", `campaign.yaml:7: send.concurrency: "many" is not a number`},
+	}
+	for _, tt := range tests {
+		_, err := Load(writeFiles(t, map[string]string{"campaign.yaml": tt.yaml}))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: got %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+	// A tab inside a block of text is no mistake.
+	mustLoad(t, writeFiles(t, map[string]string{"campaign.yaml": baseYAML + "vars:\n  code: |\n    a\n    \tb\n"}))
+}

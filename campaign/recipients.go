@@ -324,6 +324,9 @@ func checkAddr(s string) string {
 	if r, ok := invisible(s); ok {
 		return fmt.Sprintf("invisible or direction-control character %U in %+q", r, s)
 	}
+	if strings.ContainsAny(s, " \t") && !strings.ContainsAny(s, "<>\"(") {
+		return fmt.Sprintf("invalid address %q: it contains a space; did you mean %q?", s, strings.Join(strings.Fields(s), ""))
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
 		return "invalid address " + strconv.Quote(s) + ": " + strings.TrimPrefix(err.Error(), "mail: ")

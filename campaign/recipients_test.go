@@ -60,7 +60,8 @@ func TestRecipients(t *testing.T) {
 			"a@exa_mple.org,D\n" +
 			strings.Repeat("l", 65) + "@example.org,E\n" +
 			strings.Repeat("l", 60) + "@" + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 10) + ".example,F\n" +
-			"jose@exämple.example,G\n",
+			"jose@exämple.example,G\n" +
+			"ann @example.org,H\n",
 			[]string{
 				`r.csv:2: email: invisible or direction-control character U+200B in "zero\u200bwidth@example.org"`,
 				`r.csv:3: email: invisible or direction-control character U+202E in "rlo\u202e@example.org"`,
@@ -69,6 +70,7 @@ func TestRecipients(t *testing.T) {
 				"r.csv:6: email: the part before @ has 65 octets, more than 64 (RFC 5321 section 4.5.3.1)",
 				"r.csv:7: email: 262 octets, more than 254 (RFC 5321 section 4.5.3.1)",
 				"8 jose@exämple.example G",
+				`r.csv:9: email: invalid address "ann @example.org": it contains a space; did you mean "ann@example.org"?`,
 			}},
 		{"wrong field count", "email,name\na@x.example\nb@x.example,Bob,extra\nc@x.example,Cy\n",
 			[]string{"r.csv:2: 1 fields, but the header has 2 columns", "r.csv:3: 3 fields, but the header has 2 columns", "4 c@x.example Cy"}},
