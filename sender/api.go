@@ -31,8 +31,13 @@ type Config struct {
 	HELO string
 	// Protocol is "smtp" (default) or "lmtp".
 	Protocol string
-	// Timeout bounds the connection, the TLS handshake and each command;
-	// zero means 60s.
+	// ConnectTimeout bounds the start of a connection as a whole: the TCP
+	// connect, the TLS handshake of implicit TLS and the server's
+	// greeting; zero means 30s. A relay that does not greet in time is
+	// unreachable (ErrUnreachable).
+	ConnectTimeout time.Duration
+	// Timeout bounds each later command and reply (EHLO, STARTTLS and
+	// its handshake, AUTH, the transaction); zero means 60s.
 	Timeout time.Duration
 	// DataTimeout bounds the wait for the reply to the end of a message
 	// (each reply, for LMTP); zero means 10 minutes (RFC 5321 section
@@ -43,8 +48,9 @@ type Config struct {
 	// NoChunking keeps to DATA when the server offers CHUNKING. With
 	// CHUNKING and PIPELINING a message goes in one write with its
 	// envelope (BDAT, RFC 3030): one round trip instead of two, but a
-	// connection lost after that write leaves the message Unknown, where
-	// DATA would have known it was not sent (see Conn.Send).
+	// reply that does not come in time after that write leaves the
+	// message Unknown, where DATA would have known it was not sent (see
+	// sendChunked).
 	NoChunking bool
 }
 
@@ -79,8 +85,13 @@ const (
 	Rejected
 	// Deferred: a temporary failure that outlived the retries.
 	Deferred
-	// Unknown: no reply after the final "."; the message may have been
-	// delivered (RFC 1047).
+	// Unknown: the message may have been delivered (RFC 1047). The
+	// server accepted MAIL FROM and RCPT TO, and its reply to the end of
+	// the message (the final "." or BDAT LAST) did not come; or, with
+	// CHUNKING, where the message leaves with its envelope, a reply did
+	// not come in time (the server may still be at work) or came out of
+	// step. A 421, or a connection the server closed, before it answered
+	// every command in front of the message is Deferred instead.
 	Unknown
 )
 

@@ -17,82 +17,71 @@ const oneWrite = 256 << 10
 const lostSent = "no reply after the message was sent"
 
 // sendChunked is Send for a server that offers CHUNKING and PIPELINING
-// (RFC 3030, RFC 2920): RSET (when the connection carried a transaction),
-// MAIL FROM, every RCPT TO and "BDAT <size> LAST" with the message leave in
-// one write, and the replies are read in order, so a message costs one
-// round trip and needs no dot-stuffing.
+// (RFC 3030, RFC 2920): MAIL FROM, every RCPT TO and "BDAT <size> LAST"
+// with the message leave in one write, and the replies are read in order,
+// so a message costs one round trip and needs no dot-stuffing.
 //
 // The message leaves before any reply is read, which moves the point of
 // no return: the commit hook runs before the write, and once the write is
-// complete the server may accept the message at any time, so a connection
-// lost before the reply to BDAT leaves every recipient not yet refused
-// Unknown (with DATA, a loss before the final "." was a plain retry). A
-// server that refuses MAIL FROM or every RCPT TO still reads and drops the
-// chunk (RFC 3030 section 2), answering BDAT with an error. A write that
-// fails is a retry: the server cannot accept an incomplete LAST chunk.
+// complete the server may accept the message at any time. The replies
+// tell how far it got. A server processes the commands in order, so one
+// that closed the connection before it answered MAIL FROM and every RCPT
+// TO never reached BDAT: the recipients not refused are Deferred
+// (chunkLost), as they are when a 421 came before a BDAT reply that did
+// not (settleMessage). Once every command in front of BDAT was answered,
+// a missing reply leaves the accepted recipients Unknown; so does a reply
+// that did not come in time, or came out of step, at any point, since the
+// server may still be at work on the message. A server that refuses MAIL
+// FROM or every RCPT TO still reads and drops the chunk (RFC 3030 section
+// 2), answering BDAT with an error. A write that fails is a retry: the
+// server cannot accept an incomplete LAST chunk.
 //
 // The steps: reuseCheck, the commit hook, writeChunked, then
 // chunkedReplies.
 func (cn *Conn) sendChunked(t *txn) (*Result, error) {
-	rset, e := cn.reuseCheck()
-	if e != nil {
+	if e := cn.reuseCheck(); e != nil {
 		return t.fail(e)
 	}
 	if e := cn.commitNow(); e != nil {
 		return t.fail(e)
 	}
-	if e := cn.writeChunked(t, rset); e != nil {
+	if e := cn.writeChunked(t); e != nil {
 		return t.fail(e)
 	}
-	cn.needRset = true
-	return cn.chunkedReplies(t, rset)
+	return cn.chunkedReplies(t)
 }
 
 // reuseCheck makes sure a reused connection is alive before a group that
-// carries the message is written, and reports whether the group must
-// lead with RSET. A connection found dead here costs a redial (the error
-// wraps staleConnError); found dead in the replies to the group, it would
-// leave the message Unknown.
-func (cn *Conn) reuseCheck() (rset bool, e *Error) {
-	if !cn.needRset {
-		return false, nil
+// carries the message is written: found dead here, the connection costs a
+// redial (the error wraps staleConnError), not the message.
+func (cn *Conn) reuseCheck() *Error {
+	if cn.txns <= 1 {
+		return nil
 	}
 	// The server closed or reset the connection, or spoke, since its last
 	// reply (peek_unix.go); the buffered check covers what was read
-	// already. Speaking unasked (a "421 too many messages" before it
+	// already. Speaking unasked (a "421 too many errors" before it
 	// closes, say) puts the connection out of step.
 	stale, _ := peekStale(cn.raw.Conn)
 	if stale || cn.r.R.Buffered() > 0 {
 		cn.kill()
-		return false, &Error{Command: "RSET", Temporary: true, Err: &staleConnError{errors.New("the server closed the connection or spoke out of turn")}}
+		return &Error{Command: "MAIL FROM", Temporary: true, Err: &staleConnError{errors.New("the server closed the connection or spoke out of turn")}}
 	}
-	if time.Since(cn.lastReply) <= foldWithin {
-		return true, nil
+	if time.Since(cn.lastReply) <= idleProbe {
+		return nil
 	}
-	// Idle long enough to have been dropped: find out with a lone RSET,
-	// which a Pool retries at once on a new connection when it fails.
-	if err := cn.Reset(); err != nil {
-		e := asErr(err)
-		if !e.hasReply() {
-			e.Err = &staleConnError{e.Err}
-		}
-		return false, e
-	}
-	return false, nil
+	return cn.noop()
 }
 
 // writeChunked writes the group and the message. The commands and, up to
 // oneWrite bytes, the message go to the socket in one write: through the
 // 4 KiB bufio.Writer a message of a few KiB took two, and a write is a
 // tenth of a send's CPU on loopback.
-func (cn *Conn) writeChunked(t *txn, rset bool) *Error {
+func (cn *Conn) writeChunked(t *txn) *Error {
 	cn.deadline(cn.c.cfg.Timeout)
 	msg := t.msg
 	group := make([]byte, 0, 256+len(t.sent)*64+min(len(msg), oneWrite))
-	if rset {
-		group = cn.appendCmd(group, "RSET")
-	}
-	group = cn.appendCmd(group, "MAIL FROM:<", t.from, ">", cn.mailParams(t.from, t.to))
+	group = cn.appendMail(group, t)
 	for _, i := range t.sent {
 		group = cn.appendCmd(group, "RCPT TO:<", t.to[i], ">")
 	}
@@ -122,10 +111,10 @@ func (cn *Conn) writeChunked(t *txn, rset bool) *Error {
 		return nil
 	}
 	cn.kill()
-	if rset {
-		// The leading RSET found the connection dead; the chunk was cut
-		// short, so nothing can have been accepted.
-		return &Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}}
+	if cn.txns > 1 {
+		// The reused connection was dead; the chunk was cut short, so
+		// nothing can have been accepted.
+		err = &staleConnError{err}
 	}
 	return &Error{Command: "BDAT", Temporary: true, Err: err}
 }
@@ -134,35 +123,39 @@ func (cn *Conn) writeChunked(t *txn, rset bool) *Error {
 // settles the recipients. Every reply is read, even after a 421: a server
 // that says it is closing may still run the commands it had already read
 // (go-smtp does), so only the reply to BDAT tells whether the message
-// went. A 421 closes the connection once the group is read. From here on
-// the server may have the whole message, so a missing reply leaves every
-// recipient not yet refused Unknown (lost).
-func (cn *Conn) chunkedReplies(t *txn, rset bool) (*Result, error) {
-	res := t.res
-	closeAfter := false
-	if rset {
-		// A refused RSET does not stop the transaction that follows.
-		if _, e := cn.groupReply("RSET", cn.c.cfg.Timeout); e != nil {
-			if !e.hasReply() {
-				return cn.lost(res, "RSET", lostSent, e.Err)
-			}
-			closeAfter = e.Code == 421
-		}
-	}
+// went. A 421 closes the connection once the group is read.
+func (cn *Conn) chunkedReplies(t *txn) (*Result, error) {
 	if _, e := cn.groupReply("MAIL FROM", cn.c.cfg.Timeout); e != nil {
 		return cn.mailRefused(t, e)
 	}
 	accepted, closing, e := cn.chunkedRcptReplies(t)
 	if e != nil {
-		return cn.lost(res, "RCPT TO", lostSent, e.Err)
+		return cn.chunkLost(t, e)
 	}
-	if closeAfter || closing {
+	if closing {
 		defer cn.kill()
 	}
 	if len(accepted) == 0 {
-		return cn.emptyChunkReply(res)
+		return cn.emptyChunkReply(t.res)
 	}
-	return cn.settleMessage(res, accepted, "BDAT", lostSent)
+	return cn.settleMessage(t, accepted, "BDAT", lostSent, closing)
+}
+
+// chunkLost settles a chunked group whose reply e, to MAIL FROM or a RCPT
+// TO, is missing. A server that closed the connection (closedByPeer)
+// never reached BDAT, so whoever is not refused is Deferred; on a reused
+// connection that did not answer MAIL FROM, the error wraps
+// staleConnError. A reply that did not come in time, or came out of
+// step, leaves them Unknown: the server may still take the message.
+func (cn *Conn) chunkLost(t *txn, e *Error) (*Result, error) {
+	cn.kill()
+	if !closedByPeer(e.Err) {
+		return cn.lost(t.res, e.Command, lostSent, e.Err)
+	}
+	if e.Command == "MAIL FROM" && cn.txns > 1 {
+		e.Err = &staleConnError{e.Err}
+	}
+	return t.fail(e)
 }
 
 // mailRefused settles a chunked group whose MAIL FROM got e. Without a
@@ -170,9 +163,9 @@ func (cn *Conn) chunkedReplies(t *txn, rset bool) (*Result, error) {
 // unless the server was still in another transaction (drainChunked).
 func (cn *Conn) mailRefused(t *txn, e *Error) (*Result, error) {
 	if !e.hasReply() {
-		return cn.lost(t.res, "MAIL FROM", lostSent, e.Err)
+		return cn.chunkLost(t, e)
 	}
-	e.fatal = e.Code/100 == 5
+	e = cn.mailError(e, t)
 	if cn.drainChunked(len(t.sent)) {
 		return cn.lost(t.res, "BDAT", lostSent, fmt.Errorf("the server went on after refusing MAIL FROM (%d)", e.Code))
 	}
@@ -251,14 +244,4 @@ func (cn *Conn) drainChunked(n int) (mayHave bool) {
 		cn.kill() // refused in the end, but out of step
 	}
 	return false
-}
-
-// asErr returns err as an *Error, wrapping any other error as a temporary
-// one for "RSET".
-func asErr(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &Error{Command: "RSET", Temporary: true, Err: err}
 }

@@ -29,13 +29,25 @@ type rawGroup struct {
 // rawServer is a scripted SMTP server on 127.0.0.1:0 for replies that
 // go-smtp cannot be made to give (a refused MAIL FROM followed by accepted
 // commands, a 251 to BDAT, a reply out of step). It offers PIPELINING and
-// CHUNKING, answers EHLO and QUIT itself, and answers the k-th group of
-// its one connection with groups[k]. got receives each group's commands
-// and chunk size once read.
+// CHUNKING, answers EHLO, QUIT, and RSET and NOOP sent alone, itself, and
+// answers the k-th group of its one connection with groups[k]. got
+// receives each group's commands and chunk size once read; seen lists
+// every command's verb.
 type rawServer struct {
 	port int
 	got  chan string
 	done chan struct{} // closed when the connection has ended
+
+	mu    sync.Mutex
+	verbs []string // every command's verb, in order
+}
+
+// seen returns the verbs of the commands received so far, joined by
+// spaces.
+func (s *rawServer) seen() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.verbs, " ")
 }
 
 func startRaw(t *testing.T, groups ...rawGroup) *rawServer {
@@ -88,12 +100,20 @@ func (s *rawServer) serve(c net.Conn, groups []rawGroup) {
 		}
 		line = strings.TrimRight(line, "\r\n")
 		verb, arg, _ := strings.Cut(line, " ")
+		s.mu.Lock()
+		s.verbs = append(s.verbs, strings.ToUpper(verb))
+		s.mu.Unlock()
 		switch strings.ToUpper(verb) {
 		case "EHLO", "HELO":
 			_, _ = io.WriteString(c, "250-raw.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n")
 		case "QUIT":
 			_, _ = io.WriteString(c, "221 bye\r\n")
 			return
+		case "RSET", "NOOP": // sent alone, never in a group
+			if len(group) > 0 {
+				return
+			}
+			_, _ = io.WriteString(c, "250 ok\r\n")
 		case "BDAT":
 			size, _, _ := strings.Cut(arg, " ")
 			n, err := strconv.Atoi(size)
@@ -213,6 +233,34 @@ func TestChunkedReplySequences(t *testing.T) {
 			broken:  true,
 		},
 		{
+			// Issue 9: a server that closes before it answers MAIL FROM
+			// never reached BDAT, though the chunk left with the group.
+			name:    "closed before any reply",
+			replies: "",
+			close:   true,
+			want:    "a=deferred b=deferred",
+			wantErr: "MAIL FROM: EOF",
+			broken:  true,
+		},
+		{
+			name:    "closed before a RCPT reply",
+			replies: "250 ok\r\n250 ok\r\n",
+			close:   true,
+			want:    "a=deferred b=deferred",
+			wantErr: "RCPT TO: EOF",
+			broken:  true,
+		},
+		{
+			// A relay at its error limit answers the next command 421 and
+			// closes: the message was not taken.
+			name:    "421 to RCPT then closed before the BDAT reply",
+			replies: "250 ok\r\n250 ok\r\n421 4.7.0 Error: too many errors\r\n",
+			close:   true,
+			want:    "a=deferred b=deferred(421)",
+			wantErr: "BDAT: EOF",
+			broken:  true,
+		},
+		{
 			name:    "MAIL refused, everything refused",
 			replies: "451 4.3.0 try later\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no RCPT\r\n",
 			want:    "a=deferred(451) b=deferred(451)",
@@ -287,22 +335,62 @@ func TestChunkedReplySequences(t *testing.T) {
 	}
 }
 
-// TestChunkedRsetRefused checks that a folded RSET refused with a 5xx does
-// not stop the group: the server went on, and so does the outcome.
-func TestChunkedRsetRefused(t *testing.T) {
+// TestChunkedRsetOnlyAfterRefusal checks that a reused connection goes
+// on with MAIL FROM after a delivered message (no RSET in front of the
+// group, whose 421 from a relay at its error limit once left the message
+// Unknown), and that a transaction whose every recipient was refused is
+// ended with a lone RSET before the next group.
+func TestChunkedRsetOnlyAfterRefusal(t *testing.T) {
 	s := startRaw(t,
 		rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 first\r\n"},
-		rawGroup{replies: "502 5.5.1 RSET not here\r\n250 ok\r\n250 ok\r\n250 2.0.0 second\r\n"},
+		rawGroup{replies: "250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n"},
+		rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 third\r\n"},
 	)
 	cn := rawConn(t, s)
-	for i, want := range []string{"a=delivered", "a=delivered"} {
+	for i, want := range []string{"a=delivered", "a=rejected(550)", "a=delivered"} {
 		res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
 		if got := statuses(res); got != want || err != nil {
 			t.Errorf("message %d: got %s, %v; want %s", i, got, err, want)
 		}
-		if g := <-s.got; strings.HasPrefix(g, "RSET|") != (i == 1) {
-			t.Errorf("message %d: group %q, want RSET first only on reuse", i, g)
+		if g := <-s.got; strings.HasPrefix(g, "RSET") {
+			t.Errorf("message %d: group %q leads with RSET", i, g)
 		}
+	}
+	if got, want := s.seen(), "EHLO MAIL RCPT BDAT MAIL RCPT BDAT RSET MAIL RCPT BDAT"; got != want {
+		t.Errorf("server saw %s, want %s", got, want)
+	}
+}
+
+// TestChunkedSilenceIsUnknown: a server that holds the whole chunk and
+// never answers may still take the message: when Timeout ends the wait
+// for the reply to MAIL FROM, the recipients are Unknown, not Deferred.
+func TestChunkedSilenceIsUnknown(t *testing.T) {
+	s := startRaw(t, rawGroup{hold: true})
+	cfg := Config{Host: "127.0.0.1", Port: s.port, HELO: "client.test", Auth: "none",
+		Security: "none", Timeout: 300 * time.Millisecond, DataTimeout: 10 * time.Second}
+	cn := mustDial(t, mustClient(t, cfg))
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg)
+	if got := statuses(res); got != "a=unknown" || err == nil || !cn.broken {
+		t.Errorf("got %s, %v, broken %v; want a=unknown, an error, closed", got, err, cn.broken)
+	}
+}
+
+// TestChunkedReused421IsStale is issue 9's case once RSET is gone: a
+// relay at its error limit answers the next group's MAIL FROM with 421
+// and closes. Nothing was taken, and on a reused connection the error is
+// stale, for a Pool to redial without counting an attempt.
+func TestChunkedReused421IsStale(t *testing.T) {
+	s := startRaw(t,
+		rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 first\r\n"},
+		rawGroup{replies: "421 4.7.0 Error: too many errors\r\n", close: true},
+	)
+	cn := rawConn(t, s)
+	if res, err := cn.Send(context.Background(), "s@example.org", []string{"a@example.org"}, testMsg); err != nil || statuses(res) != "a=delivered" {
+		t.Fatalf("first message: %s, %v", statuses(res), err)
+	}
+	res, err := cn.Send(context.Background(), "s@example.org", []string{"b@example.org"}, testMsg)
+	if got := statuses(res); got != "b=deferred(421)" || !isStale(err) || IsFatal(err) {
+		t.Errorf("second message: %s, %v; want b=deferred(421) and a stale connection", got, err)
 	}
 }
 
@@ -400,7 +488,7 @@ func TestChunkedTraceHasNoBody(t *testing.T) {
 // TestChunkedClosedConnectionIsStale checks that a server that closes the
 // connection without a word after a message (an idle timeout, a restart)
 // costs the next message a redial, not an Unknown outcome, even within
-// foldWithin: the close is seen before the group is written.
+// idleProbe: the close is seen before the group is written.
 func TestChunkedClosedConnectionIsStale(t *testing.T) {
 	s := startRaw(t, rawGroup{replies: "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n", close: true})
 	cn := rawConn(t, s)

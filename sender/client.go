@@ -124,6 +124,9 @@ func (cfg *Config) fill() error {
 		}
 		cfg.HELO = h
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 30 * time.Second
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}

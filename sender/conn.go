@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -36,29 +37,49 @@ type Conn struct {
 	// pipelining is set when the server offers PIPELINING (RFC 2920):
 	// Send then writes MAIL FROM, every RCPT TO and DATA at once.
 	pipelining bool
-	// needRset is set once a transaction has begun on a pipelining
-	// connection; the next group then starts with RSET instead of a Pool
-	// spending a round trip on it before reuse.
-	needRset bool
 	// eightBit and utf8 record the server's 8BITMIME and SMTPUTF8, which
-	// decide the MAIL FROM parameters (mailParams).
+	// decide the MAIL FROM parameters (appendMailParams).
 	eightBit, utf8 bool
+	// sizeOffered records the server's SIZE (RFC 1870): MAIL FROM then
+	// declares SIZE=; sizeLimit is its limit, 0 for none.
+	sizeOffered bool
+	sizeLimit   int64
 	// chunking is set when the server offers CHUNKING and PIPELINING and
 	// Config.NoChunking is not: Send then uses sendChunked.
 	chunking bool
-	// lastReply is when the server last answered: a chunked group folds
-	// its RSET in only on a connection that answered within foldWithin.
+	// txns counts the transactions begun on the connection: from the
+	// second on, it is reused.
+	txns int
+	// open is set while a transaction may be open on the server: from
+	// MAIL FROM until the reply that ends the message, or an RSET.
+	open bool
+	// refusals counts the server's 4xx and 5xx replies on the connection;
+	// a Pool closes it at maxRefusals (see spent).
+	refusals int
+	// lastReply is when the server last answered: a reused connection
+	// idle for longer than idleProbe is checked before a chunked group.
 	lastReply time.Time
 }
 
-// foldWithin is how recently a connection must have answered for a
-// chunked group to lead with RSET instead of checking the connection with
-// a lone RSET first. A chunked group carries the message, so a connection
-// that turns out dead after it was written leaves the message Unknown;
-// servers drop idle connections after tens of seconds or more, so one
-// that answered a moment ago is alive, and one idle longer pays a round
-// trip to find out. A variable so that tests can shorten it.
-var foldWithin = time.Second
+// idleProbe is how long a connection may have been silent before a
+// chunked group, which carries the message, is preceded by a NOOP that
+// proves the connection alive. Servers drop idle connections after tens of
+// seconds or more, and one that closed is seen by peekStale anyway; the
+// NOOP finds the connection a firewall dropped without a word, whose
+// silence would otherwise leave the message Unknown. A variable so that
+// tests can shorten it.
+var idleProbe = time.Second
+
+// maxRefusals is how many refusals a connection takes before a Pool
+// closes it and opens a new one. Relays end a connection after some
+// number of errors (Postfix at smtpd_hard_error_limit, 20 and less under
+// stress; Exim at smtp_accept_max_nonmail, 10), with a 421 to the next
+// command or without a word; a bulk list always has dead addresses, and
+// a limit of the relay's is never what should end a connection.
+const maxRefusals = 5
+
+// spent reports whether the connection took maxRefusals refusals.
+func (cn *Conn) spent() bool { return cn.refusals >= maxRefusals }
 
 // checkAddr refuses what would let an address change the command line.
 func checkAddr(a string) error {
@@ -83,28 +104,41 @@ func checkAddr(a string) error {
 // with a fatal *Error for "MAIL FROM". Result keeps the addresses as
 // given.
 //
+// When the relay offers SIZE (RFC 1870), MAIL FROM declares the
+// message's size; a message over the relay's limit is not sent at all:
+// its recipients are Rejected and the error, for "MAIL FROM", wraps a
+// *SizeError, as does a refusal of the size by the relay. Neither is
+// fatal.
+//
 // A rejected recipient (5xx) does not stop the others; a 4xx leaves that
 // recipient Deferred with a temporary *Error. If no recipient is accepted,
 // no message is sent. The returned error is non-nil when the transaction
 // failed as a whole (MAIL FROM refused, connection lost, 421): every
 // recipient not yet decided is then Deferred, and IsFatal tells whether
-// the run must stop. A connection lost after the final "." was sent leaves
-// the accepted recipients Unknown (RFC 1047) and returns an error.
+// the run must stop. A recipient is Unknown (RFC 1047), and the error
+// non-nil, only when the server accepted its MAIL FROM and RCPT TO and
+// the reply to the end of the message (the final "." or BDAT LAST) did
+// not come; see sendChunked for a group sent in one write.
 //
-// When the server offers PIPELINING the commands up to DATA go out in one
-// write (sendPipelined), led by RSET when the connection carried a
-// transaction before; if that RSET finds the connection dead, the error is
-// an *Error for "RSET" that a Pool retries at once on a new connection.
-// With CHUNKING too, the message goes in that write (sendChunked).
+// A transaction that ends without that reply (every recipient refused,
+// say) is followed by RSET at once, so that the connection is clean and
+// a 421 to the RSET costs no message; a successful one needs none (RFC
+// 5321 section 4.1.1.4). On a reused connection, a MAIL FROM that finds
+// the connection closed (or gets 421) is an error that a Pool retries at
+// once on a new connection: nothing of the message was accepted.
 func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
 	res := &Result{Rcpts: make([]RcptResult, len(to)), Attempts: 1}
 	for i, a := range to {
 		res.Rcpts[i] = RcptResult{Addr: a}
 	}
 	fail := func(err *Error) (*Result, error) {
+		st := Deferred
+		if err.tooLarge() {
+			st = Rejected
+		}
 		for i := range res.Rcpts {
 			if res.Rcpts[i].Status == 0 {
-				res.Rcpts[i].Status = Deferred
+				res.Rcpts[i].Status = st
 				res.Rcpts[i].Err = err
 				res.Rcpts[i].Reply = err.Reply()
 			}
@@ -125,6 +159,13 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 	if len(sent) == 0 {
 		return res, nil
 	}
+	t := &txn{res: res, from: wfrom, to: wto, sent: sent, msg: msg, fail: fail}
+	if cn.sizeOffered {
+		t.size = wireSize(msg, cn.chunking)
+		if cn.sizeLimit > 0 && t.size > cn.sizeLimit {
+			return fail(&Error{Command: "MAIL FROM", Err: &SizeError{Size: t.size, Limit: cn.sizeLimit}})
+		}
+	}
 	// Cancelling ctx closes the socket: a read blocked on a silent server
 	// (up to DataTimeout for the reply to the final ".") ends at once, and
 	// the usual rules apply: Deferred before the ".", Unknown after it.
@@ -134,14 +175,21 @@ func (cn *Conn) Send(ctx context.Context, from string, to []string, msg []byte) 
 			cn.kill() // closed underneath: never reuse it
 		}
 	}()
-	t := &txn{res: res, from: wfrom, to: wto, sent: sent, msg: msg, fail: fail}
+	cn.txns++
+	var err error
 	switch {
 	case cn.chunking:
-		return cn.sendChunked(t)
+		res, err = cn.sendChunked(t)
 	case cn.pipelining:
-		return cn.sendPipelined(ctx, t)
+		res, err = cn.sendPipelined(ctx, t)
+	default:
+		res, err = cn.sendStepwise(ctx, t)
 	}
-	return cn.sendStepwise(ctx, t)
+	if cn.open && !cn.broken {
+		// A failure closes the connection, which is all that matters.
+		_ = cn.Reset()
+	}
+	return res, err
 }
 
 // txn is one transaction in flight: the Result being filled, the
@@ -156,30 +204,33 @@ type txn struct {
 	// sent holds the indexes of the recipients whose RCPT TO goes out.
 	sent []int
 	msg  []byte
+	// size is the message's size as SIZE= declares it (wireSize), 0
+	// when the relay does not offer SIZE.
+	size int64
 	fail func(*Error) (*Result, error)
 }
 
 // sendStepwise is Send for a server without PIPELINING: one command, one
-// reply.
+// reply. Send resets a transaction left open.
 func (cn *Conn) sendStepwise(ctx context.Context, t *txn) (*Result, error) {
 	res := t.res
-	if _, _, err := cn.cmd(250, "MAIL FROM:<", t.from, ">", cn.mailParams(t.from, t.to)); err != nil {
-		e := cn.cmdError("MAIL FROM", err)
-		e.fatal = e.Code/100 == 5
-		return t.fail(e)
+	cn.deadline(cn.c.cfg.Timeout)
+	cn.writeMail(t)
+	err := cn.w.Flush()
+	if err == nil {
+		_, _, err = cn.reply(250)
+	}
+	if err != nil {
+		return t.fail(cn.mailError(cn.cmdError("MAIL FROM", err), t))
 	}
 	accepted := cn.rcpts(ctx, t)
 	if cn.broken {
 		return t.fail(res.firstErr())
 	}
 	if len(accepted) == 0 {
-		// End the empty transaction so the connection can be reused; a
-		// failure marks the connection broken, which is all that matters.
-		_ = cn.Reset()
 		return res, nil
 	}
 	if err := ctx.Err(); err != nil {
-		_ = cn.Reset()
 		return t.fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
 	if _, _, err := cn.cmd(354, "DATA"); err != nil {
@@ -191,6 +242,41 @@ func (cn *Conn) sendStepwise(ctx context.Context, t *txn) (*Result, error) {
 		return res, nil
 	}
 	return cn.body(t, accepted)
+}
+
+// mailError classifies a refused MAIL FROM, after which no transaction
+// is open (RFC 5321 section 3.3) unless the server goes on to accept a
+// RCPT TO (drain, drainChunked). A 5xx is fatal: every message of the run
+// has this sender. A refusal of the message's size (sizeCause) is this
+// message's alone: permanent, not fatal. On a reused connection, a MAIL
+// FROM without a reply, or with a 421, found the connection dead before
+// anything of this transaction was accepted (a sendChunked group comes
+// here only with a reply; chunkLost settles a missing one): the error
+// wraps staleConnError, for a Pool to redial at once.
+func (cn *Conn) mailError(e *Error, t *txn) *Error {
+	if e.hasReply() {
+		cn.open = false
+	}
+	switch {
+	case cn.sizeCause(e, t, true):
+	case e.Code/100 == 5:
+		e.fatal = true
+	case cn.txns > 1 && (!e.hasReply() || e.Code == 421):
+		e.Temporary, e.Err = true, &staleConnError{e.Err}
+	}
+	return e
+}
+
+// sizeCause makes a *SizeError the cause of e when the relay refused the
+// message for its size (RFC 1870 section 6.1): a 5xx with enhanced code
+// 5.3.4, or 552 to a MAIL FROM that declared SIZE= (mail). It reports
+// whether it did.
+func (cn *Conn) sizeCause(e *Error, t *txn, mail bool) bool {
+	if e.Code/100 != 5 || e.Enhanced != "5.3.4" && !(mail && cn.sizeOffered && e.Code == 552) {
+		return false
+	}
+	e.Err = &SizeError{Size: t.size, Limit: cn.sizeLimit}
+	return true
 }
 
 // rcpts sends RCPT TO for the recipients of t.sent, one at a time, and
@@ -247,7 +333,7 @@ func (cn *Conn) body(t *txn, accepted []int) (*Result, error) {
 		return t.fail(&Error{Command: "DATA", Temporary: true, Err: err})
 	}
 	cn.tr.client(".")
-	return cn.settleMessage(t.res, accepted, "DATA", `no reply after the final "."`)
+	return cn.settleMessage(t, accepted, "DATA", `no reply after the final "."`, false)
 }
 
 // settleMessage reads the replies to the end of a message (the final "."
@@ -255,14 +341,21 @@ func (cn *Conn) body(t *txn, accepted []int) (*Result, error) {
 // accepted recipient in RCPT TO order for LMTP (RFC 2033 section 4.2). A
 // 2xx is Delivered, a 4xx Deferred, a 5xx Rejected. A reply missing, or
 // one that cannot answer (1xx, 3xx), leaves every recipient still
-// undecided Unknown: the server may have the message (RFC 1047). A 421
-// closes the connection once the replies are read, and is returned.
-func (cn *Conn) settleMessage(res *Result, accepted []int, cmd, lostText string) (*Result, error) {
+// undecided Unknown: the server may have the message (RFC 1047); except
+// when closing says that the server answered 421 to a command in front
+// of it, and then closed the connection before any reply here: a server
+// that said it is closing did not take the message. A 421 here closes the
+// connection once the replies are read, and is returned. The transaction
+// is over with a reply to DATA's "." whatever it says (RFC 5321 section
+// 4.1.1.4), and with a 2xx to BDAT; otherwise Send resets it.
+func (cn *Conn) settleMessage(t *txn, accepted []int, cmd, lostText string, closing bool) (*Result, error) {
+	res := t.res
 	n := 1
 	if cn.lmtp {
 		n = len(accepted)
 	}
-	var closing *Error
+	var closeErr *Error
+	ok := false
 	for k := range n {
 		who := accepted
 		if cn.lmtp {
@@ -271,21 +364,29 @@ func (cn *Conn) settleMessage(res *Result, accepted []int, cmd, lostText string)
 		r, e := cn.groupReply(cmd, cn.c.cfg.DataTimeout)
 		switch {
 		case e == nil:
+			ok = true
 			for _, i := range who {
 				res.Rcpts[i] = RcptResult{Addr: res.Rcpts[i].Addr, Status: Delivered, Reply: r}
 			}
+		case !e.hasReply() && closing && k == 0 && closedByPeer(e.Err):
+			cn.kill()
+			return t.fail(e)
 		case !e.hasReply():
 			return cn.lost(res, cmd, lostText, e.Err)
 		default:
+			cn.sizeCause(e, t, false)
 			cn.settle(res, who, e)
-			if e.Code == 421 && closing == nil {
-				closing = e
+			if e.Code == 421 && closeErr == nil {
+				closeErr = e
 			}
 		}
 	}
-	if closing != nil {
+	if ok || cmd == "DATA" {
+		cn.open = false
+	}
+	if closeErr != nil {
 		cn.kill()
-		return res, closing
+		return res, closeErr
 	}
 	return res, nil
 }
@@ -390,11 +491,11 @@ func (r *Result) firstErr() *Error {
 	return &Error{Command: "RCPT TO", Temporary: true, Err: errors.New("connection lost")}
 }
 
-// Reset sends RSET, ending any transaction; a Pool calls it before
-// reusing a connection without PIPELINING, which also proves the
-// connection is still alive (a pipelining one sends RSET with its next
-// group instead). RSET keeps the session, EHLO or LHLO included (RFC 5321
-// section 4.1.1.5). The error is an *Error for "RSET".
+// Reset sends RSET, ending any transaction (RFC 5321 section 4.1.1.5);
+// Send calls it after a transaction that ended without a reply to its
+// message. RSET keeps the session, EHLO or LHLO included. A failure,
+// whatever it is, closes the connection; the error is an *Error for
+// "RSET".
 func (cn *Conn) Reset() error {
 	if cn.broken {
 		return &Error{Command: "RSET", Temporary: true, Err: errors.New("connection is closed")}
@@ -404,14 +505,33 @@ func (cn *Conn) Reset() error {
 		cn.kill()
 		return e
 	}
-	cn.needRset = false
+	cn.open = false
 	return nil
 }
 
-// staleConnError marks a pipelined group whose leading RSET found the
-// connection dead: nothing of the transaction reached the server, so a
-// Pool retries it at once on a new connection, without counting an
-// attempt, as it did when it probed idle connections with RSET.
+// noop proves a reused connection alive with NOOP (RFC 5321 section
+// 4.1.1.9) before a chunked group. Any reply but a 421 will do; without
+// one, or with a 421, the connection is closed and the error wraps
+// staleConnError.
+func (cn *Conn) noop() *Error {
+	_, _, err := cn.cmd(250, "NOOP")
+	if err == nil {
+		return nil
+	}
+	e := wireError("NOOP", err)
+	if e.hasReply() && e.Code != 421 {
+		return nil
+	}
+	cn.kill()
+	e.Temporary, e.Err = true, &staleConnError{e.Err}
+	return e
+}
+
+// staleConnError marks a reused connection found dead at the start of a
+// transaction (by peekStale, NOOP, or a MAIL FROM that the closed
+// connection did not answer): nothing of the transaction was accepted, so
+// a Pool retries it at once on a new connection, without counting an
+// attempt.
 type staleConnError struct{ err error }
 
 func (e *staleConnError) Error() string {
@@ -473,16 +593,35 @@ func isASCII(s string) bool {
 	return true
 }
 
-// mailParams returns the MAIL FROM parameters: BODY=8BITMIME when the
-// server offers 8BITMIME (RFC 6152), and SMTPUTF8 when it offers SMTPUTF8
-// and an address needs it.
-func (cn *Conn) mailParams(from string, to []string) string {
-	p := ""
+// appendMailParams appends the MAIL FROM parameters to b: SIZE=size when
+// the server offers SIZE (RFC 1870 section 6), BODY=8BITMIME when it
+// offers 8BITMIME (RFC 6152), and SMTPUTF8 when it offers SMTPUTF8 and an
+// address needs it.
+func (cn *Conn) appendMailParams(b []byte, from string, to []string, size int64) []byte {
+	if cn.sizeOffered {
+		b = strconv.AppendInt(append(b, " SIZE="...), size, 10)
+	}
 	if cn.eightBit {
-		p += " BODY=8BITMIME"
+		b = append(b, " BODY=8BITMIME"...)
 	}
 	if cn.utf8 && needsUTF8(from, to) {
-		p += " SMTPUTF8"
+		b = append(b, " SMTPUTF8"...)
 	}
-	return p
+	return b
+}
+
+// wireSize is the size of msg as SIZE= declares it (RFC 1870 section 5):
+// with DATA, the octets after the 354 with every line ending in CRLF, not
+// counting the dots of dot-stuffing nor the final "."; with BDAT, the
+// chunk's octets.
+func wireSize(msg []byte, chunked bool) int64 {
+	n := int64(len(msg))
+	if chunked || n == 0 {
+		return n
+	}
+	n += int64(bytes.Count(msg, []byte{'\n'}) - bytes.Count(msg, []byte("\r\n")))
+	if msg[len(msg)-1] != '\n' {
+		n += 2 // dotStuff ends the last line
+	}
+	return n
 }

@@ -3,7 +3,12 @@ package sender
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,28 +17,33 @@ import (
 // that each name a failure: connect (TCP, then the TLS handshake for
 // implicit TLS), greeting, hello (EHLO, LHLO for LMTP), startTLS when
 // Security is starttls (STARTTLS, the handshake, EHLO again), and
-// authenticate (AUTH). One *textproto.Reader and one *bufio.Writer carry
-// the whole conversation, which the Client's one tracer writes out.
+// authenticate (AUTH). ConnectTimeout bounds connect and greeting
+// together; Timeout each later step. One *textproto.Reader and one
+// *bufio.Writer carry the whole conversation, which the Client's one
+// tracer writes out.
 //
 // The error is an *Error whose Command is "CONNECT", "greeting", "EHLO"
 // or "LHLO", "STARTTLS" or "AUTH", with the server's reply when there was
-// one. IsFatal reports TLS failures, a server without STARTTLS when
-// Security is starttls, 5xx replies (bad credentials among them) and a
-// server that does not speak SMTP; the rest (a refused or lost
-// connection, 4xx, a cancelled ctx) is temporary. A failed dial closes its
-// socket.
+// one. A relay that could not be reached (refused, no route, no greeting
+// in time) matches ErrUnreachable and is temporary. IsFatal reports TLS
+// failures and mismatches (their Text names the setting that mends them:
+// security, ca_file), a server without STARTTLS when Security is
+// starttls, 5xx replies (bad credentials among them) and a server that
+// does not speak SMTP; the rest (a lost connection, 4xx, a cancelled ctx)
+// is temporary. A failed dial closes its socket.
 func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
 	}
-	cn, e := c.connect(ctx)
+	deadline := time.Now().Add(c.cfg.ConnectTimeout)
+	cn, e := c.connect(ctx, deadline)
 	if e != nil {
 		return nil, e
 	}
 	// Cancelling ctx closes the socket: a step blocked on a silent server
 	// ends at once instead of after Timeout.
 	stop := context.AfterFunc(ctx, func() { _ = cn.raw.Close() })
-	step, e := cn.handshake(ctx)
+	step, e := cn.handshake(ctx, deadline)
 	if !stop() {
 		// The cancel closed the socket under the step: whatever the step
 		// saw, it saw because of that.
@@ -46,17 +56,18 @@ func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 	return cn, nil
 }
 
-// connect opens the TCP connection within Timeout and, for implicit TLS
-// (RFC 8314 section 3.3), completes the handshake on it. A refused,
-// unreachable or timed-out connection is temporary; a failed handshake
-// is fatal unless the network broke it.
-func (c *Client) connect(ctx context.Context) (*Conn, *Error) {
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+// connect opens the TCP connection by deadline and, for implicit TLS
+// (RFC 8314 section 3.3), completes the handshake on it. A connection
+// that cannot be opened, or a handshake the network breaks, is
+// unreachable (ErrUnreachable) unless ctx was cancelled; a handshake that
+// fails otherwise is fatal (tlsError).
+func (c *Client) connect(ctx context.Context, deadline time.Time) (*Conn, *Error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", c.addr)
 	if err != nil {
-		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err}
+		return nil, &Error{Command: "CONNECT", Temporary: true, Err: err, unreachable: ctx.Err() == nil}
 	}
 	cn := &Conn{c: c, raw: &trackedConn{Conn: nc}, tr: newTracer(c.trace, c.secrets), lmtp: c.cfg.Protocol == "lmtp"}
 	if c.cfg.Security != "tls" {
@@ -66,17 +77,21 @@ func (c *Client) connect(ctx context.Context) (*Conn, *Error) {
 	tc := tls.Client(cn.raw, c.tls)
 	if err := tc.HandshakeContext(dctx); err != nil {
 		_ = cn.raw.Close()
-		return nil, tlsError("CONNECT", err)
+		if ctx.Err() != nil {
+			return nil, &Error{Command: "CONNECT", Temporary: true, Err: ctx.Err()}
+		}
+		return nil, c.tlsError("CONNECT", err)
 	}
 	cn.tlsConn = tc
 	cn.setText(tc)
 	return cn, nil
 }
 
-// handshake runs the steps after connect. step is the last one it began,
-// which names a cancellation that closed the socket under it.
-func (cn *Conn) handshake(ctx context.Context) (step string, e *Error) {
-	if e := cn.greeting(); e != nil {
+// handshake runs the steps after connect, the greeting by deadline. step
+// is the last one it began, which names a cancellation that closed the
+// socket under it.
+func (cn *Conn) handshake(ctx context.Context, deadline time.Time) (step string, e *Error) {
+	if e := cn.greeting(deadline); e != nil {
 		return "greeting", e
 	}
 	ext, e := cn.hello()
@@ -100,13 +115,72 @@ func (cn *Conn) handshake(ctx context.Context) (step string, e *Error) {
 	return step, nil
 }
 
-// greeting reads the server's 220 (RFC 5321 section 4.3.1); a 554 says
-// it will not serve this client, a 421 that it is busy.
-func (cn *Conn) greeting() *Error {
-	if _, _, err := cn.reply(220); err != nil {
-		return dialError("greeting", err)
+// greeting reads the server's 220 (RFC 5321 section 4.3.1) by deadline; a
+// 554 says it will not serve this client, a 421 that it is busy. Without
+// TLS, firstBytes first tells a server that starts with TLS. No greeting
+// at all (a silent server, a connection closed or reset first) is
+// unreachable.
+func (cn *Conn) greeting(deadline time.Time) *Error {
+	if cn.tlsConn == nil {
+		if e := cn.firstBytes(deadline); e != nil {
+			return e
+		}
+	}
+	_ = cn.raw.SetDeadline(deadline)
+	if _, _, err := cn.readReply(220); err != nil {
+		e := dialError("greeting", err)
+		if !e.hasReply() && isTransport(err) {
+			e.Text, e.unreachable = "no greeting", true
+		}
+		return e
 	}
 	return nil
+}
+
+// tlsProbe is the part of ConnectTimeout, at most 3s, kept at the end of
+// a silent greeting wait to find out whether the server speaks TLS.
+func (cn *Conn) tlsProbe() time.Duration {
+	return min(cn.c.cfg.ConnectTimeout/4, 3*time.Second)
+}
+
+// firstBytes waits for the first bytes of a plaintext greeting. A TLS
+// record (0x16 0x03: a handshake) is a server that starts with TLS, a
+// security mismatch; so is a silence that a TLS ClientHello breaks
+// (speaksTLS, in the last tlsProbe of the deadline): an implicit-TLS port
+// (RFC 8314) waits for the client without a word. A silence that does
+// not break is unreachable, with how long it lasted.
+func (cn *Conn) firstBytes(deadline time.Time) *Error {
+	_ = cn.raw.SetDeadline(deadline.Add(-cn.tlsProbe()))
+	b, err := cn.r.R.Peek(2)
+	switch {
+	case len(b) == 2 && b[0] == 0x16 && b[1] == 0x03:
+		return cn.startsWithTLS()
+	case len(b) > 0 || !errors.Is(err, os.ErrDeadlineExceeded):
+		return nil // readReply reads it, or meets the error again
+	case cn.speaksTLS(deadline):
+		return cn.startsWithTLS()
+	}
+	return &Error{Command: "greeting", Temporary: true, Err: err, unreachable: true,
+		Text: fmt.Sprintf("no greeting within %v", cn.c.cfg.ConnectTimeout)}
+}
+
+// startsWithTLS is the error of a server that speaks TLS before SMTP while
+// Security is starttls or none.
+func (cn *Conn) startsWithTLS() *Error {
+	return &Error{Command: "greeting", fatal: true,
+		Text: fmt.Sprintf("the server on port %d starts with TLS: use security: tls", cn.c.cfg.Port)}
+}
+
+// speaksTLS reports whether a server that sent no greeting answers a TLS
+// ClientHello as a TLS server does, by deadline: the handshake completes
+// or fails on its certificate. A plaintext answer (tls.RecordHeaderError:
+// a late greeting) or none is not TLS. The connection is spent either
+// way, and nothing of the run was sent on it.
+func (cn *Conn) speaksTLS(deadline time.Time) bool {
+	_ = cn.raw.SetDeadline(deadline)
+	err := tls.Client(cn.raw, cn.c.tls).Handshake()
+	var rhe tls.RecordHeaderError
+	return err == nil || isTLSError(err) && !errors.As(err, &rhe)
 }
 
 // hello sends EHLO, LHLO for LMTP (RFC 2033 section 4.1), and returns the
@@ -172,18 +246,25 @@ func (cn *Conn) startTLS(ctx context.Context, ext map[string]string) (map[string
 	tc := tls.Client(cn.raw, cn.c.tls)
 	cn.deadline(cn.c.cfg.Timeout)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, tlsError("STARTTLS", err)
+		return nil, cn.c.tlsError("STARTTLS", err)
 	}
 	cn.tlsConn = tc
 	cn.setText(tc)
 	return cn.hello()
 }
 
-// ready records what the server offers that a transaction uses.
+// ready records what the server offers that a transaction uses: SIZE
+// with its limit (RFC 1870 section 4: none when it names none, or 0)
+// among them.
 func (cn *Conn) ready(ext map[string]string) {
 	_, cn.pipelining = ext["PIPELINING"]
 	_, cn.eightBit = ext["8BITMIME"]
 	_, cn.utf8 = ext["SMTPUTF8"]
+	var size string
+	size, cn.sizeOffered = ext["SIZE"]
+	if n, err := strconv.ParseInt(size, 10, 64); err == nil && n > 0 {
+		cn.sizeLimit = n
+	}
 	_, chunking := ext["CHUNKING"]
 	cn.chunking = chunking && cn.pipelining && !cn.c.cfg.NoChunking
 	cn.lastReply = time.Now()
@@ -207,11 +288,45 @@ func dialError(step string, err error) *Error {
 	return e
 }
 
-// tlsError classifies a failed TLS handshake: fatal unless the network
-// broke it (RFC 8314 section 5.1 and RFC 3207 section 4: no fallback).
-func tlsError(step string, err error) *Error {
+// tlsError classifies a failed TLS handshake: unreachable when the
+// network broke the handshake of implicit TLS, temporary when it broke
+// STARTTLS's, and otherwise fatal (RFC 8314 section 5.1 and RFC 3207
+// section 4: no fallback), with Text naming the setting that mends it
+// (tlsAdvice).
+func (c *Client) tlsError(step string, err error) *Error {
 	if isTransport(err) && !isTLSError(err) {
-		return &Error{Command: step, Temporary: true, Err: err}
+		return &Error{Command: step, Temporary: true, Err: err, unreachable: step == "CONNECT"}
 	}
-	return &Error{Command: step, Text: "TLS failure", Err: err, fatal: true}
+	return &Error{Command: step, Text: c.tlsAdvice(step, err), Err: err, fatal: true}
+}
+
+// tlsAdvice names a TLS failure from its typed cause and, where a setting
+// mends it, the setting: security for a plaintext server met with
+// implicit TLS (its greeting is no TLS record), ca_file for a certificate
+// signed by an authority the client does not know.
+func (c *Client) tlsAdvice(step string, err error) string {
+	var (
+		rhe tls.RecordHeaderError
+		uae x509.UnknownAuthorityError
+		he  x509.HostnameError
+		cie x509.CertificateInvalidError
+	)
+	const useCA = ": set smtp.ca_file to the CA that signed the server's certificate"
+	switch {
+	case step == "CONNECT" && errors.As(err, &rhe):
+		fix := "starttls"
+		if c.cfg.Protocol == "lmtp" {
+			fix = "none" // LMTP has no STARTTLS here
+		}
+		return "the server does not speak TLS at once: use security: " + fix
+	case errors.As(err, &uae) && c.cfg.CAFile != "":
+		return "the server's certificate is signed by an authority that neither the system nor ca_file " + c.cfg.CAFile + " trusts" + useCA
+	case errors.As(err, &uae):
+		return "the server's certificate is signed by an unknown authority" + useCA
+	case errors.As(err, &he):
+		return "the server's certificate is not valid for " + trimBrackets(c.cfg.Host)
+	case errors.As(err, &cie):
+		return "the server's certificate is not valid"
+	}
+	return "TLS failure"
 }

@@ -128,6 +128,10 @@ func TestDialSteps(t *testing.T) {
 			if IsFatal(err) != tt.fatal || e.Temporary == tt.fatal {
 				t.Errorf("got fatal %v, temporary %v (%v), want fatal %v", IsFatal(err), e.Temporary, err, tt.fatal)
 			}
+			// Each of these relays greeted: none is unreachable.
+			if errors.Is(err, ErrUnreachable) {
+				t.Errorf("got %v matching ErrUnreachable from a relay that greeted", err)
+			}
 			if tt.trace != "" && !strings.Contains(trace.String(), tt.trace) {
 				t.Errorf("trace lacks %q:\n%s", tt.trace, trace)
 			}
@@ -152,8 +156,8 @@ func TestDialConnectRefused(t *testing.T) {
 	c := mustClient(t, Config{Host: "127.0.0.1", Port: port, Security: "none", HELO: "client.test", Timeout: 10 * time.Second})
 	_, err = c.Dial(context.Background())
 	e := asError(t, err)
-	if e.Command != "CONNECT" || !e.Temporary || IsFatal(err) || e.hasReply() {
-		t.Errorf("got %+v (%v), want a temporary CONNECT error without a reply", e, err)
+	if e.Command != "CONNECT" || !e.Temporary || IsFatal(err) || e.hasReply() || !errors.Is(err, ErrUnreachable) {
+		t.Errorf("got %+v (%v), want a temporary CONNECT error without a reply, matching ErrUnreachable", e, err)
 	}
 }
 

@@ -35,10 +35,64 @@ type Error struct {
 	// Temporary reports a failure worth retrying later: a 4xx reply or a
 	// network error before the message was complete.
 	Temporary bool
-	// Err is the underlying error, if any.
+	// Err is the underlying error, if any: a *SizeError for a message
+	// refused for its size.
 	Err error
 
 	fatal bool
+	// unreachable marks a dial that never reached the relay's SMTP
+	// service; see ErrUnreachable.
+	unreachable bool
+}
+
+// ErrUnreachable is matched (errors.Is) by the *Error of a dial that never
+// reached the relay's SMTP service: the connection was refused, found no
+// route or did not open in time, the host name did not resolve, or no
+// greeting came before Config.ConnectTimeout (the connection closed, or
+// the server stayed silent), or the network broke the TLS handshake of
+// implicit TLS. It is temporary and never fatal: the relay may come back,
+// and nothing was sent. It is not matched by a relay that answered and
+// refused (a reply such as "421 too busy" or "554 no service", which
+// keeps its Code), nor by a TLS or certificate mismatch, which is fatal
+// and names the setting that mends it. Pool.SendHooks returns such an
+// error at once instead of retrying, so that the caller can pause its
+// whole run rather than each message.
+var ErrUnreachable = errors.New("the relay cannot be reached")
+
+// Is reports whether e is the failure target stands for: ErrUnreachable
+// for a relay that could not be reached.
+func (e *Error) Is(target error) bool {
+	return target == ErrUnreachable && e.unreachable
+}
+
+// SizeError is the cause (Error.Err) of a message refused for its size
+// (RFC 1870): by the client before anything of the message was sent,
+// when the relay's EHLO reply set a limit (SIZE <n>) below Size, or by
+// the relay with 552 to MAIL FROM's SIZE=, or a 5.3.4 reply. Such a
+// refusal is permanent for the message's recipients (Rejected) but not
+// fatal: a smaller message may go. The same bytes would fail for anyone,
+// which a caller can tell from Size and Limit.
+type SizeError struct {
+	// Size is the message's size in octets, as declared with SIZE=.
+	Size int64
+	// Limit is the relay's limit from its EHLO reply, 0 when it named
+	// none.
+	Limit int64
+}
+
+// Error prints like "the message is 41943040 bytes, over the relay's
+// limit of 10485760 bytes (SIZE, RFC 1870)".
+func (e *SizeError) Error() string {
+	if e.Limit > 0 {
+		return fmt.Sprintf("the message is %d bytes, over the relay's limit of %d bytes (SIZE, RFC 1870)", e.Size, e.Limit)
+	}
+	return fmt.Sprintf("the relay refused the message's size of %d bytes (RFC 1870)", e.Size)
+}
+
+// tooLarge reports whether e refuses a message for its size.
+func (e *Error) tooLarge() bool {
+	var se *SizeError
+	return errors.As(e.Err, &se)
 }
 
 // Error prints like "RCPT TO: 550 5.1.1 no such user".
@@ -72,9 +126,13 @@ func (e *Error) Reply() Reply { return Reply{Code: e.Code, Enhanced: e.Enhanced,
 
 // IsFatal reports whether err means the whole run must stop because every
 // further message would fail the same way: a 5xx to the greeting, EHLO,
-// MAIL FROM or AUTH, bad credentials, a TLS failure, a server that does
-// not speak SMTP, or a server without STARTTLS when STARTTLS is required
-// (no silent downgrade, RFC 3207 section 4).
+// MAIL FROM (but for a refused size, see SizeError) or AUTH, bad
+// credentials, a TLS failure or a security mismatch (an implicit-TLS
+// server met with starttls or none, a plaintext one with tls, an unknown
+// certificate authority: Error.Text names the setting to change), a
+// server that does not speak SMTP, or a server without STARTTLS when
+// STARTTLS is required (no silent downgrade, RFC 3207 section 4). An
+// unreachable relay (ErrUnreachable) is not fatal.
 func IsFatal(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.fatal
@@ -165,6 +223,14 @@ func isTransport(err error) bool {
 		errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.As(err, &errno) || errors.As(err, &dns)
+}
+
+// closedByPeer reports a connection the server ended: an EOF, or a
+// reset (a write to a socket the server closed).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 // isTLSError reports a TLS handshake or certificate failure found by the

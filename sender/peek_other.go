@@ -5,5 +5,5 @@ package sender
 import "net"
 
 // peekStale cannot look at a socket without reading it here; the chunked
-// path then relies on foldWithin alone (see peek_unix.go).
+// path then relies on idleProbe alone (see peek_unix.go).
 func peekStale(net.Conn) (stale, ok bool) { return false, false }

@@ -10,20 +10,15 @@ import (
 // trips (the group, then the body) instead of one per command. DATA is
 // the group's last command because the body may only follow its 354 (RFC
 // 2920 section 3.1); when no RCPT TO was accepted the server refuses DATA
-// and the body is not sent. The outcomes are those of sendStepwise.
+// and the body is not sent (and Send resets the transaction). The
+// outcomes are those of sendStepwise: until the 354, nothing of the
+// message has left, so a lost connection leaves the recipients Deferred.
 func (cn *Conn) sendPipelined(ctx context.Context, t *txn) (*Result, error) {
-	rset := cn.needRset
-	if e := cn.writeGroup(t, rset); e != nil {
+	if e := cn.writeGroup(t); e != nil {
 		return t.fail(e)
 	}
-	if rset {
-		if e := cn.leadingRsetReply(); e != nil {
-			return t.fail(e)
-		}
-	}
 	if _, _, err := cn.reply(250); err != nil {
-		e := cn.cmdError("MAIL FROM", err)
-		e.fatal = e.Code/100 == 5
+		e := cn.mailError(cn.cmdError("MAIL FROM", err), t)
 		cn.drain(len(t.sent))
 		return t.fail(e)
 	}
@@ -34,18 +29,15 @@ func (cn *Conn) sendPipelined(ctx context.Context, t *txn) (*Result, error) {
 	return cn.dataReply(ctx, t, accepted)
 }
 
-// writeGroup writes RSET (when rset is set), MAIL FROM, the RCPT TO of
-// the recipients sent and DATA, and flushes them in one write. A write
-// that fails after a leading RSET found the connection dead: that error
-// wraps staleConnError, for a Pool to redial without counting an attempt.
-func (cn *Conn) writeGroup(t *txn, rset bool) *Error {
+// writeGroup writes MAIL FROM, the RCPT TO of the recipients sent and
+// DATA, and flushes them in one write. A write that fails on a reused
+// connection found it dead: that error wraps staleConnError, for a Pool
+// to redial without counting an attempt.
+func (cn *Conn) writeGroup(t *txn) *Error {
 	// Before the first write: a large group flushes itself while it is
 	// being written, and must not run into an older, spent deadline.
 	cn.deadline(cn.c.cfg.Timeout)
-	if rset {
-		cn.writeCmd("RSET")
-	}
-	cn.writeCmd("MAIL FROM:<", t.from, ">", cn.mailParams(t.from, t.to))
+	cn.writeMail(t)
 	for _, i := range t.sent {
 		cn.writeCmd("RCPT TO:<", t.to[i], ">")
 	}
@@ -53,25 +45,10 @@ func (cn *Conn) writeGroup(t *txn, rset bool) *Error {
 	cn.deadline(cn.c.cfg.Timeout)
 	if err := cn.w.Flush(); err != nil {
 		cn.kill()
-		if rset {
-			return &Error{Command: "RSET", Temporary: true, Err: &staleConnError{err}}
+		if cn.txns > 1 {
+			err = &staleConnError{err}
 		}
 		return &Error{Command: "MAIL FROM", Temporary: true, Err: err}
-	}
-	cn.needRset = true
-	return nil
-}
-
-// leadingRsetReply reads the reply to the RSET that led a group. Without
-// it the connection died while idle (or the server refuses to go on with
-// it): nothing of this transaction was processed, and the error wraps
-// staleConnError.
-func (cn *Conn) leadingRsetReply() *Error {
-	if _, _, err := cn.reply(250); err != nil {
-		cn.kill()
-		e := wireError("RSET", err)
-		e.Temporary, e.Err = true, &staleConnError{e.Err}
-		return e
 	}
 	return nil
 }
@@ -138,7 +115,10 @@ func (cn *Conn) drain(n int) {
 		return
 	}
 	for range n {
-		if _, _, err := cn.reply(25); err != nil && !wireError("", err).hasReply() {
+		_, _, err := cn.reply(25)
+		if err == nil {
+			cn.open = true // an older transaction goes on: Send resets it
+		} else if !wireError("", err).hasReply() {
 			cn.kill()
 			return
 		}

@@ -69,8 +69,11 @@ func NewPool(c *Client, pc PoolConfig) *Pool {
 // Deferred; a recipient whose outcome is Unknown is never retried.
 //
 // The error is non-nil when the run should not go on: IsFatal(err) for a
-// configuration or policy failure, or the context's error. Undecided
-// recipients are then Deferred. Per-recipient failures are not errors.
+// configuration or policy failure; an error matching ErrUnreachable when
+// no connection could be opened to the relay, returned at once without
+// retrying, so that the caller can pause every message rather than each
+// retry on its own; or the context's error. Undecided recipients are
+// then Deferred. Per-recipient failures are not errors.
 func (p *Pool) Send(ctx context.Context, from string, to []string, msg []byte) (*Result, error) {
 	return p.SendHooks(ctx, from, to, msg, Hooks{})
 }
@@ -154,7 +157,7 @@ func (p *Pool) SendHooks(ctx context.Context, from string, to []string, msg []by
 		}
 		r, err := p.transact(ctx, from, addrs, msg, commit)
 		res.Attempts++
-		if err != nil && IsFatal(err) {
+		if err != nil && (IsFatal(err) || errors.Is(err, ErrUnreachable)) {
 			for j, i := range batch {
 				if st := r.Rcpts[j].Status; st != Deferred {
 					res.Rcpts[i] = r.Rcpts[j]
@@ -231,9 +234,9 @@ func (p *Pool) transact(ctx context.Context, from string, to []string, msg []byt
 	r, err := pc.cn.Send(ctx, from, to, msg)
 	pc.cn.commit = nil // before put: the connection may serve another goroutine next
 	if isStale(err) {
-		// The idle connection had died; nothing reached the server. This
-		// costs a redial, not an attempt, and a fresh connection cannot
-		// be stale, so once is enough.
+		// The idle connection had died; nothing of the message was
+		// accepted. This costs a redial, not an attempt, and a fresh
+		// connection cannot be stale, so once is enough.
 		p.put(pc)
 		if pc, err = p.get(ctx, true); err != nil {
 			return deferAll(to, err)
@@ -260,33 +263,24 @@ func deferAll(to []string, err error) (*Result, error) {
 }
 
 // get returns an idle connection, or a new one when there is none or
-// fresh is set. A pipelining connection is handed out as it is: its next
-// transaction starts with RSET in the same write (Conn.Send), and transact
-// redials when that finds it dead. Any other idle connection is checked
-// with RSET first. Either way a connection the server dropped while idle
+// fresh is set. An idle connection is handed out as it is, with no RSET
+// (a transaction that ended cleanly leaves nothing to reset, RFC 5321
+// section 4.1.1.4): one the server dropped while idle is found by its
+// next transaction's first step (Conn.Send), and transact redials, so it
 // costs a redial, not a retry.
 func (p *Pool) get(ctx context.Context, fresh bool) (*pooled, error) {
-	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, &Error{Command: "CONNECT", Err: errors.New("pool is closed"), fatal: true}
-		}
-		if len(p.idle) == 0 || fresh {
-			p.mu.Unlock()
-			break
-		}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, &Error{Command: "CONNECT", Err: errors.New("pool is closed"), fatal: true}
+	}
+	if len(p.idle) > 0 && !fresh {
 		pc := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		p.mu.Unlock()
-		if pc.cn.pipelining {
-			return pc, nil
-		}
-		if err := pc.cn.Reset(); err == nil {
-			return pc, nil
-		}
-		_ = pc.cn.Close()
+		return pc, nil
 	}
+	p.mu.Unlock()
 	cn, err := p.c.Dial(ctx)
 	if err != nil {
 		return nil, err
@@ -294,11 +288,13 @@ func (p *Pool) get(ctx context.Context, fresh bool) (*pooled, error) {
 	return &pooled{cn: cn}, nil
 }
 
-// put keeps a healthy connection for reuse, or closes it when it broke, has
-// carried PerConnection messages, or the pool is closed.
+// put keeps a healthy connection for reuse, or closes it (QUIT) when it
+// broke, has carried PerConnection messages, took maxRefusals refusals
+// (Conn.spent: before the relay's own error limit ends it), or the pool
+// is closed.
 func (p *Pool) put(pc *pooled) {
 	p.mu.Lock()
-	keep := !p.closed && !pc.cn.broken && (p.pc.PerConnection <= 0 || pc.used < p.pc.PerConnection)
+	keep := !p.closed && !pc.cn.broken && !pc.cn.spent() && (p.pc.PerConnection <= 0 || pc.used < p.pc.PerConnection)
 	if keep {
 		p.idle = append(p.idle, pc)
 	}

@@ -158,13 +158,14 @@ func TestPoolRetries(t *testing.T) {
 			noChunking: true,
 		},
 		{
-			// The message left with the group: the server may have it.
-			name:     "dropped after a chunked group is unknown",
+			// The message left with the group, but the server closed
+			// before it answered RCPT TO, so it never reached BDAT.
+			name:     "dropped before a chunked group's RCPT reply is retried",
 			setup:    func(s *smtptest.Server) { s.DropAt("RCPT", 1) },
 			retries:  5,
-			want:     "a=unknown b=unknown",
-			attempts: 1,
-			sessions: 1,
+			want:     "a=delivered b=delivered",
+			attempts: 2,
+			sessions: 2,
 		},
 		{
 			name:     "unknown is never retried",
@@ -328,9 +329,9 @@ func benchmarkPoolSend(b *testing.B, size int) {
 
 func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
 	// With CHUNKING a group carries the message, so an idle connection is
-	// checked with a lone RSET first; here every connection counts as idle.
-	defer func(d time.Duration) { foldWithin = d }(foldWithin)
-	foldWithin = 0
+	// checked with NOOP first; here every connection counts as idle.
+	defer func(d time.Duration) { idleProbe = d }(idleProbe)
+	idleProbe = 0
 	for _, mode := range []string{"chunking", "pipelining", "plain"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := smtptest.Start(t, smtptest.Options{})
@@ -359,36 +360,32 @@ func TestPoolRedialsDroppedIdleConnection(t *testing.T) {
 			if got := srv.Sessions(); got != 2 {
 				t.Errorf("got %d sessions, want 2", got)
 			}
-			// The second message found the first connection dead with the
-			// RSET that led its group (pipelining) or probed it (plain, and
-			// chunking unless its peek saw the close first).
-			sawRset := strings.Contains(trace.String(), "[1] C: RSET") || mode == "chunking"
-			if !sawRset || !strings.Contains(trace.String(), "[2] C: RCPT TO:<b@example.org>") {
-				t.Errorf("trace lacks the RSET on [1] and b's RCPT on [2]:\n%s", trace)
+			// The second message found the first connection dead with its
+			// MAIL FROM (pipelining, plain) or its NOOP (chunking, unless
+			// its peek saw the close first), never an RSET.
+			tr := trace.String()
+			found := strings.Count(tr, "[1] C: MAIL FROM:") == 2 || mode == "chunking"
+			if !found || strings.Contains(tr, "C: RSET") || !strings.Contains(tr, "[2] C: RCPT TO:<b@example.org>") {
+				t.Errorf("trace lacks b's MAIL FROM on [1] and its RCPT on [2], or has an RSET:\n%s", tr)
 			}
 		})
 	}
 }
 
-// TestPoolFoldsRset checks that a reused pipelining connection sends RSET
-// as the first command of its group, so each message still costs two
-// writes (one with CHUNKING), while a connection without PIPELINING spends
-// a round trip on RSET.
-func TestPoolFoldsRset(t *testing.T) {
+// TestPoolNoRsetAfterSuccess checks that a reused connection goes on
+// with the next MAIL FROM after a delivered message, without RSET (RFC
+// 5321 section 4.1.1.4 needs none, and relays count it against their
+// limits): each message costs one write with CHUNKING, two with
+// PIPELINING, and one per command without.
+func TestPoolNoRsetAfterSuccess(t *testing.T) {
 	for _, tt := range []struct {
-		mode       string
-		pipelining bool
-		writes     int64 // for two messages on a reused connection
-	}{{"chunking", true, 2}, {"pipelining", true, 4}, {"plain", false, 10}} {
+		mode   string
+		writes int64 // for two messages on a reused connection
+	}{{"chunking", 2}, {"pipelining", 4}, {"plain", 8}} {
 		t.Run(tt.mode, func(t *testing.T) {
 			srv := smtptest.Start(t, smtptest.Options{})
 			cfg := config(srv, smtptest.Options{})
-			switch tt.mode {
-			case "pipelining":
-				cfg.NoChunking = true
-			case "plain":
-				cfg.Port = noPipelining(t, srv)
-			}
+			setMode(t, srv, &cfg, tt.mode)
 			trace := newSyncBuffer()
 			cfg.Debug = trace
 			p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1})
@@ -411,15 +408,63 @@ func TestPoolFoldsRset(t *testing.T) {
 				t.Errorf("got %d writes for two messages on a reused connection, want %d", got, tt.writes)
 			}
 			tr := trace.String()
-			if got := strings.Count(tr, "[1] C: RSET\n"); got != 2 {
-				t.Errorf("got %d RSETs, want 2:\n%s", got, tr)
-			}
-			folded := strings.Count(tr, "[1] C: RSET\n[1] C: MAIL FROM:")
-			if (folded == 2) != tt.pipelining {
-				t.Errorf("RSET directly followed by MAIL FROM %d times, pipelining %v:\n%s", folded, tt.pipelining, tr)
+			if strings.Contains(tr, "C: RSET") || strings.Count(tr, "[1] C: MAIL FROM:") != 3 {
+				t.Errorf("want three MAIL FROM on [1] and no RSET:\n%s", tr)
 			}
 			if srv.Sessions() != 1 || len(srv.Messages()) != 3 {
 				t.Errorf("got %d sessions and %d messages, want 1 and 3", srv.Sessions(), len(srv.Messages()))
+			}
+		})
+	}
+}
+
+// TestPoolResetsRefusedTransaction checks that a transaction whose every
+// recipient was refused is ended with RSET at once, before the
+// connection is reused, so that the next message's group never follows a
+// command the server may answer with 421; and that a connection that took
+// maxRefusals refusals is closed (QUIT) for a new one.
+func TestPoolResetsRefusedTransaction(t *testing.T) {
+	for _, mode := range []string{"chunking", "pipelining", "plain"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			cfg := config(srv, smtptest.Options{})
+			setMode(t, srv, &cfg, mode)
+			trace := newSyncBuffer()
+			cfg.Debug = trace
+			p := NewPool(mustClient(t, cfg), PoolConfig{Concurrency: 1})
+			t.Cleanup(func() { _ = p.Close() })
+			var to []string
+			for i := range maxRefusals + 1 {
+				a := fmt.Sprintf("gone%d@example.org", i)
+				srv.RejectRcpt(a, 550, "5.1.1", "no such user")
+				to = append(to, a, fmt.Sprintf("r%d@example.org", i))
+			}
+			for _, a := range to {
+				res, err := p.Send(context.Background(), "s@example.org", []string{a}, testMsg)
+				if err != nil || res.Attempts != 1 {
+					t.Fatalf("%s: got %s after %d attempts, %v", a, statuses(res), res.Attempts, err)
+				}
+			}
+			tr := trace.String()
+			// Each refused transaction: its RCPT TO refused, then RSET
+			// before anything else.
+			if n := strings.Count(tr, "C: RSET\n"); n != maxRefusals+1 {
+				t.Errorf("got %d RSET, want %d:\n%s", n, maxRefusals+1, tr)
+			}
+			if !inOrder(tr, []string{"[1] C: RCPT TO:<gone0@example.org>", "[1] S: 550 ", "[1] C: RSET", "[1] S: 250 ", "[1] C: MAIL FROM:"}) {
+				t.Errorf("the refused transaction is not reset at once:\n%s", tr)
+			}
+			// The connection is retired once it took maxRefusals refusals
+			// (a refused transaction costs one or two: RCPT TO, and DATA or
+			// BDAT when they were pipelined), before a relay's own limit.
+			refused := strings.Count(tr, "[1] S: 550 ") + strings.Count(tr, "[1] S: 554 ") + strings.Count(tr, "[1] S: 502 ")
+			if !strings.Contains(tr, "[1] C: QUIT") || !strings.Contains(tr, "[2] C: MAIL FROM:") || refused < maxRefusals || refused > maxRefusals+1 {
+				t.Errorf("connection [1] took %d refusals, want it retired after %d:\n%s", refused, maxRefusals, tr)
+			}
+			for i := range maxRefusals + 1 {
+				if n := srv.Deliveries(fmt.Sprintf("r%d@example.org", i)); n != 1 {
+					t.Errorf("r%d delivered %d times, want 1", i, n)
+				}
 			}
 		})
 	}
@@ -502,9 +547,8 @@ func TestPoolSlowCommit(t *testing.T) {
 	}
 }
 
-// A reused LMTP connection keeps its LHLO: RSET, folded into the next
-// group or sent alone to check an idle connection without PIPELINING,
-// ends a transaction, not the session (RFC 5321 section 4.1.1.5).
+// A reused LMTP connection keeps its LHLO and needs no RSET after a
+// delivered message: the next MAIL FROM follows at once.
 func TestPoolLMTPReuseKeepsLHLO(t *testing.T) {
 	for _, mode := range []string{"chunking", "pipelining", "plain"} {
 		t.Run(mode, func(t *testing.T) {
@@ -525,8 +569,8 @@ func TestPoolLMTPReuseKeepsLHLO(t *testing.T) {
 			if n := strings.Count(trace.String(), "C: LHLO"); n != 1 {
 				t.Errorf("got %d LHLO for 3 messages on one connection, want 1\n%s", n, trace.String())
 			}
-			if n := strings.Count(trace.String(), "C: RSET"); n != 2 {
-				t.Errorf("got %d RSET for 3 messages on one connection, want 2\n%s", n, trace.String())
+			if n := strings.Count(trace.String(), "C: RSET"); n != 0 {
+				t.Errorf("got %d RSET for 3 delivered messages on one connection, want none\n%s", n, trace.String())
 			}
 			if srv.Sessions() != 1 {
 				t.Errorf("got %d sessions, want 1", srv.Sessions())

@@ -186,7 +186,7 @@ func TestTraceLMTPSameTracer(t *testing.T) {
 	want := strings.Join([]string{
 		"[1] C: EHLO client.test",
 		"[1] C: AUTH PLAIN <SMTP auth data redacted>",
-		"[1] C: MAIL FROM:<s@example.org> BODY=8BITMIME",
+		"[1] C: MAIL FROM:<s@example.org> SIZE=77 BODY=8BITMIME",
 		"[1] C: RCPT TO:<a@example.org>",
 		"[1] C: RCPT TO:<b@example.org>",
 		"[1] C: BDAT 77 LAST",

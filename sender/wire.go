@@ -36,6 +36,25 @@ func (cn *Conn) writeCmd(parts ...string) {
 	_, _ = cn.w.Write(cn.appendCmd(cn.w.AvailableBuffer(), parts...))
 }
 
+// appendMail appends the MAIL FROM line of t to b, with its parameters
+// and CRLF, and traces it; it marks the transaction open.
+func (cn *Conn) appendMail(b []byte, t *txn) []byte {
+	start := len(b)
+	b = append(b, "MAIL FROM:<"...)
+	b = append(b, t.from...)
+	b = cn.appendMailParams(append(b, '>'), t.from, t.to, t.size)
+	if cn.tr != nil {
+		cn.tr.client(string(b[start:]))
+	}
+	cn.open = true
+	return append(b, '\r', '\n')
+}
+
+// writeMail writes the MAIL FROM line of t without flushing it.
+func (cn *Conn) writeMail(t *txn) {
+	_, _ = cn.w.Write(cn.appendMail(cn.w.AvailableBuffer(), t))
+}
+
 // cmd sends one command, waits for its reply within Timeout and returns
 // it; err is a *textproto.Error when the code does not match expect (a
 // prefix, as in textproto.Reader.ReadResponse), or the connection's error.
@@ -70,6 +89,9 @@ func (cn *Conn) readReply(expect int) (code int, text string, err error) {
 	if code != 0 {
 		cn.tr.server(code, text)
 		cn.lastReply = time.Now()
+		if code >= 400 && code < 600 {
+			cn.refusals++
+		}
 	}
 	return code, text, err
 }
