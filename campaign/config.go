@@ -309,7 +309,9 @@ func Load(path string) (*Campaign, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load campaign: %w", err)
 	}
-	file := filepath.Base(path)
+	// Problems name the file as the user would type it from where they
+	// stand: "examples/newsletter/campaign.yaml:7: ...".
+	file := filepath.Clean(path)
 	// The YAML parser says "invalid UTF-8" without a line.
 	if line, ok := badUTF8Line(data); ok {
 		return nil, Problems{{File: file, Line: line, Message: "invalid UTF-8 (the file must be saved as UTF-8)"}}
@@ -704,12 +706,13 @@ func (c *Campaign) Problem(field, message string) Problem {
 	return Problem{File: c.base(), Line: c.line(field), Field: field, Message: message}
 }
 
-// base is the campaign file's name, as problems print it.
+// base is the campaign file's name, as problems print it: the path as the
+// user gave it.
 func (c *Campaign) base() string {
 	if c.path == "" {
 		return DefaultFile
 	}
-	return filepath.Base(c.path)
+	return filepath.Clean(c.path)
 }
 
 // badUTF8Line is the 1-based line of the first byte of data that is not

@@ -41,8 +41,10 @@ func (c *Campaign) RenderConfig() (render.Config, error) {
 	return rc, nil
 }
 
-// File returns the path of the campaign file name (relative to Dir) for
-// packages that open it themselves, e.g. smtp.ca_file for sender or
+// File returns the path of the campaign file name (relative to Dir) as
+// the user would type it from where they stand (Dir as given to Load): for
+// messages ("examples/newsletter/recipients.csv:7: ...") and for packages
+// that open it themselves, e.g. smtp.ca_file for sender or
 // bounces.write_to for AppendSuppress. Load has checked that the names in
 // the campaign stay inside the folder; "" stays "".
 func (c *Campaign) File(name string) string {

@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/mailrun/mailrun/campaign"
 )
@@ -56,7 +57,9 @@ send:
 		fmt.Println("mode:", c.Mode) // the default
 	}
 	for _, p := range problems {
-		fmt.Println(p)
+		// Problems name files by the path given to Load; the temporary
+		// folder is cut off so that the output is the same every run.
+		fmt.Println(strings.TrimPrefix(p.String(), dir+string(filepath.Separator)))
 	}
 	// Output:
 	// name: spring-sale
@@ -104,7 +107,7 @@ body:
 		var problems campaign.Problems
 		if errors.As(err, &problems) {
 			for _, p := range problems {
-				fmt.Println(p)
+				fmt.Println(strings.TrimPrefix(p.String(), dir+string(filepath.Separator)))
 			}
 			continue // skip this row
 		}

@@ -56,9 +56,12 @@ func OpenRecipients(c *Campaign) (*Recipients, error) {
 	defer root.Close()
 	f, err := root.Open(c.Recipients.File)
 	if err != nil {
-		return nil, Problems{{File: c.Recipients.File, Field: "recipients", Message: fileErr(c.Recipients.File, err)}}
+		return nil, Problems{{File: c.File(c.Recipients.File), Field: "recipients", Message: fileErr(c.Recipients.File, err)}}
 	}
-	r, err := newRecipients(f, c.Recipients)
+	// Problems name the list as the user would type it.
+	cfg := c.Recipients
+	cfg.File = c.File(cfg.File)
+	r, err := newRecipients(f, cfg)
 	if err != nil {
 		f.Close()
 		return nil, err

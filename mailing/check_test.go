@@ -68,7 +68,7 @@ func TestCheckTemplateMissingColumn(t *testing.T) {
 	}
 	// The second row has the same problem: it is not printed again but
 	// summed up with its rows.
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(inFolder(dir, out.String())), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "recipients.csv:2: body: ") || !strings.Contains(lines[0], "plan") ||
 		!strings.HasPrefix(lines[1], "recipients.csv: body: ") || !strings.HasSuffix(lines[1], "(the same in 2 rows: 2-3)") {
 		t.Errorf("got\n%s\nwant a body error naming plan on row 2, then its repeat on rows 2-3", out.String())
@@ -95,8 +95,8 @@ func TestCheckConfigProblems(t *testing.T) {
 	want := "campaign.yaml:7: send.rate: \"fast\" is not N/s, N/m or N/h\n" +
 		"recipients.csv:2: email: invalid address \"bad\": missing '@' or angle-addr\n" +
 		"check: 1 recipient, 0 ok, 2 errors, 0 warnings, 0 suppressed\n"
-	if out.String() != want || rep.Errors != 2 {
-		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	if got := inFolder(dir, out.String()); got != want || rep.Errors != 2 {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -152,7 +152,7 @@ func TestCheckBrokenTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Split(out.String(), "\n")[0]
+	got := strings.Split(inFolder(c.Dir(), out.String()), "\n")[0]
 	if !strings.HasPrefix(got, "campaign.yaml:4: body: ") || !strings.Contains(got, "body.md:") || rep.Errors != 1 || rep.Recipients != 1 {
 		t.Errorf("got %q and %+v, want a body problem on line 4 naming body.md", got, rep)
 	}
@@ -190,7 +190,7 @@ func TestCheckGroupsRepeatedProblems(t *testing.T) {
 	if rep.Errors != 4001 || rep.Failed != 4001 {
 		t.Errorf("got %+v, want 4,001 errors counted", rep)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(inFolder(dir, out.String())), "\n")
 	want := []string{
 		"recipients.csv:2: body: ",
 		"recipients.csv:4002: email: invalid address",

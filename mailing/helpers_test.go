@@ -3,6 +3,7 @@ package mailing
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mailrun/mailrun/campaign"
@@ -49,4 +50,10 @@ func mustLoad(t *testing.T, dir string) *campaign.Campaign {
 		t.Fatalf("Load: %v", err)
 	}
 	return c
+}
+
+// inFolder cuts the campaign folder dir off the paths in s: problems name
+// files by the path given to campaign.Load, a temporary folder in tests.
+func inFolder(dir, s string) string {
+	return strings.ReplaceAll(s, dir+string(filepath.Separator), "")
 }

@@ -390,7 +390,7 @@ func (r *sendRun) deliver(rw *row) {
 	rec, msg, err := rw.rec, rw.msg, rw.err
 	if err != nil {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
-		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.Recipients.File, rec.Row, rec.Email, err))
+		r.print(fmt.Sprintf("%s:%d <%s>: render: %v", r.c.File(r.c.Recipients.File), rec.Row, rec.Email, err))
 		r.settle(e, true)
 		return
 	}
@@ -538,7 +538,7 @@ func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sen
 			if cause == "" && e.Reply != nil {
 				cause = fmt.Sprintf("%d %s %s", e.Reply.Code, e.Reply.Enhanced, e.Reply.Text)
 			}
-			r.print(fmt.Sprintf("%s:%d <%s>: send: %s: %s", r.c.Recipients.File, rec.Row, rec.Email, e.Status, cause))
+			r.print(fmt.Sprintf("%s:%d <%s>: send: %s: %s", r.c.File(r.c.Recipients.File), rec.Row, rec.Email, e.Status, cause))
 		}
 		r.settle(e, true)
 	}

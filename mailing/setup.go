@@ -93,7 +93,6 @@ func changedFiles(began journal.Header, now map[string]string) []string {
 	return out
 }
 
-
 // Peek reads the journal at path without its lock (journal.Peek),
 // recipients told apart by campaign.AddrKey as the send does.
 func Peek(path string) (*journal.Snapshot, error) {

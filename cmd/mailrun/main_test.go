@@ -220,7 +220,8 @@ func TestBadInput(t *testing.T) {
 		r.want(t, exitUsage, "check")
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if !slices.ContainsFunc(lines, func(l string) bool {
-			return problemLine.MatchString(l) && strings.HasPrefix(l, "campaign.yaml:") && strings.Contains(l, ": colour: unknown key")
+			// Problems name the file as the command line named the campaign.
+			return problemLine.MatchString(l) && strings.HasPrefix(l, filepath.Join(dir, "campaign.yaml")+":") && strings.Contains(l, ": colour: unknown key")
 		}) {
 			t.Errorf("check: got\n%s\nwant a line campaign.yaml:N: colour: unknown key", r.stdout)
 		}
@@ -238,7 +239,7 @@ func TestBadInput(t *testing.T) {
 		r.want(t, exitFailed, "check") // a row's problem, not the campaign's
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if len(lines) != 2 || !problemLine.MatchString(lines[0]) ||
-			!strings.HasPrefix(lines[0], `recipients.csv:7: email: invalid address "not-an-address"`) {
+			!strings.HasPrefix(lines[0], filepath.Join(dir, "recipients.csv")+`:7: email: invalid address "not-an-address"`) {
 			t.Errorf("check: got\n%s\nwant recipients.csv:7: email: invalid address ... and the summary", r.stdout)
 		}
 		if !strings.Contains(r.stdout, "check: 6 recipients, 5 ok, 1 error") {

@@ -368,7 +368,7 @@ func printJournal(w io.Writer, path string, snap *journal.Snapshot) {
 
 // printList says how much of the list is still to send.
 func printList(w io.Writer, c *campaign.Campaign, pl *mailing.Plan) {
-	fmt.Fprintf(w, "list %s: %d rows: %d not yet sent", c.Recipients.File, pl.Rows, pl.ToSend)
+	fmt.Fprintf(w, "list %s: %d rows: %d not yet sent", c.File(c.Recipients.File), pl.Rows, pl.ToSend)
 	for _, x := range []struct {
 		n    int
 		what string

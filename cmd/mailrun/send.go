@@ -129,7 +129,7 @@ const exitCancelled = -1
 
 // printPlan says what the send will do before it asks.
 func printPlan(w io.Writer, c *campaign.Campaign, pl *mailing.Plan, relay string) {
-	fmt.Fprintf(w, "send: %q (%s, mode %s) via %s\n", c.Name, c.Recipients.File, c.Mode, relay)
+	fmt.Fprintf(w, "send: %q (%s, mode %s) via %s\n", c.Name, c.File(c.Recipients.File), c.Mode, relay)
 	fmt.Fprintf(w, "send: %d rows: %d to send", pl.Rows, pl.ToSend)
 	if n := sumEarlier(pl.Earlier); n > 0 {
 		fmt.Fprintf(w, ", %d settled by earlier runs (resuming)", n)

@@ -21,9 +21,9 @@ func TestSettingErrorsNameTheirLine(t *testing.T) {
 		{"smtp helo", "send", "smtp:\n  host: 127.0.0.1\n  helo: a b\n",
 			regexp.MustCompile(`campaign\.yaml:\d+: smtp\.helo: helo "a b" must be one host name`)},
 		{"no relay", "send", "",
-			regexp.MustCompile(`^mailrun send: campaign\.yaml: smtp\.host: no relay configured \(add an smtp section or use --smtp URL\)\n$`)},
+			regexp.MustCompile(`^mailrun send: \S*/newsletter/campaign\.yaml: smtp\.host: no relay configured \(add an smtp section or use --smtp URL\)\n$`)},
 		{"no bounce mailbox", "bounces", "",
-			regexp.MustCompile(`^mailrun bounces: campaign\.yaml: bounces\.host: no bounce mailbox configured\n$`)},
+			regexp.MustCompile(`^mailrun bounces: \S*/newsletter/campaign\.yaml: bounces\.host: no bounce mailbox configured\n$`)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,5 +62,24 @@ func TestRerunNotesEarlierOutcomes(t *testing.T) {
 	r.want(t, exitOK, "rerun")
 	if !strings.Contains(r.stderr, "skipped recipients settled by an earlier run: 5 sent") {
 		t.Errorf("got stderr\n%s\nwant the note of 5 sent skipped", r.stderr)
+	}
+}
+
+// Paths in messages are the paths the user typed, from where they stand:
+// "newsletter/campaign.yaml:33", not "campaign.yaml:33".
+func TestProblemPathsAsTyped(t *testing.T) {
+	dir := copyExample(t, "newsletter")
+	appendFile(t, filepath.Join(dir, "campaign.yaml"), "colour: blue\n")
+	appendFile(t, filepath.Join(dir, "recipients.csv"), "not-an-address,No,Body,x9,free\n")
+	t.Chdir(filepath.Dir(dir))
+	r := mailrun(t, nil, "check", "newsletter")
+	r.want(t, exitUsage, "check")
+	if !regexp.MustCompile(`(?m)^newsletter/campaign\.yaml:\d+: colour: unknown key$`).MatchString(r.stdout) {
+		t.Errorf("got\n%s\nwant newsletter/campaign.yaml:N: colour: unknown key", r.stdout)
+	}
+	t.Chdir(dir)
+	r = mailrun(t, nil, "check", ".")
+	if !regexp.MustCompile(`(?m)^campaign\.yaml:\d+: colour: unknown key$`).MatchString(r.stdout) {
+		t.Errorf("from inside the folder: got\n%s\nwant campaign.yaml:N: colour: unknown key", r.stdout)
 	}
 }
