@@ -134,6 +134,9 @@ type SMTP struct {
 	HELO string `yaml:"helo"`
 	// Protocol is smtp (default) or lmtp.
 	Protocol string `yaml:"protocol"`
+	// ConnectTimeout bounds connecting and the greeting; 0 is the sender's
+	// default (30s). A relay that does not answer in time is unreachable.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// Chunking (default true) sends each message with its envelope in one
 	// round trip (BDAT) when the server offers CHUNKING and PIPELINING;
 	// false keeps to DATA, which can retry a message whose connection
@@ -153,6 +156,10 @@ type Send struct {
 	PerConnection int `yaml:"per_connection"`
 	// Retries is attempts for temporary failures; default 5.
 	Retries int `yaml:"retries"`
+	// GiveUpAfter is how long a run waits for a relay that went away in
+	// the middle of it before it stops (the journal intact, a rerun goes
+	// on); 0 is 15 minutes.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
 	// Backoff is the first retry delay; 0 is the sender's default (2s).
 	Backoff time.Duration `yaml:"backoff"`
 	// Timeout bounds each SMTP command; 0 is the sender's default (60s).

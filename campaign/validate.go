@@ -243,7 +243,8 @@ var sendBounds = []struct {
 }
 
 // durationBounds are the largest sane durations of the send section.
-var durationBounds = map[string]time.Duration{"send.backoff": time.Hour, "send.timeout": time.Hour}
+var durationBounds = map[string]time.Duration{"send.backoff": time.Hour, "send.timeout": time.Hour,
+	"send.give_up_after": 24 * time.Hour, "smtp.connect_timeout": 10 * time.Minute}
 
 func (c *Campaign) validateSend(k *checker) {
 	d := c.Send
@@ -260,7 +261,8 @@ func (c *Campaign) validateSend(k *checker) {
 			k.errorf(b.field, "%d is more than %d (%s)", n, b.max, b.why)
 		}
 	}
-	for field, v := range map[string]time.Duration{"send.backoff": d.Backoff, "send.timeout": d.Timeout} {
+	for field, v := range map[string]time.Duration{"send.backoff": d.Backoff, "send.timeout": d.Timeout,
+		"send.give_up_after": d.GiveUpAfter, "smtp.connect_timeout": c.SMTP.ConnectTimeout} {
 		switch max := durationBounds[field]; {
 		case v < 0:
 			k.errorf(field, "must not be negative")

@@ -152,6 +152,8 @@ func relayConfig(c *campaign.Campaign) (sender.Config, sender.PoolConfig, error)
 		HELO:     c.SMTP.HELO,
 		Protocol: c.SMTP.Protocol,
 		Timeout:  c.Send.Timeout,
+		// The wire's default (30s) when unset.
+		ConnectTimeout: c.SMTP.ConnectTimeout,
 		// A nil Chunking is the default: on.
 		NoChunking: c.SMTP.Chunking != nil && !*c.SMTP.Chunking,
 	}

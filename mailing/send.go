@@ -59,6 +59,10 @@ type SendOptions struct {
 	// Out receives notices: what the journal lets the run skip, problems of
 	// rows, the reason of a stop. Nil discards them.
 	Out io.Writer
+	// RelayPause is the first pause of all workers when the relay cannot be
+	// reached in the middle of a run (it doubles, up to 5 minutes); zero
+	// means 20 seconds.
+	RelayPause time.Duration
 	// Limit, when above zero, is the most new recipients this run takes, in
 	// CSV order (a warm-up or a staged send); the next run goes on after
 	// them. Rows skipped as invalid, suppressed or settled do not count.
@@ -222,6 +226,7 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 	}
 
 	r := &sendRun{c: c, m: m, j: j, rd: rd, opts: opts, out: out, sum: sum, hard: hard}
+	r.gate = newRelayGate(opts.RelayPause, c.Send.GiveUpAfter, r.print)
 	r.stopCtx, r.stop = context.WithCancelCause(ctx)
 	defer r.stop(nil)
 	if c.Mode == "group" {
@@ -258,6 +263,8 @@ type sendRun struct {
 
 	stopCtx context.Context
 	stop    context.CancelCauseFunc
+
+	gate *relayGate // the pause all workers take while the relay is away
 
 	mu      sync.Mutex // guards sum, the counters below and writes to out
 	sum     *SendSummary
@@ -394,6 +401,29 @@ func (r *sendRun) deliver(rw *row) {
 		r.settle(e, true)
 		return
 	}
+	for {
+		if r.gate.wait(r.stopCtx) != nil {
+			return // stopped while the relay was away: the next run sends it
+		}
+		res, err, ok := r.attempt(rec, msg)
+		if !ok {
+			return
+		}
+		if errors.Is(err, sender.ErrUnreachable) && r.relayDown(rec, msg, err) {
+			continue
+		}
+		if err == nil {
+			r.gate.up()
+		}
+		r.outcome([]render.Recipient{rec}, msg, res, err)
+		return
+	}
+}
+
+// attempt journals the intent and sends msg once. ok is false when there is
+// no outcome to record: the run stopped before the message's turn, or the
+// intent never became durable (nothing was delivered).
+func (r *sendRun) attempt(rec render.Recipient, msg *render.Message) (res *sender.Result, err error, ok bool) {
 	entry := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Sending, MessageID: msg.MessageID}
 	journalErr := func(err error) error {
 		if err != nil {
@@ -402,8 +432,7 @@ func (r *sendRun) deliver(rw *row) {
 		}
 		return err
 	}
-	var res *sender.Result
-	if hm, ok := r.m.(hooksMailer); ok {
+	if hm, isHooks := r.m.(hooksMailer); isHooks {
 		// Until Start, the message is only waiting for its turn (the rate
 		// limiter): a stop (first Ctrl-C) cancels it, unjournaled, so the
 		// next run sends it. From Start on it is in flight and finishes;
@@ -444,18 +473,44 @@ func (r *sendRun) deliver(rw *row) {
 		notStarted := !started
 		mu.Unlock()
 		if notStarted && r.journalErr() == nil && r.stopCtx.Err() != nil {
-			return // stopped before its turn: no intent, no outcome
+			return nil, nil, false // stopped before its turn: no intent, no outcome
 		}
 	} else {
 		if journalErr(r.j.Record(entry)) != nil {
-			return
+			return nil, nil, false
 		}
 		res, err = r.m.Send(r.hard, msg.From, msg.To, msg.Data)
 	}
-	if r.journalErr() != nil {
-		return // the intent never became durable: nothing was delivered
+	return res, err, r.journalErr() == nil
+}
+
+// relayDown handles a relay that cannot be reached (sender.ErrUnreachable)
+// for rec's message, which has not gone. Before any message has gone, it
+// is the run's problem, not the recipient's: the run stops at once. Later,
+// the message is journaled deferred (a stop during the pause leaves it to
+// the next run), every worker pauses with the gate, and true says to try
+// again; after send.give_up_after of an unreachable relay the run stops.
+func (r *sendRun) relayDown(rec render.Recipient, msg *render.Message, err error) bool {
+	r.mu.Lock()
+	nothingSent := r.sum.Sent == 0
+	r.mu.Unlock()
+	stop := func(reason string) bool {
+		r.outcome([]render.Recipient{rec}, msg, nil, err)
+		r.abortRun(&AbortError{Reason: reason, Err: err})
+		return false
 	}
-	r.outcome([]render.Recipient{rec}, msg, res, err)
+	if nothingSent {
+		return stop("the relay cannot be reached")
+	}
+	e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Deferred, MessageID: msg.MessageID, Error: err.Error()}
+	if jerr := r.j.Queue(e); jerr != nil {
+		r.fail(fmt.Errorf("journal: %w", jerr))
+		return false
+	}
+	if !r.gate.down(time.Now()) {
+		return stop(fmt.Sprintf("the relay has been unreachable for %s (send.give_up_after)", r.gate.giveUp))
+	}
+	return true
 }
 
 // group sends one message to every valid recipient, in transactions of
