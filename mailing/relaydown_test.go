@@ -150,4 +150,3 @@ func (p *proxy) cut() {
 }
 
 func (p *proxy) restore(t *testing.T) { p.listen(t, p.addr) }
-
