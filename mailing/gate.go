@@ -83,3 +83,48 @@ func (g *relayGate) up() {
 		g.note("relay reachable again")
 	}
 }
+
+// retryBudget bounds the bytes of deferred messages that wait for their
+// next attempt at once.
+const retryBudget = 256 << 20
+
+// budget is a counting limit on bytes held: acquire waits while taking n
+// would pass max, unless nothing is held (so one message larger than max
+// still goes).
+type budget struct {
+	max  int64
+	mu   sync.Mutex
+	used int64
+	free chan struct{} // closed and replaced at every release
+}
+
+func (b *budget) acquire(ctx context.Context, n int64) bool {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return true
+		}
+		if b.free == nil {
+			b.free = make(chan struct{})
+		}
+		free := b.free
+		b.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	if b.free != nil {
+		close(b.free)
+		b.free = nil
+	}
+	b.mu.Unlock()
+}

@@ -27,6 +27,7 @@ type Mailer interface {
 var (
 	_ Mailer      = (*sender.Pool)(nil)
 	_ hooksMailer = (*sender.Pool)(nil)
+	_ retryMailer = (*sender.Pool)(nil)
 )
 
 // hooksMailer is a Mailer that says when a message leaves the rate
@@ -36,6 +37,17 @@ var (
 // leaves undecided only messages that were really on their way.
 type hooksMailer interface {
 	SendHooks(ctx context.Context, from string, to []string, msg []byte, h sender.Hooks) (*sender.Result, error)
+}
+
+// retryMailer lets the run retry a deferred message itself (Hooks.Once),
+// with the Mailer's own backoff, so that a worker goes on with the next
+// message instead of waiting: a greylisting relay defers every first try,
+// and a run whose workers each waited out every backoff took one backoff
+// per message instead of about one in all.
+type retryMailer interface {
+	hooksMailer
+	Retries() int
+	Backoff(round int) time.Duration
 }
 
 // SendOptions shapes one send run. The zero value journals next to the
@@ -227,6 +239,7 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 
 	r := &sendRun{c: c, m: m, j: j, rd: rd, opts: opts, out: out, sum: sum, hard: hard}
 	r.gate = newRelayGate(opts.RelayPause, c.Send.GiveUpAfter, r.print)
+	r.retries = budget{max: retryBudget}
 	r.stopCtx, r.stop = context.WithCancelCause(ctx)
 	defer r.stop(nil)
 	if c.Mode == "group" {
@@ -265,6 +278,10 @@ type sendRun struct {
 	stop    context.CancelCauseFunc
 
 	gate *relayGate // the pause all workers take while the relay is away
+	// retries are the deferred messages waiting for their next attempt,
+	// each in a goroutine of retryWG, within a budget of bytes.
+	retries budget
+	retryWG sync.WaitGroup
 
 	mu      sync.Mutex // guards sum, the counters below and writes to out
 	sum     *SendSummary
@@ -313,6 +330,7 @@ func (r *sendRun) individual(recs *campaign.Recipients, sup *campaign.Suppressio
 	})
 	close(rendered)
 	wg.Wait()
+	r.retryWG.Wait() // retries may start more: Wait sees those too
 	if err != nil {
 		return err
 	}
@@ -393,7 +411,10 @@ func (r *sendRun) again(st journal.Status) bool {
 const gatherWait = time.Millisecond
 
 // deliver journals and sends the rendered message of one recipient.
-func (r *sendRun) deliver(rw *row) {
+func (r *sendRun) deliver(rw *row) { r.deliverRound(rw, 0) }
+
+// deliverRound is deliver's attempt number round+1.
+func (r *sendRun) deliverRound(rw *row, round int) {
 	rec, msg, err := rw.rec, rw.msg, rw.err
 	if err != nil {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Skipped, Reason: "invalid", Error: err.Error()}
@@ -415,9 +436,52 @@ func (r *sendRun) deliver(rw *row) {
 		if err == nil {
 			r.gate.up()
 		}
+		if r.retryLater(rw, res, err, round) {
+			return
+		}
 		r.outcome([]render.Recipient{rec}, msg, res, err)
 		return
 	}
+}
+
+// retryLater takes a message whose only recipient was deferred by a
+// temporary failure and, while it has attempts left, journals it deferred
+// and sends it again after the Mailer's backoff from a goroutine of its
+// own, so that the worker goes on with other messages. Pending retries
+// hold their messages in memory, so at most retryBudget bytes of them
+// wait at once; past that the worker waits for room, as it did before.
+func (r *sendRun) retryLater(rw *row, res *sender.Result, err error, round int) bool {
+	rm, ok := r.m.(retryMailer)
+	if !ok || err != nil || res == nil || len(res.Rcpts) != 1 || res.Rcpts[0].Status != sender.Deferred || round+1 >= rm.Retries() {
+		return false
+	}
+	rec, msg := rw.rec, rw.msg
+	e := journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Deferred, MessageID: msg.MessageID, Attempts: round + 1}
+	if rr := res.Rcpts[0]; rr.Err != nil {
+		e.Error = rr.Err.Error()
+	}
+	if jerr := r.j.Queue(e); jerr != nil {
+		r.fail(fmt.Errorf("journal: %w", jerr))
+		return true
+	}
+	size := int64(len(msg.Data))
+	if !r.retries.acquire(r.stopCtx, size) {
+		r.settle(e, false) // stopped: deferred, for the next run
+		return true
+	}
+	wait := rm.Backoff(round)
+	r.retryWG.Go(func() {
+		defer r.retries.release(size)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.deliverRound(rw, round+1)
+		case <-r.stopCtx.Done():
+			r.settle(e, false) // stopped: deferred, for the next run
+		}
+	})
+	return true
 }
 
 // attempt journals the intent and sends msg once. ok is false when there is
@@ -449,7 +513,9 @@ func (r *sendRun) attempt(rec render.Recipient, msg *render.Message) (res *sende
 			}
 		})
 		defer stopWait()
+		_, once := r.m.(retryMailer)
 		res, err = hm.SendHooks(ctx, msg.From, msg.To, msg.Data, sender.Hooks{
+			Once: once,
 			Start: func() error {
 				mu.Lock()
 				if err := ctx.Err(); err != nil {

@@ -93,6 +93,11 @@ type Hooks struct {
 	// leaves with it. When Commit fails, nothing more is written, nothing
 	// is delivered, and the error is fatal.
 	Commit func() error
+	// Once makes one round of the message: recipients deferred by a
+	// temporary failure come back Deferred at once instead of after a
+	// backoff, for the caller to try again later (Pool.Backoff) while it
+	// sends other messages; a greylisting relay then holds up no worker.
+	Once bool
 }
 
 // SendHooks is Send with Hooks. Every recipient not delivered when a hook
@@ -181,7 +186,7 @@ func (p *Pool) SendHooks(ctx context.Context, from string, to []string, msg []by
 				continue
 			}
 			tries[i]++
-			if tries[i] < p.pc.Retries {
+			if tries[i] < p.pc.Retries && !h.Once {
 				res.Rcpts[i].Status = 0
 				waiting = append(waiting, i)
 			}
@@ -193,6 +198,14 @@ func (p *Pool) SendHooks(ctx context.Context, from string, to []string, msg []by
 	}
 	return res, nil
 }
+
+// Retries is the number of attempts a temporary failure gets
+// (PoolConfig.Retries with its default).
+func (p *Pool) Retries() int { return p.pc.Retries }
+
+// Backoff is the delay before retry round (0 for the first retry): the
+// rule Send uses itself, for a caller that retries with Hooks.Once.
+func (p *Pool) Backoff(round int) time.Duration { return p.backoff(round) }
 
 // backoff is the delay before retry round: Backoff doubled per round,
 // capped, with "equal jitter" (half fixed, half random) so that
