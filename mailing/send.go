@@ -439,6 +439,9 @@ func (r *sendRun) deliverRound(rw *row, round int) {
 		if r.retryLater(rw, res, err, round) {
 			return
 		}
+		if res != nil {
+			res.Attempts += round // the earlier rounds' attempts
+		}
 		r.outcome([]render.Recipient{rec}, msg, res, err)
 		return
 	}
