@@ -558,7 +558,10 @@ func (cn *Conn) Close() error {
 	}
 	cn.broken = true
 	defer cn.raw.Close()
-	cn.deadline(min(cn.c.cfg.Timeout, 10*time.Second))
+	// QUIT is a courtesy: a relay that does not answer it within two
+	// seconds does not hold up the end of a run (a second Ctrl-C ends
+	// mailrun within about that).
+	cn.deadline(min(cn.c.cfg.Timeout, quitWait))
 	cn.writeCmd("QUIT")
 	if err := cn.w.Flush(); err != nil {
 		return wireError("QUIT", err)
@@ -569,6 +572,9 @@ func (cn *Conn) Close() error {
 	_, _ = io.Copy(io.Discard, cn.r.R)
 	return nil
 }
+
+// quitWait bounds the wait for the reply to QUIT.
+const quitWait = 2 * time.Second
 
 // needsUTF8 reports whether an envelope address is not plain ASCII, which
 // is when MAIL FROM must carry SMTPUTF8 (RFC 6531 section 3.4).

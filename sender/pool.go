@@ -325,11 +325,13 @@ func (p *Pool) Close() error {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	var errs []error
-	for _, pc := range idle {
-		if err := pc.cn.Close(); err != nil {
-			errs = append(errs, err)
-		}
+	// QUIT on every connection at once: one after another, a slow relay
+	// made a stopping run wait its deadline once per connection.
+	errs := make([]error, len(idle))
+	var wg sync.WaitGroup
+	for i, pc := range idle {
+		wg.Go(func() { errs[i] = pc.cn.Close() })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
