@@ -190,6 +190,9 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 	return t.werr
 }
 
+// bigMessage is the size over which check warns: a common relay limit.
+const bigMessage = 10 << 20
+
 // walker is the consumer of check's and preview's pipeline.
 type walker struct {
 	c           *campaign.Campaign
@@ -229,6 +232,11 @@ func (w *walker) row(r *row) error {
 	default:
 		if r.sinkErr != nil {
 			return r.sinkErr
+		}
+		if r.msg != nil && len(r.msg.Data) > bigMessage {
+			// One wording for every such row, so that they group.
+			w.t.emitRow(campaign.Problem{File: w.file, Line: r.rec.Row, Field: "size", Warning: true,
+				Message: "message over 10 MB: many relays refuse messages this large (their SIZE, RFC 1870)"})
 		}
 		var err error
 		if w.f.ok != nil {

@@ -209,3 +209,23 @@ func TestCheckGroupsRepeatedProblems(t *testing.T) {
 		t.Errorf("got %q, want the count and the rows", lines[2])
 	}
 }
+
+// A message over 10 MB gets a warning from check: many relays refuse it.
+func TestCheckWarnsBigMessages(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 11<<20/16) // 11 MB, 14.7 MB in base64
+	dir := writeFiles(t, map[string]string{
+		"campaign.yaml":  baseYAML + "attachments: [big.txt]\n",
+		"big.txt":        big,
+		"recipients.csv": "email,first_name\na@x.example,A\nb@x.example,B\n",
+	})
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), mustLoad(t, dir), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := inFolder(dir, out.String())
+	if rep.Warnings != 2 || rep.Errors != 0 || !strings.Contains(got, "recipients.csv:2: size: warning: message over 10 MB") ||
+		!strings.Contains(got, "(the same in 2 rows: 2-3)") {
+		t.Errorf("got %+v\n%s\nwant a size warning for both rows, grouped", rep, got)
+	}
+}
