@@ -667,7 +667,11 @@ func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sen
 		r.settle(e, true)
 	}
 	if fatal {
-		r.abortRun(&AbortError{Reason: "the relay refused this campaign", Err: err})
+		reason := "the relay refused this campaign"
+		if errors.Is(err, sender.ErrNoAuth) {
+			reason = "smtp.username is set, but the relay offers no AUTH: if it needs no login, leave out smtp.username and its password (or set smtp.auth: none)"
+		}
+		r.abortRun(&AbortError{Reason: reason, Err: err})
 	}
 }
 

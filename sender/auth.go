@@ -116,12 +116,17 @@ func (c *Client) pickMechanism(offered []string, encrypted bool) (mechanism, *Er
 			return xoauth2Auth{u, p}, nil
 		}
 	}
-	text := "server does not offer AUTH"
-	if len(offered) > 0 {
-		text = fmt.Sprintf("server offers AUTH %s, not %s", strings.Join(offered, " "), strings.Join(want, " or "))
+	if len(offered) == 0 {
+		return nil, &Error{Command: "AUTH", Err: ErrNoAuth, fatal: true}
 	}
+	text := fmt.Sprintf("server offers AUTH %s, not %s", strings.Join(offered, " "), strings.Join(want, " or "))
 	return nil, &Error{Command: "AUTH", Text: text, fatal: true}
 }
+
+// ErrNoAuth is matched (errors.Is) by the error of a dial whose Config has
+// a login for a relay that offers no AUTH at all: a development server, or
+// a relay that lets this host send without one.
+var ErrNoAuth = errors.New("the relay offers no AUTH")
 
 // maxAuthSteps bounds the challenges of one AUTH exchange; the longest
 // mechanism here needs two.

@@ -84,3 +84,19 @@ func TestInitScaffoldSends(t *testing.T) {
 		t.Errorf("got %d messages, want the 2 rows of the scaffold", got)
 	}
 }
+
+// A login set for a relay that offers no AUTH (a development server) says
+// exactly that and how to fix it, and marks nobody failed.
+func TestLoginWithoutAuthOffered(t *testing.T) {
+	e := newSendEnv(t, "newsletter", smtptest.Options{Mechanisms: []string{}}, "")
+	t.Setenv(testPasswordEnv, "pw")
+	appendFile(t, filepath.Join(e.dir, "campaign.yaml"), "  username: u\n  password_env: "+testPasswordEnv+"\n")
+	r := mailrun(t, nil, "send", e.dir, "--yes")
+	r.want(t, exitUsage, "send with a login to a relay without AUTH")
+	if !strings.Contains(r.stderr, "relay offers no AUTH: if it needs no login, leave out smtp.username") {
+		t.Errorf("got stderr\n%s\nwant the cause and the fix", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "0 sent, 0 failed") {
+		t.Errorf("got stdout\n%s\nwant nobody failed", r.stdout)
+	}
+}
