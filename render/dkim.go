@@ -49,10 +49,13 @@ func CheckDKIMHeaders(names []string) error {
 	return nil
 }
 
-// sign prepends a DKIM-Signature (relaxed/relaxed, RFC 6376) computed over
-// the rendered bytes with go-msgauth; go-mail's own signer breaks once the
-// h= list is longer than about 71 characters.
-func (r *Renderer) sign(msg []byte) ([]byte, error) {
+// sign returns the DKIM-Signature field (relaxed/relaxed, RFC 6376),
+// computed with go-msgauth over the message that is msg with each slot at
+// at (of length slot) replaced by parts[i], the bytes splice makes: the
+// signature covers the spliced parts without their being copied first.
+// go-mail's own signer breaks once the h= list is longer than about 71
+// characters.
+func (r *Renderer) sign(msg []byte, slot int, at []int, parts [][]byte) (string, error) {
 	keys := r.dkimKeys
 	if len(keys) == 0 {
 		keys = defaultKeys(msg)
@@ -66,19 +69,22 @@ func (r *Renderer) sign(msg []byte) ([]byte, error) {
 		HeaderKeys:             keys,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dkim: %w", err)
+		return "", fmt.Errorf("dkim: %w", err)
 	}
-	if _, err := s.Write(msg); err != nil {
+	var werr error
+	pieces(msg, slot, at, parts, func(b []byte) {
+		if werr == nil {
+			_, werr = s.Write(b)
+		}
+	})
+	if werr != nil {
 		s.Close()
-		return nil, fmt.Errorf("dkim: %w", err)
+		return "", fmt.Errorf("dkim: %w", werr)
 	}
 	if err := s.Close(); err != nil {
-		return nil, fmt.Errorf("dkim: %w", err)
+		return "", fmt.Errorf("dkim: %w", err)
 	}
-	sig := s.Signature()
-	out := make([]byte, 0, len(sig)+len(msg))
-	out = append(out, sig...)
-	return append(out, msg...), nil
+	return s.Signature(), nil
 }
 
 // defaultKeys is DefaultDKIMHeaders plus the optional fields msg carries.

@@ -22,9 +22,12 @@
 //  4. Check extra header names with CheckHeaderName (RFC 5322 section 2.2;
 //     no overriding of the fields render writes) and parse their values
 //     (Renderer.parseHeaders).
-//  5. Read static attachments once and parse the path templates of the
-//     others (Renderer.prepareAttachments). Inline images are read on first
-//     use and cached for the Renderer's life (Renderer.image).
+//  5. Read and encode static attachments once, each as its whole MIME
+//     part (Renderer.attachment, encodePart in parts.go), and parse the
+//     path templates of the others (Renderer.prepareAttachments). Inline
+//     images are read and encoded on first use and cached for the
+//     Renderer's life (Renderer.image). Renderer.StaticSize tells what the
+//     parts every message carries weigh, for a caller sizing its memory.
 //  6. Parse the List-Unsubscribe templates (Renderer.parseUnsubscribe).
 //  7. Check the DKIM configuration (checkDKIM): the key (RSA of at least
 //     1024 bits or Ed25519, the rule ParseDKIMKey applies too) and the h=
@@ -56,7 +59,8 @@
 //     cid:, the image a multipart/related part.
 //  5. Wrap the body in the layout ({{.Body}}); render the text template if
 //     there is one.
-//  6. Render and read per-recipient attachment paths (Renderer.loadFile).
+//  6. Render, read and encode per-recipient attachment paths
+//     (Renderer.attachment).
 //  7. Compose with go-mail: headers (all through SetGenHeader, so their
 //     order is deterministic), each value encoded by render first so that
 //     decoding gives back exactly the data (RFC 2047 section 5): printable
@@ -65,13 +69,18 @@
 //     formatAddress and encodePhrase for display names; the class of
 //     CVE-2024-6923), the first encoded-word sized to what the field name
 //     leaves of a 78-octet line (firstRoom), text/plain + text/html
-//     alternatives, images, attachments with RFC 2231 file names
-//     (mimeFile); CRLF line endings. A field go-mail folded right after its
-//     colon is folded again with its value starting on the first line
-//     (refoldHeaders; RFC 5322 section 2.2.3), which Python's email would
-//     otherwise read with a leading blank.
-//  8. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) and
-//     prepend the DKIM-Signature.
+//     alternatives (Renderer.setHeaders); for each image and attachment a
+//     small slot (Renderer.setFiles); CRLF line endings. A field go-mail
+//     folded right after its colon is folded again with its value
+//     starting on the first line (refoldHeaders; RFC 5322 section
+//     2.2.3), which Python's email would otherwise read with a leading
+//     blank.
+//  8. Put the encoded parts, with RFC 2231 file names, in the slots
+//     (Renderer.write: findSlots, splice), so a file the same for every
+//     row is copied into each message rather than encoded again; the bytes
+//     are those go-mail would have written.
+//  9. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) over the
+//     spliced bytes and put the DKIM-Signature first.
 //
 // Errors from Render and RenderGroup are *FieldError values naming the part
 // that failed; the caller adds the CSV file, row and address. A Renderer is

@@ -21,16 +21,19 @@ import (
 // smaller messages, and a device or a huge file must not exhaust memory.
 const maxFileSize = 32 << 20
 
-// fileData is a file read once and shared, read-only, by every message that
-// carries it. Messages get fresh gomail.File values that only read Data.
+// fileData is an attachment or an inline image, encoded once as its whole
+// MIME part and shared, read-only, by every message that carries it: a
+// static attachment or a cached image for the Renderer's life, any other
+// file for one message.
 type fileData struct {
 	// Name is the file name shown to the recipient (the path's base name).
 	Name string
 	// Type is the MIME type from the extension, or application/octet-stream.
 	Type string
 	// CID is the Content-ID (without brackets) when the file is an inline image.
-	CID  string
-	Data []byte
+	CID string
+	// part is the file's MIME part as it goes into the message (encodePart).
+	part []byte
 }
 
 // checkLocal refuses paths that are absolute, empty or contain a ".."
@@ -95,22 +98,33 @@ func (r *Renderer) readFile(p string) ([]byte, error) {
 	return data, nil
 }
 
-// loadFile reads p and describes it as an attachment.
-func (r *Renderer) loadFile(p string) (*fileData, error) {
-	data, err := r.readFile(p)
+// loadFile reads p and describes it as a file part, its part not yet
+// encoded; data is its contents.
+func (r *Renderer) loadFile(p string) (f *fileData, data []byte, err error) {
+	data, err = r.readFile(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	name := path.Base(filepath.ToSlash(p))
 	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
-		return nil, fmt.Errorf("%q: file name must be UTF-8 without control characters", p)
+		return nil, nil, fmt.Errorf("%q: file name must be UTF-8 without control characters", p)
 	}
 	if looksEncoded(name) {
 		// The name goes into quoted parameters, where Python's email
 		// decodes encoded-words all the same.
-		return nil, fmt.Errorf("%q: file name looks like an RFC 2047 encoded-word (=?...?=), which mail readers would decode; rename the file", p)
+		return nil, nil, fmt.Errorf("%q: file name looks like an RFC 2047 encoded-word (=?...?=), which mail readers would decode; rename the file", p)
 	}
-	return &fileData{Name: name, Type: typeOf(name), Data: data}, nil
+	return &fileData{Name: name, Type: typeOf(name)}, data, nil
+}
+
+// attachment reads the attachment p and encodes its part.
+func (r *Renderer) attachment(p string) (*fileData, error) {
+	f, data, err := r.loadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	f.part = encodePart(f.Name, f.Type, "", "attachment", data)
+	return f, nil
 }
 
 func typeOf(name string) string {
@@ -125,8 +139,8 @@ func typeOf(name string) string {
 // grow with the list.
 const maxImages = 256
 
-// image returns the inline image at p, reading it on first use only; the
-// cache is shared by all goroutines rendering with r. Only images are
+// image returns the inline image at p, reading and encoding it on first
+// use only; the cache is shared by all goroutines rendering with r. Only images are
 // embedded: a src built from a CSV value must not turn the recipient list
 // or a key file of the campaign folder into an inline part.
 func (r *Renderer) image(p string) (*fileData, error) {
@@ -136,16 +150,17 @@ func (r *Renderer) image(p string) (*fileData, error) {
 	if ok {
 		return img, nil
 	}
-	img, err := r.loadFile(p)
+	img, data, err := r.loadFile(p)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(img.Type, "image/") || !strings.HasPrefix(http.DetectContentType(img.Data), "image/") &&
+	if !strings.HasPrefix(img.Type, "image/") || !strings.HasPrefix(http.DetectContentType(data), "image/") &&
 		!strings.HasPrefix(img.Type, "image/svg") {
 		return nil, fmt.Errorf("%s: not an image (%s)", p, img.Type)
 	}
-	sum := sha256.Sum256(img.Data)
+	sum := sha256.Sum256(data)
 	img.CID = cidName(img.Name) + "." + hex.EncodeToString(sum[:6]) + "@" + r.domain
+	img.part = encodePart(img.Name, img.Type, img.CID, "inline", data)
 
 	r.imgMu.Lock()
 	defer r.imgMu.Unlock()

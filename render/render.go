@@ -8,9 +8,7 @@ import (
 	"fmt"
 	htemplate "html/template"
 	"io"
-	"mime"
 	"net/mail"
-	"net/textproto"
 	"net/url"
 	"os"
 	"slices"
@@ -74,6 +72,10 @@ type Renderer struct {
 
 	imgMu  sync.RWMutex
 	images map[string]*fileData
+
+	slot       []byte         // the bytes go-mail writes in a file part's place (parts.go)
+	slots      []*gomail.File // that slot, sharedSlots times, for go-mail
+	staticSize int64          // see StaticSize
 }
 
 type headerTemplate struct {
@@ -96,7 +98,8 @@ func New(cfg Config) (*Renderer, error) {
 	if cfg.Vars == nil {
 		cfg.Vars = map[string]any{}
 	}
-	r := &Renderer{cfg: cfg, md: newMarkdown(), skel: newSkeletons(), images: map[string]*fileData{}}
+	r := &Renderer{cfg: cfg, md: newMarkdown(), skel: newSkeletons(), images: map[string]*fileData{},
+		slot: partHeader(slotHeader()), slots: newSlots(sharedSlots)}
 	root, err := os.OpenRoot(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("campaign folder: %w", err)
@@ -136,7 +139,37 @@ func (r *Renderer) init() error {
 		}
 		r.dkimKeys = d.Headers
 	}
+	r.staticSize = r.sizeStatic()
 	return nil
+}
+
+// StaticSize returns the size in bytes of the parts that every message of
+// r carries whatever the row, as they go into the message (MIME header
+// and base64 body): the attachments whose path has no template action and
+// the images of a layout that reads only .Body and .Vars. New encodes them
+// once and r keeps them; each message holds a copy in its Data. A caller
+// that keeps n messages in flight (rendered ahead of the consumer, queued
+// for the relay) thus needs about (n+1) * StaticSize bytes beyond its
+// other memory, and under a soft memory limit
+// (runtime/debug.SetMemoryLimit) lower than that the garbage collector
+// runs back to back. Images of the body and attachments whose path is a
+// template are read per row (the images then cached) and not counted.
+func (r *Renderer) StaticSize() int64 { return r.staticSize }
+
+// sizeStatic adds up the parts StaticSize counts.
+func (r *Renderer) sizeStatic() int64 {
+	var n int64
+	for _, a := range r.attachments {
+		if a.static != nil {
+			n += int64(len(a.static.part))
+		}
+	}
+	if r.layoutSplit != nil {
+		for _, f := range r.layoutSplit.embeds {
+			n += int64(len(f.part))
+		}
+	}
+	return n
 }
 
 // parseAddresses parses From, Sender, Reply-To and the group To, and picks
@@ -286,12 +319,13 @@ func (r *Renderer) parseHeaders() error {
 	return nil
 }
 
-// prepareAttachments reads an attachment without a template action once,
-// for every message, and parses the path template of the others.
+// prepareAttachments reads and encodes an attachment without a template
+// action once, for every message, and parses the path template of the
+// others.
 func (r *Renderer) prepareAttachments() error {
 	for i, p := range r.cfg.Attachments {
 		if !strings.Contains(p, "{{") {
-			f, err := r.loadFile(p)
+			f, err := r.attachment(p)
 			if err != nil {
 				return fmt.Errorf("attachment %s: %w", p, err)
 			}
@@ -587,7 +621,7 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		if err != nil {
 			return nil, fieldErr("attachment", err)
 		}
-		f, err := r.loadFile(p)
+		f, err := r.attachment(p)
 		if err != nil {
 			return nil, fieldErr("attachment", err)
 		}
@@ -609,6 +643,23 @@ func execText(t *ttemplate.Template, data any) (string, error) {
 // undisclosed); env are the envelope recipients.
 func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string, env []string) (*Message, error) {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	id, err := r.setHeaders(m, c, hdrTo, undisclosed)
+	if err != nil {
+		return nil, err
+	}
+	m.SetBodyWriter(gomail.TypeTextPlain, writeString(c.text))
+	m.AddAlternativeWriter(gomail.TypeTextHTML, writeString(c.html))
+	var buf [4][]byte
+	parts := r.setFiles(m, c, buf[:0])
+	data, err := r.write(m, 4096+2*len(c.html)+2*len(c.text), parts)
+	if err != nil {
+		return nil, err
+	}
+	return &Message{From: r.envFrom, To: env, MessageID: id, Subject: c.subject, Data: data}, nil
+}
+
+// setHeaders sets every header field of m and returns the Message-ID.
+func (r *Renderer) setHeaders(m *gomail.Msg, c *content, hdrTo []*mail.Address, undisclosed string) (string, error) {
 	// go-mail writes generic headers sorted by name but preformatted ones in
 	// map order, so every header goes through SetGenHeader with a value
 	// encoded here already (encodeText, formatAddress): go-mail would
@@ -641,42 +692,89 @@ func (r *Renderer) compose(c *content, hdrTo []*mail.Address, undisclosed string
 	m.SetDateWithValue(now())
 	id, err := r.messageID()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	m.SetMessageIDWithValue(id)
 	for _, h := range c.headers {
 		m.SetGenHeader(gomail.Header(h[0]), h[1])
 	}
+	return id, nil
+}
 
-	m.SetBodyWriter(gomail.TypeTextPlain, writeString(c.text))
-	m.AddAlternativeWriter(gomail.TypeTextHTML, writeString(c.html))
-	if len(c.embeds) > 0 {
-		files := make([]*gomail.File, len(c.embeds))
-		for i, f := range c.embeds {
-			files[i] = mimeFile(f, "inline")
+// setFiles gives go-mail a slot for each image and attachment of c and
+// appends their parts to parts, in the order go-mail writes them: the
+// images (multipart/related), then the attachments (multipart/mixed).
+func (r *Renderer) setFiles(m *gomail.Msg, c *content, parts [][]byte) [][]byte {
+	n := len(c.embeds) + len(c.attachments)
+	if n == 0 {
+		return parts
+	}
+	slots := r.slots
+	if n > len(slots) {
+		slots = make([]*gomail.File, n)
+		for i := range slots {
+			slots[i] = r.slots[0]
 		}
-		m.SetEmbeds(files)
+	}
+	for _, f := range c.embeds {
+		parts = append(parts, f.part)
+	}
+	for _, f := range c.attachments {
+		parts = append(parts, f.part)
+	}
+	if len(c.embeds) > 0 {
+		m.SetEmbeds(slots[:len(c.embeds)])
 	}
 	if len(c.attachments) > 0 {
-		files := make([]*gomail.File, len(c.attachments))
-		for i, f := range c.attachments {
-			files[i] = mimeFile(f, "attachment")
-		}
-		m.SetAttachments(files)
+		m.SetAttachments(slots[len(c.embeds):n])
 	}
+	return parts
+}
 
-	var buf bytes.Buffer
-	buf.Grow(4096 + 2*len(c.html) + 2*len(c.text) + filesSize(c.embeds) + filesSize(c.attachments))
+// write writes m, puts parts in their slots and signs the result. est is
+// what m without the parts may take. Without DKIM the parts go into the
+// buffer go-mail wrote to, sized for them; with DKIM the signer reads the
+// message piece by piece and it is assembled once, behind its signature.
+// Either way a message costs one buffer of its size, not a copy per step.
+func (r *Renderer) write(m *gomail.Msg, est int, parts [][]byte) ([]byte, error) {
+	est += len(parts) * len(r.slot)
+	if r.cfg.DKIM == nil {
+		est += partsSize(parts)
+	}
+	buf := msgBuf(make([]byte, 0, est))
 	if _, err := m.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
-	data := refoldHeaders(buf.Bytes())
+	msg := refoldHeaders(buf)
+	var atBuf [4]int
+	at, err := findSlots(msg, r.slot, len(parts), atBuf[:0])
+	if err != nil {
+		return nil, err
+	}
+	sig := ""
 	if r.cfg.DKIM != nil {
-		if data, err = r.sign(data); err != nil {
+		if sig, err = r.sign(msg, len(r.slot), at, parts); err != nil {
 			return nil, err
 		}
+	} else if len(parts) == 0 {
+		return msg, nil
 	}
-	return &Message{From: r.envFrom, To: env, MessageID: id, Subject: c.subject, Data: data}, nil
+	return splice(sig, msg, len(r.slot), at, parts), nil
+}
+
+// msgBuf is what go-mail writes a message to: a slice made once of the
+// size the message is expected to take (bytes.Buffer.Grow may allocate
+// twice that).
+type msgBuf []byte
+
+func (b *msgBuf) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
+
+func (b *msgBuf) WriteString(s string) (int, error) {
+	*b = append(*b, s...)
+	return len(s), nil
 }
 
 // joinAddrs formats the address list of field (From, Reply-To, To) with
@@ -705,47 +803,10 @@ func formatAddress(a *mail.Address, room int) string {
 	return encodePhrase(a.Name, room) + " " + (&mail.Address{Address: a.Address}).String()
 }
 
-func filesSize(l []*fileData) int {
-	n := 0
-	for _, f := range l {
-		n += len(f.Data) * 4 / 3
-	}
-	return n
-}
-
 func writeString(s string) func(io.Writer) (int64, error) {
 	return func(w io.Writer) (int64, error) {
 		n, err := io.WriteString(w, s)
 		return int64(n), err
-	}
-}
-
-// mimeFile wraps shared, read-only file bytes in a fresh gomail.File per
-// message: go-mail mutates File.Header while writing, and AttachReader would
-// copy the bytes for every message. Content-Type and Content-Disposition are
-// set here because go-mail v0.8.1 puts RFC 2047 words inside quoted
-// parameters; mime.FormatMediaType uses RFC 2231 for non-ASCII names.
-func mimeFile(f *fileData, disposition string) *gomail.File {
-	h := textproto.MIMEHeader{}
-	typ, params, err := mime.ParseMediaType(f.Type)
-	if err != nil {
-		typ, params = "application/octet-stream", map[string]string{}
-	}
-	params["name"] = f.Name
-	h.Set("Content-Type", mime.FormatMediaType(typ, params))
-	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": f.Name}))
-	if f.CID != "" {
-		h.Set("Content-ID", "<"+f.CID+">")
-	}
-	data := f.Data
-	return &gomail.File{
-		Name:        f.Name,
-		ContentType: gomail.ContentType(f.Type),
-		Header:      h,
-		Writer: func(w io.Writer) (int64, error) {
-			n, err := w.Write(data)
-			return int64(n), err
-		},
 	}
 }
 
