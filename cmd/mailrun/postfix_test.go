@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,9 +16,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/internal/postfixtest"
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/mailing"
+	"gopkg.in/yaml.v3"
 )
 
 // The end-to-end tests against Postfix send through the relay people
@@ -39,6 +46,15 @@ func postfixCampaign(t *testing.T, pf *postfixtest.Server, rows [][]string, chun
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	postfixRelay(t, pf, dir, chunking, send)
+	return dir
+}
+
+// postfixRelay points the campaign in dir at pf: it copies the CA and the
+// SASL password into dir and appends an smtp section with chunking on or
+// off, and send, the body of a send section, unless empty.
+func postfixRelay(t *testing.T, pf *postfixtest.Server, dir string, chunking bool, send string) {
+	t.Helper()
 	ca, err := os.ReadFile(pf.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +82,6 @@ smtp:
 		y += "send:\n" + send
 	}
 	appendFile(t, filepath.Join(dir, "campaign.yaml"), y)
-	return dir
 }
 
 // postfixSend runs send with --debug and returns the result; the journal
@@ -98,68 +113,286 @@ func wantPath(t *testing.T, r result, chunking bool) {
 	}
 }
 
-// TestPostfixNewsletter sends the newsletter example through Postfix with
-// BDAT (chunking on) and with DATA (chunking off), its recipients replaced
-// by mailboxes of the test domain: every recipient gets exactly one
-// message, and its bytes are those of the message preview writes for the
-// same row, apart from what legitimately differs.
-func TestPostfixNewsletter(t *testing.T) {
-	t.Parallel()
-	pf := postfixtest.Start(t)
-	example := e2eReadCSV(t, "newsletter")
-	next := 0
-	for _, chunking := range []bool{true, false} {
-		t.Run(fmt.Sprintf("chunking=%v", chunking), func(t *testing.T) {
-			var rows [][]string
-			var users []string
-			for _, r := range example {
-				u := pf.Users[next]
-				next++
-				users = append(users, u)
-				rows = append(rows, []string{u, r["first_name"], r["last_name"], r["id"], r["plan"]})
-			}
-			dir := postfixCampaign(t, pf, rows, chunking, "")
-			preview := t.TempDir()
-			mailrun(t, nil, "preview", dir, "-o", preview).want(t, exitOK, "preview")
+// userPool hands out the valid users of a Postfix instance, each once, so
+// that every mailbox holds what one recipient of one run was sent.
+type userPool struct {
+	pf   *postfixtest.Server
+	next int
+}
 
-			jpath := filepath.Join(t.TempDir(), "send.journal")
-			r := postfixSend(t, pf, dir, jpath)
-			r.want(t, exitOK, "send")
-			wantPath(t, r, chunking)
-			if !strings.Contains(r.stderr, "S: 235 ") {
-				t.Errorf("the --debug trace shows no successful AUTH (235)")
-			}
-
-			for _, u := range users {
-				msgs := pf.Messages(t, u)
-				if len(msgs) != 1 {
-					t.Errorf("<%s>: got %d messages, want 1", u, len(msgs))
-					continue
-				}
-				files, err := filepath.Glob(filepath.Join(preview, "*-"+u+".eml"))
-				if err != nil || len(files) != 1 {
-					t.Fatalf("<%s>: got preview files %v, %v, want one", u, files, err)
-				}
-				want, err := os.ReadFile(files[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				sameMessage(t, u, msgs[0], want)
-			}
-			if got := sum(pf.Counts(t)); got != next {
-				t.Errorf("the mailboxes hold %d messages in all, want %d (one per recipient so far)", got, next)
-			}
-			rep, err := mailing.Latest(jpath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, en := range rep.Recipients {
-				if en.Status != journal.Sent {
-					t.Errorf("journal: <%s> is %s, want sent (%s)", en.Email, en.Status, en.Error)
-				}
-			}
-		})
+func (p *userPool) take(t *testing.T) string {
+	t.Helper()
+	if p.next >= len(p.pf.Users) {
+		t.Fatalf("all %d users of the test domain are taken", len(p.pf.Users))
 	}
+	p.next++
+	return p.pf.Users[p.next-1]
+}
+
+// TestPostfixExamples sends every example through one Postfix with BDAT
+// (chunking on) and with DATA (chunking off), each address of the example
+// rewritten to a mailbox of the test domain (postfixExample). Every
+// recipient gets exactly one message, whose bytes are those of the message
+// preview writes for the same campaign, apart from what legitimately
+// differs (comparable); in group mode that is the one group message, in
+// every recipient's mailbox.
+func TestPostfixExamples(t *testing.T) {
+	t.Parallel()
+	paths, err := filepath.Glob(filepath.Join("..", "..", "examples", "*", "campaign.yaml"))
+	if err != nil || len(paths) < 3 {
+		t.Fatalf("got examples %v, %v, want at least 3", paths, err)
+	}
+	pf := postfixtest.Start(t)
+	pool := &userPool{pf: pf}
+	// envelope counts the messages Postfix must deliver in all: one per
+	// recipient of each run.
+	envelope := 0
+	t.Run("examples", func(t *testing.T) {
+		for _, p := range paths {
+			example := filepath.Base(filepath.Dir(p))
+			for _, chunking := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/chunking=%v", example, chunking), func(t *testing.T) {
+					// Users are taken in order, before the subtests run
+					// side by side.
+					dir, c, rcpts := postfixExample(t, pf, pool, example)
+					envelope += len(rcpts)
+					postfixRelay(t, pf, dir, chunking, "")
+					t.Parallel()
+					checkExampleDelivery(t, pf, dir, c, rcpts, chunking)
+				})
+			}
+		}
+	})
+	if got := sum(pf.Counts(t)); got != envelope {
+		t.Errorf("the mailboxes hold %d messages in all, want %d (one per recipient of each run; group.to is a header, not a recipient)", got, envelope)
+	}
+}
+
+// checkExampleDelivery previews and sends the campaign in dir, whose
+// recipients are rcpts, and checks what each mailbox received against the
+// preview.
+func checkExampleDelivery(t *testing.T, pf *postfixtest.Server, dir string, c *campaign.Campaign, rcpts []string, chunking bool) {
+	t.Helper()
+	preview := t.TempDir()
+	mailrun(t, nil, "preview", dir, "-o", preview).want(t, exitOK, "preview")
+	jpath := filepath.Join(t.TempDir(), "send.journal")
+	r := postfixSend(t, pf, dir, jpath)
+	r.want(t, exitOK, "send")
+	wantPath(t, r, chunking)
+	if !strings.Contains(r.stderr, "S: 235 ") {
+		t.Errorf("the --debug trace shows no successful AUTH (235)")
+	}
+
+	group := c.Mode == "group"
+	ids := map[string]bool{} // Message-IDs delivered
+	for _, u := range rcpts {
+		msgs := pf.Messages(t, u)
+		if len(msgs) != 1 {
+			t.Errorf("<%s>: got %d messages, want 1", u, len(msgs))
+			continue
+		}
+		pattern := "*-" + u + ".eml"
+		if group {
+			pattern = "group.eml"
+		}
+		files, err := filepath.Glob(filepath.Join(preview, pattern))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("<%s>: got preview files %v, %v, want one", u, files, err)
+		}
+		want, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameMessage(t, u, msgs[0], want)
+		m, err := mail.ReadMessage(bytes.NewReader(msgs[0]))
+		if err != nil {
+			t.Fatalf("<%s>: %v", u, err)
+		}
+		ids[m.Header.Get("Message-Id")] = true
+	}
+	switch {
+	case group && len(ids) != 1:
+		t.Errorf("group mode: the recipients got %d different Message-IDs %v, want the one group message", len(ids), slices.Sorted(maps.Keys(ids)))
+	case !group && len(ids) != len(rcpts):
+		t.Errorf("got %d different Message-IDs for %d recipients, want one message each", len(ids), len(rcpts))
+	}
+
+	rep, err := mailing.Latest(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var journaled []string
+	for _, en := range rep.Recipients {
+		journaled = append(journaled, en.Email)
+		if en.Status != journal.Sent {
+			t.Errorf("journal: <%s> is %s, want sent (%s)", en.Email, en.Status, en.Error)
+		}
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(journaled)), slices.Sorted(slices.Values(rcpts))) {
+		t.Errorf("journal: got recipients %v, want %v", journaled, rcpts)
+	}
+}
+
+// postfixExample copies the example and rewrites every address that
+// Postfix would see, or that a reader would see as a recipient, to a user
+// of the test domain taken from pool: the address column of the recipient
+// list, whatever the example names it, and the addresses of group.to in
+// group mode (a header, not an envelope recipient, but an address of a
+// domain Postfix refuses has no place in a message it delivers). Every
+// other column and setting is kept. It returns the folder, the campaign
+// as loaded from it, and the envelope recipients in list order.
+func postfixExample(t *testing.T, pf *postfixtest.Server, pool *userPool, example string) (string, *campaign.Campaign, []string) {
+	t.Helper()
+	dir := copyExample(t, example)
+	c, err := campaign.Load(dir)
+	if err != nil {
+		t.Fatalf("load %s: %v", example, err)
+	}
+	rcpts := rewriteRecipients(t, c, pool)
+	if c.Mode == "group" {
+		rewriteGroupTo(t, c, pool)
+	}
+	// The rewritten campaign must still be the example: the same mode and
+	// settings, with the new addresses.
+	c, err = campaign.Load(dir)
+	if err != nil {
+		t.Fatalf("load %s after rewriting its addresses: %v", example, err)
+	}
+	if c.Mode == "group" {
+		to, err := mail.ParseAddressList(c.Group.To)
+		if err != nil {
+			t.Fatalf("group.to after rewriting: %v", err)
+		}
+		for _, a := range to {
+			if !slices.Contains(pf.Users, a.Address) {
+				t.Fatalf("group.to after rewriting holds <%s>, not a user of the test domain", a.Address)
+			}
+		}
+	}
+	return dir, c, rcpts
+}
+
+// maxListRows bounds the recipient lists postfixExample rewrites: the
+// examples are short, and the test domain has postfixtest.NumUsers users.
+const maxListRows = postfixtest.NumUsers
+
+// rewriteRecipients rewrites the address column of c's recipient list to
+// users from pool, keeping the other columns, and returns the new
+// addresses in list order. It reads the list as send does
+// (campaign.OpenRecipients) and writes it back as UTF-8 with commas, so it
+// refuses a list that sets another delimiter or encoding.
+func rewriteRecipients(t *testing.T, c *campaign.Campaign, pool *userPool) []string {
+	t.Helper()
+	if d := c.Recipients.Delimiter; d != "" && d != "," {
+		t.Fatalf("recipients.delimiter %q: postfixExample writes commas", d)
+	}
+	if e := strings.ToLower(c.Recipients.Encoding); e != "" && e != "utf-8" {
+		t.Fatalf("recipients.encoding %q: postfixExample writes UTF-8", e)
+	}
+	list, err := campaign.OpenRecipients(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer list.Close()
+	header, col := list.Header(), list.EmailColumn()
+	records := [][]string{header}
+	var rcpts []string
+	for range maxListRows {
+		rec, err := list.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s row %d: %v", c.Recipients.File, rec.Row, err)
+		}
+		u := pool.take(t)
+		rcpts = append(rcpts, u)
+		rec.Fields[col] = u
+		var out []string
+		for _, h := range header {
+			out = append(out, rec.Fields[h])
+		}
+		records = append(records, out)
+	}
+	if len(rcpts) == 0 || len(records)-1 == maxListRows {
+		t.Fatalf("%s: got %d rows, want between 1 and %d", c.Recipients.File, len(rcpts), maxListRows-1)
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	if err := w.WriteAll(records); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir(), c.Recipients.File), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rcpts
+}
+
+// rewriteGroupTo replaces each address of group.to in c's file with a user
+// from pool, keeping the display names and every other line, comments
+// included.
+func rewriteGroupTo(t *testing.T, c *campaign.Campaign, pool *userPool) {
+	t.Helper()
+	to, err := mail.ParseAddressList(c.Group.To)
+	if err != nil || len(to) == 0 {
+		t.Fatalf("group.to %q: got %d addresses, %v, want some", c.Group.To, len(to), err)
+	}
+	value := c.Group.To
+	for _, a := range to {
+		if !strings.Contains(value, a.Address) {
+			t.Fatalf("group.to %q does not spell <%s> as is", c.Group.To, a.Address)
+		}
+		value = strings.Replace(value, a.Address, pool.take(t), 1)
+	}
+	data, err := os.ReadFile(c.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	node := yamlValue(&doc, "group", "to")
+	if node == nil || node.Kind != yaml.ScalarNode {
+		t.Fatalf("%s: no scalar group.to", c.Path())
+	}
+	node.Value, node.Style = value, yaml.DoubleQuotedStyle
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.Path(), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// yamlValue returns the node at the path of mapping keys in doc, or nil.
+func yamlValue(doc *yaml.Node, keys ...string) *yaml.Node {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for _, k := range keys {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var found *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				found = n.Content[i+1]
+			}
+		}
+		if found == nil {
+			return nil
+		}
+		n = found
+	}
+	return n
 }
 
 // unknownList is a recipient list with unknown users of the test domain
