@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -177,5 +178,29 @@ func TestGreylistingRetriesTogether(t *testing.T) {
 	// generous for a busy machine and still tells the two apart.
 	if elapsed > 8*time.Second {
 		t.Errorf("took %v, want about one backoff (2s), not one per message", elapsed)
+	}
+}
+
+// A message refused for its size whose attachments alone are over the
+// relay's limit would fail for everyone: the run stops after the first,
+// instead of refusing every recipient one upload at a time.
+func TestTooBigForEveryoneStops(t *testing.T) {
+	e := newRunEnv(t, "newsletter", smtptest.Options{MaxMessageBytes: 100 << 10}, "  concurrency: 1\n")
+	big := strings.Repeat("x", 200<<10)
+	if err := os.WriteFile(filepath.Join(e.dir, "big.txt"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runAppend(t, filepath.Join(e.dir, "campaign.yaml"), "attachments: [big.txt]\n")
+	sum, _, err := e.run(context.Background(), SendOptions{})
+	var ae *AbortError
+	var se *sender.SizeError
+	if !errors.As(err, &ae) || !errors.As(err, &se) || !strings.Contains(err.Error(), "every message carries") {
+		t.Fatalf("got %v, want the run stopped: the attachments are over the relay's limit", err)
+	}
+	if sum.Failed != 1 || sum.Sent != 0 {
+		t.Errorf("got %+v, want the first recipient failed and the run stopped", sum)
+	}
+	if n := len(e.srv.Messages()); n != 0 {
+		t.Errorf("got %d messages, want none accepted", n)
 	}
 }

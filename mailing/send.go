@@ -628,6 +628,7 @@ func (r *sendRun) group(list *campaign.Recipients, sup *campaign.Suppressions) e
 // of msg in order, and stops the run on a fatal error.
 func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sender.Result, err error) {
 	fatal := err != nil && sender.IsFatal(err)
+	defer r.tooBigForAll(res)
 	for i, rec := range recs {
 		e := journal.Entry{Row: rec.Row, Email: rec.Email, MessageID: msg.MessageID}
 		var rr *sender.RcptResult
@@ -672,6 +673,26 @@ func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sen
 			reason = "smtp.username is set, but the relay offers no AUTH: if it needs no login, leave out smtp.username and its password (or set smtp.auth: none)"
 		}
 		r.abortRun(&AbortError{Reason: reason, Err: err})
+	}
+}
+
+// tooBigForAll stops the run when a message was refused for its size and
+// what every message carries (attachments and images that are the same for
+// all, render.Renderer.StaticSize) is already over the relay's limit: the
+// same content would fail for everyone, one upload refused at a time.
+func (r *sendRun) tooBigForAll(res *sender.Result) {
+	if res == nil {
+		return
+	}
+	for _, rr := range res.Rcpts {
+		var se *sender.SizeError
+		if errors.As(rr.Err, &se) && se.Limit > 0 && r.rd.StaticSize() >= se.Limit {
+			r.abortRun(&AbortError{
+				Reason: fmt.Sprintf("every message carries %d bytes of attachments and images, over the relay's limit of %d", r.rd.StaticSize(), se.Limit),
+				Err:    rr.Err,
+			})
+			return
+		}
 	}
 }
 
