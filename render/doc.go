@@ -15,7 +15,10 @@
 //     UTF-8 is refused with the line of its first bad byte (checkUTF8,
 //     "body.md:3: invalid UTF-8 ..."): text/template for subject, name,
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
-//     html/template for the HTML body and the layout. Renderer.parseTemplates
+//     html/template for the HTML body and the layout (parseText,
+//     parseHTML). A column name the parser cannot read, {{.First Name}}
+//     ('function "Name" not defined') or {{.e-mail}}, gets the way to
+//     write it, {{index . "First Name"}} (columnHint). Renderer.parseTemplates
 //     does subject, name, body (Renderer.parseBody), text and layout; a
 //     layout that reads only .Body and .Vars is run once here
 //     (Renderer.splitLayout).
@@ -40,13 +43,16 @@
 //
 // Renderer.Render (individual) and Renderer.RenderGroup (one message for
 // everybody, data = .Vars only) then, per message, in Renderer.content and
-// Renderer.compose:
+// Renderer.compose (steps 2 to 6 each render their part whether or not
+// another failed, and collect the failures in a fieldErrors; a message is
+// composed only when there is none):
 //
 //  1. Build the data: every CSV column by header, plus .Vars.
-//  2. Render name, subject, extra headers and the List-Unsubscribe URIs
-//     (RFC 2369, RFC 8058; individual messages only); refuse CR, LF, NUL
-//     and other control characters (checkHeaderValue) so a value can never
-//     start a header.
+//  2. Render name (Renderer.displayName), the List-Unsubscribe URIs
+//     (Renderer.unsubscribe; RFC 2369, RFC 8058; individual messages
+//     only), subject and extra headers (Renderer.headerValues); refuse CR,
+//     LF, NUL and other control characters (checkHeaderValue) so a value
+//     can never start a header.
 //  3. Body: the Markdown template runs on values that print as markers;
 //     the markers become numbered placeholders (the skeleton, skeleton.go),
 //     goldmark (GFM, raw HTML allowed for the author) renders each distinct
@@ -54,13 +60,14 @@
 //     AST, and the recipient's values are put in with the escaping of each
 //     place (a template whose printf cut a marker falls back to values
 //     escaped by mdEscape, then goldmark); or html/template renders the
-//     HTML body, and htmlToText derives the plain text.
+//     HTML body, and htmlToText derives the plain text (Renderer.body).
 //  4. Embed local <img src> of body and layout (embedImages): each becomes
 //     cid:, the image a multipart/related part.
-//  5. Wrap the body in the layout ({{.Body}}); render the text template if
-//     there is one.
+//  5. Wrap the body in the layout ({{.Body}}; Renderer.wrapBody), with an
+//     empty body when the body failed; render the text template if there
+//     is one.
 //  6. Render, read and encode per-recipient attachment paths
-//     (Renderer.attachment).
+//     (Renderer.files, Renderer.attachment).
 //  7. Compose with go-mail: headers (all through SetGenHeader, so their
 //     order is deterministic), each value encoded by render first so that
 //     decoding gives back exactly the data (RFC 2047 section 5): printable
@@ -82,7 +89,13 @@
 //  9. Sign with DKIM (Renderer.sign, go-msgauth, relaxed/relaxed) over the
 //     spliced bytes and put the DKIM-Signature first.
 //
-// Errors from Render and RenderGroup are *FieldError values naming the part
-// that failed; the caller adds the CSV file, row and address. A Renderer is
-// safe for concurrent use.
+// An error from Render or RenderGroup is errors.Join of one *FieldError
+// per part that failed, in the order of the steps: errors.As finds the
+// first, a caller walking Unwrap() []error sees each; the caller adds the
+// CSV file, row and address. A template that reads a column the row lacks
+// fails with a *MissingKeyError cause (missingColumn): the key, the row's
+// columns and the closest of them; once per missing column, as execText
+// runs the template again with each one empty. text/template says so
+// only in its error's text, read by missingKey alone. A Renderer is safe
+// for concurrent use.
 package render

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	ttemplate "text/template"
 	"unicode/utf8"
 )
 
@@ -120,6 +121,56 @@ func FuzzMarkdownValue(f *testing.F) {
 		if !slices.Equal(got, want) {
 			out, _ := renderValue(t, r, v)
 			t.Fatalf("value %q: tags %v, want %v\n%s", v, got, want, out)
+		}
+	})
+}
+
+// FuzzTemplateErrors parses and runs any template source as a subject:
+// columnHint keeps the parser's error in the chain and adds a hint only
+// where the source reads a name with a space or hyphen; a run that fails
+// for a column names one the row lacks, and every failure is a
+// *FieldError of the join.
+func FuzzTemplateErrors(f *testing.F) {
+	for _, s := range []string{"{{.First Name}}", "{{.e-mail}}", "{{.firstname}}", "{{.Vars.x}}", "{{if .a b}}{{end}}",
+		"{{.a}}{{.b}}{{.c}}", "{{index . \"First Name\"}}", "{{with .Vars}}{{.y}}{{end}}", "{{uper .x}}"} {
+		f.Add(s)
+	}
+	fields := map[string]string{"email": "ann@example.org", "first_name": "Ann", "First Name": "Ann"}
+	f.Fuzz(func(t *testing.T, src string) {
+		tt, perr := ttemplate.New("s").Option("missingkey=error").Parse(src)
+		hinted := columnHint(perr, src)
+		if perr == nil {
+			if hinted != nil {
+				t.Fatalf("columnHint made %v of no error", hinted)
+			}
+		} else if !errors.Is(hinted, perr) {
+			t.Fatalf("columnHint(%v) = %v lost the parser's error", perr, hinted)
+		} else if hinted != perr && !strings.Contains(hinted.Error(), "{{index . ") {
+			t.Fatalf("columnHint(%v) = %v", perr, hinted)
+		}
+		if perr != nil {
+			return
+		}
+		data := map[string]any{"Vars": map[string]any{"x": 1}}
+		for k, v := range fields {
+			data[k] = v
+		}
+		_, err := execText(tt, data)
+		if err == nil {
+			return
+		}
+		errs := fieldErrors{fields: fields}
+		errs.add("subject", err)
+		for _, e := range errs.list {
+			var mk *MissingKeyError
+			if errors.As(e, &mk) {
+				if _, ok := fields[mk.Key]; ok {
+					t.Fatalf("%v: the row has column %q", e, mk.Key)
+				}
+			}
+		}
+		if len(errs.list) > maxMissing {
+			t.Fatalf("%d errors, want at most %d", len(errs.list), maxMissing)
 		}
 	})
 }

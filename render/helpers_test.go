@@ -59,6 +59,14 @@ func newRenderer(t testing.TB, cfg Config) *Renderer {
 	return r
 }
 
+// contentOf renders what an individual message for fields says, as Render
+// does before composing it.
+func contentOf(r *Renderer, fields map[string]string) (*content, error) {
+	errs := fieldErrors{fields: fields}
+	c := r.content(fields, r.data(fields, nil), &errs)
+	return c, errs.err()
+}
+
 var boundaryRE = regexp.MustCompile(`boundary=([0-9A-Za-z'()+_,\-./:=?]+)`)
 
 // normalize replaces each distinct MIME boundary (in order of first

@@ -56,8 +56,8 @@ func TestLayoutSplit(t *testing.T) {
 			plain.layoutSplit = nil // the layout per recipient, as before
 			for _, name := range []string{"Zoë", "<b>Ann</b>", "", "empty"} {
 				fields := map[string]string{"first_name": name}
-				got, gerr := r.content(fields, r.data(fields, nil))
-				want, werr := plain.content(fields, plain.data(fields, nil))
+				got, gerr := contentOf(r, fields)
+				want, werr := contentOf(plain, fields)
 				if (gerr == nil) != (werr == nil) {
 					t.Fatalf("%q: errors %v and %v", name, gerr, werr)
 				}

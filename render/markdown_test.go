@@ -13,7 +13,7 @@ import (
 // returns the HTML and the plain-text alternative.
 func renderValue(t testing.TB, r *Renderer, value string) (htmlOut, text string) {
 	t.Helper()
-	c, err := r.content(map[string]string{"v": value}, r.data(map[string]string{"v": value}, nil))
+	c, err := contentOf(r, map[string]string{"v": value})
 	if err != nil {
 		t.Fatalf("render %q: %v", value, err)
 	}

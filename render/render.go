@@ -8,6 +8,7 @@ import (
 	"fmt"
 	htemplate "html/template"
 	"io"
+	"maps"
 	"net/mail"
 	"net/url"
 	"os"
@@ -22,24 +23,6 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"github.com/yuin/goldmark"
 )
-
-// FieldError is an error in rendering one part of a message for one
-// recipient. The caller adds the CSV file, row and address.
-type FieldError struct {
-	// Field is one of subject, name, body, text, layout, attachment,
-	// "header <Name>", unsubscribe, address.
-	Field string
-	// Err is the cause; template errors name the template file and line.
-	Err error
-}
-
-// Error returns "field: cause".
-func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *FieldError) Unwrap() error { return e.Err }
-
-func fieldErr(field string, err error) error { return &FieldError{Field: field, Err: err} }
 
 // Renderer builds messages from one campaign's templates. It is safe for
 // concurrent use by several goroutines: templates, the goldmark instance and
@@ -396,12 +379,17 @@ func checkUTF8(name string, b []byte) error {
 	return fmt.Errorf("%s:%d: invalid UTF-8 (byte 0x%02X; the file must be saved as UTF-8)", name, line, b[i])
 }
 
+// parseText parses a text/template; a parse error shows how to write a
+// column name the parser could not read (columnHint).
 func parseText(name, src string) (*ttemplate.Template, error) {
-	return ttemplate.New(name).Option("missingkey=error").Parse(src)
+	t, err := ttemplate.New(name).Option("missingkey=error").Parse(src)
+	return t, columnHint(err, src)
 }
 
+// parseHTML parses an html/template as parseText a text/template.
 func parseHTML(name, src string) (*htemplate.Template, error) {
-	return htemplate.New(name).Option("missingkey=error").Parse(src)
+	t, err := htemplate.New(name).Option("missingkey=error").Parse(src)
+	return t, columnHint(err, src)
 }
 
 // content is what one message says, before it becomes MIME.
@@ -413,60 +401,29 @@ type content struct {
 	attachments []*fileData
 }
 
-// Render builds the individual message for one recipient. Errors are
-// *FieldError values naming the part that failed.
+// Render builds the individual message for one recipient. When the row
+// fails, every part is still rendered on its own and the error is
+// errors.Join of a *FieldError per failure, in the order address, name,
+// unsubscribe, subject, extra headers (by name), body, layout, text,
+// attachments (in Config order): errors.As finds the first, and a caller
+// that walks Unwrap() []error sees them all. A template that reads a
+// column the row lacks fails with a *MissingKeyError as the cause.
 func (r *Renderer) Render(rc Recipient) (*Message, error) {
+	errs := fieldErrors{fields: rc.Fields}
 	addr, err := parseBare(rc.Email)
 	if err != nil {
-		return nil, fieldErr("address", err)
+		errs.add("address", err)
 	}
 	data := r.data(rc.Fields, nil)
 	to := &mail.Address{Address: addr}
 	if r.name != nil {
-		name, err := execText(r.name, data)
-		if err != nil {
-			return nil, fieldErr("name", err)
-		}
-		if err := checkHeaderValue("name", name); err != nil {
-			return nil, fieldErr("name", err)
-		}
-		name = oneLine(name)
-		if len(name) > maxName {
-			return nil, fieldErr("name", fmt.Errorf("template \"name\": %d bytes is longer than %d", len(name), maxName))
-		}
-		to.Name = name
-	}
-	var unsub string
-	if r.unsubURL != nil {
-		// CSV values are URL-escaped: a value cannot add a query
-		// parameter, a path segment or a mailto header (cc=...) to the
-		// one-click link.
-		// A CR or LF in a value stays a row error, as in every header,
-		// rather than being escaped away.
-		for k, v := range rc.Fields {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				if err := checkHeaderValue("unsubscribe", v); err != nil {
-					return nil, fieldErr("unsubscribe", fmt.Errorf("column %s: %w", k, err))
-				}
-			}
-		}
-		data := r.data(rc.Fields, urlEscape)
-		u, err := execText(r.unsubURL, data)
-		if err != nil {
-			return nil, fieldErr("unsubscribe", err)
-		}
-		var m string
-		if r.unsubMailto != nil {
-			if m, err = execText(r.unsubMailto, data); err != nil {
-				return nil, fieldErr("unsubscribe", err)
-			}
-		}
-		if unsub, err = unsubscribeHeader(strings.TrimSpace(u), strings.TrimSpace(m)); err != nil {
-			return nil, fieldErr("unsubscribe", err)
+		if to.Name, err = r.displayName(data); err != nil {
+			errs.add("name", err)
 		}
 	}
-	c, err := r.content(rc.Fields, data)
-	if err != nil {
+	unsub := r.unsubscribe(rc.Fields, &errs)
+	c := r.content(rc.Fields, data, &errs)
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	if unsub != "" {
@@ -477,25 +434,90 @@ func (r *Renderer) Render(rc Recipient) (*Message, error) {
 	return r.compose(c, []*mail.Address{to}, "", []string{addr})
 }
 
+// displayName renders the recipient's display name: one line, no control
+// characters, at most maxName bytes.
+func (r *Renderer) displayName(data map[string]any) (string, error) {
+	name, err := execText(r.name, data)
+	if err != nil {
+		return "", err
+	}
+	if err := checkHeaderValue("name", name); err != nil {
+		return "", err
+	}
+	name = oneLine(name)
+	if len(name) > maxName {
+		return "", fmt.Errorf("template \"name\": %d bytes is longer than %d", len(name), maxName)
+	}
+	return name, nil
+}
+
+// unsubscribe renders the List-Unsubscribe value of the row fields, ""
+// when the campaign has none or on failure, which it adds to errs.
+func (r *Renderer) unsubscribe(fields map[string]string, errs *fieldErrors) string {
+	if r.unsubURL == nil {
+		return ""
+	}
+	// CSV values are URL-escaped: a value cannot add a query parameter, a
+	// path segment or a mailto header (cc=...) to the one-click link. A
+	// CR or LF in a value stays a row error, as in every header, rather
+	// than being escaped away; the columns in name order, so the errors
+	// are the same for every run.
+	var bad []string
+	for k, v := range fields {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			bad = append(bad, k)
+		}
+	}
+	slices.Sort(bad)
+	for _, k := range bad {
+		if err := checkHeaderValue("unsubscribe", fields[k]); err != nil {
+			errs.add("unsubscribe", fmt.Errorf("column %s: %w", k, err))
+		}
+	}
+	data := r.data(fields, urlEscape)
+	u, uerr := execText(r.unsubURL, data)
+	if uerr != nil {
+		errs.add("unsubscribe", uerr)
+	}
+	var m string
+	var merr error
+	if r.unsubMailto != nil {
+		if m, merr = execText(r.unsubMailto, data); merr != nil {
+			errs.add("unsubscribe", merr)
+		}
+	}
+	if len(bad) > 0 || uerr != nil || merr != nil {
+		return ""
+	}
+	unsub, err := unsubscribeHeader(strings.TrimSpace(u), strings.TrimSpace(m))
+	if err != nil {
+		errs.add("unsubscribe", err)
+	}
+	return unsub
+}
+
 // RenderGroup builds the one group message for all of to (bare addresses).
 // Templates see only .Vars. The visible To is Config.Group.To and the
 // recipients travel as Bcc (only in the envelope), unless Group.Visible.
-// Group messages carry no per-recipient List-Unsubscribe.
+// Group messages carry no per-recipient List-Unsubscribe. Errors are
+// joined *FieldError values as Render's: each bad address, then the
+// parts that failed.
 func (r *Renderer) RenderGroup(to []string) (*Message, error) {
+	var errs fieldErrors
 	env := make([]string, 0, len(to))
 	for _, t := range to {
 		a, err := parseBare(t)
 		if err != nil {
-			return nil, fieldErr("address", err)
+			errs.add("address", err)
+			continue
 		}
 		env = append(env, a)
 	}
-	if len(env) == 0 {
-		return nil, fieldErr("address", errors.New("group message without recipients"))
+	if len(to) == 0 {
+		errs.add("address", errors.New("group message without recipients"))
 	}
-	data := r.data(nil, nil)
-	c, err := r.content(nil, data)
-	if err != nil {
+	c := r.content(nil, r.data(nil, nil), &errs)
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	var hdrTo []*mail.Address
@@ -534,51 +556,87 @@ func (r *Renderer) data(fields map[string]string, escape func(string) string) ma
 }
 
 // content renders subject, extra headers, bodies, images and attachments:
-// everything both message kinds share.
-func (r *Renderer) content(fields map[string]string, data map[string]any) (*content, error) {
+// everything both message kinds share. Each part is rendered whether or
+// not another failed, and each failure is added to errs; the content is
+// for composing only when errs stays empty.
+func (r *Renderer) content(fields map[string]string, data map[string]any, errs *fieldErrors) *content {
 	c := &content{}
-	var err error
-	if c.subject, err = execText(r.subject, data); err != nil {
-		return nil, fieldErr("subject", err)
+	r.headerValues(c, data, errs)
+	body, derived := r.body(c, fields, data, errs)
+	r.wrapBody(c, body, data, errs)
+	switch {
+	case r.text != nil:
+		var err error
+		if c.text, err = execText(r.text, data); err != nil {
+			errs.add("text", err)
+		}
+	case r.markdown != nil:
+		c.text = derived
+	default:
+		c.text = htmlToText(body)
 	}
-	if err := checkHeaderValue("subject", c.subject); err != nil {
-		return nil, fieldErr("subject", err)
+	r.files(c, data, errs)
+	return c
+}
+
+// headerValues renders the subject and the extra headers of c.
+func (r *Renderer) headerValues(c *content, data map[string]any, errs *fieldErrors) {
+	subject, err := execText(r.subject, data)
+	if err == nil {
+		err = checkHeaderValue("subject", subject)
 	}
-	c.subject = oneLine(c.subject)
+	if err != nil {
+		errs.add("subject", err)
+	}
+	c.subject = oneLine(subject)
 	for _, h := range r.headers {
 		v, err := execText(h.t, data)
-		if err != nil {
-			return nil, fieldErr(h.field, err)
+		if err == nil {
+			err = checkHeaderValue(h.field, v)
 		}
-		if err := checkHeaderValue(h.field, v); err != nil {
-			return nil, fieldErr(h.field, err)
+		if err != nil {
+			errs.add(h.field, err)
+			continue
 		}
 		// The value as written: encoded unless plain (encodeText).
 		c.headers = append(c.headers, [2]string{h.name, encodeText(oneLine(v), firstRoom(h.name))})
 	}
+}
 
-	// Body: Markdown runs its template on escaped values, then goldmark; the
-	// HTML body runs html/template, which escapes values itself.
-	var body, derived string
+// body renders the HTML body with its images embedded, and the text the
+// Markdown body gives: Markdown runs its template on escaped values, then
+// goldmark; the HTML body runs html/template, which escapes values
+// itself. On failure the body is empty.
+func (r *Renderer) body(c *content, fields map[string]string, data map[string]any, errs *fieldErrors) (body, derived string) {
 	embedded := false // the body's images are cid: references already
 	if r.markdown != nil {
 		md, err := r.markdownBody(fields)
 		if err != nil {
-			return nil, fieldErr("body", err)
+			errs.add("body", err)
+			return "", ""
 		}
 		body, derived, c.embeds, embedded = md.html, md.text, md.embeds, md.embedded
 	} else {
-		var b strings.Builder
-		if err := r.html.Execute(&b, data); err != nil {
-			return nil, fieldErr("body", err)
+		var err error
+		if body, err = execText(r.html, data); err != nil {
+			errs.add("body", err)
+			return "", ""
 		}
-		body = b.String()
 	}
 	if !embedded {
+		var err error
 		if body, c.embeds, err = r.embedImages(body, r.bodyFile, c.embeds); err != nil {
-			return nil, fieldErr("body", err)
+			errs.add("body", err)
+			return "", ""
 		}
 	}
+	return body, derived
+}
+
+// wrapBody sets the HTML of c: body in the layout, if there is one. The
+// layout runs even when the body failed (body is then empty), so its own
+// problems show too.
+func (r *Renderer) wrapBody(c *content, body string, data map[string]any, errs *fieldErrors) {
 	c.html = body
 	if ls := r.layoutSplit; ls != nil {
 		c.html = ls.before + body + ls.after
@@ -587,31 +645,29 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 				c.embeds = append(c.embeds, f)
 			}
 		}
-	} else if r.layout != nil {
-		ld := make(map[string]any, len(data)+1)
-		for k, v := range data {
-			ld[k] = v
-		}
-		ld["Body"] = htemplate.HTML(body)
-		var b strings.Builder
-		if err := r.layout.Execute(&b, ld); err != nil {
-			return nil, fieldErr("layout", err)
-		}
-		if c.html, c.embeds, err = r.embedImages(b.String(), r.cfg.Layout, c.embeds); err != nil {
-			return nil, fieldErr("layout", err)
-		}
+		return
 	}
-	switch {
-	case r.text != nil:
-		if c.text, err = execText(r.text, data); err != nil {
-			return nil, fieldErr("text", err)
-		}
-	case r.markdown != nil:
-		c.text = derived
-	default:
-		c.text = htmlToText(body)
+	if r.layout == nil {
+		return
 	}
+	ld := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		ld[k] = v
+	}
+	ld["Body"] = htemplate.HTML(body)
+	html, err := execText(r.layout, ld)
+	if err != nil {
+		errs.add("layout", err)
+		return
+	}
+	if c.html, c.embeds, err = r.embedImages(html, r.cfg.Layout, c.embeds); err != nil {
+		errs.add("layout", err)
+	}
+}
 
+// files adds the attachments to c: the static ones as they are, the
+// others rendered and read, each failure on its own.
+func (r *Renderer) files(c *content, data map[string]any, errs *fieldErrors) {
 	for _, a := range r.attachments {
 		if a.static != nil {
 			c.attachments = append(c.attachments, a.static)
@@ -619,23 +675,57 @@ func (r *Renderer) content(fields map[string]string, data map[string]any) (*cont
 		}
 		p, err := execText(a.t, data)
 		if err != nil {
-			return nil, fieldErr("attachment", err)
+			errs.add("attachment", err)
+			continue
 		}
 		f, err := r.attachment(p)
 		if err != nil {
-			return nil, fieldErr("attachment", err)
+			errs.add("attachment", err)
+			continue
 		}
 		c.attachments = append(c.attachments, f)
 	}
-	return c, nil
 }
 
-func execText(t *ttemplate.Template, data any) (string, error) {
+// executor is a parsed text/template or html/template.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+// execText runs t on data. When the run fails because data lacks a
+// column, t runs again with that column empty, and so on until it runs or
+// fails otherwise, at most maxMissing times: one failed row then names
+// every missing column of the template, not only the first. The error is
+// then a keyErrors of the runs' errors, which fieldErrors.add takes apart.
+func execText(t executor, data map[string]any) (string, error) {
 	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
+	err := t.Execute(&b, data)
+	if err == nil {
+		return b.String(), nil
+	}
+	key, _, _, ok := missingKey(err)
+	if !ok {
 		return "", err
 	}
-	return b.String(), nil
+	errs := keyErrors{err}
+	more := maps.Clone(data)
+	for len(errs) < maxMissing {
+		more[key] = ""
+		if err = t.Execute(io.Discard, more); err == nil {
+			break
+		}
+		// Another kind of error may come from the empty value put in
+		// (index of "", say): only another missing column is the
+		// template's own.
+		if key, _, _, ok = missingKey(err); !ok || more[key] != nil {
+			break
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 1 {
+		return "", errs[0]
+	}
+	return "", errs
 }
 
 // compose turns content into the bytes of one message with go-mail, then

@@ -337,7 +337,7 @@ func TestHTMLTemplateEscapes(t *testing.T) {
 	rc := zoe()
 	rc.Fields["first_name"] = `<script>alert("x")</script>`
 	rc.Fields["id"] = `"><script>`
-	c, err := r.content(rc.Fields, r.data(rc.Fields, nil))
+	c, err := contentOf(r, rc.Fields)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // renderFields renders a Markdown renderer's body for fields.
 func renderFields(t testing.TB, r *Renderer, fields map[string]string) (htmlOut, text string) {
 	t.Helper()
-	c, err := r.content(fields, r.data(fields, nil))
+	c, err := contentOf(r, fields)
 	if err != nil {
 		t.Fatalf("render %v: %v", fields, err)
 	}
