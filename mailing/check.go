@@ -227,7 +227,9 @@ func (w *walker) row(r *row) error {
 		w.groupTo = append(w.groupTo, r.rec.Email)
 		rep.OK++
 	case r.err != nil:
-		w.t.emitRow(renderProblem(w.file, r.rec.Row, r.err))
+		for _, p := range renderProblems(w.file, r.rec.Row, r.err) {
+			w.t.emitRow(p)
+		}
 		rep.Failed++
 	default:
 		if r.sinkErr != nil {
@@ -268,13 +270,33 @@ func (w *walker) group(rd *render.Renderer) error {
 	return nil
 }
 
-// renderProblem turns a render error into a Problem on the CSV row.
-func renderProblem(file string, row int, err error) campaign.Problem {
-	var fe *render.FieldError
-	if errors.As(err, &fe) {
-		return campaign.Problem{File: file, Line: row, Field: fe.Field, Message: fe.Err.Error()}
+// renderProblems turns a render error into Problems on the CSV row: render
+// reports every part of a row that failed (an errors.Join of FieldErrors),
+// and each is a problem of its own, so that one check shows them all.
+func renderProblems(file string, row int, err error) []campaign.Problem {
+	var ps []campaign.Problem
+	for _, e := range leaves(err) {
+		var fe *render.FieldError
+		if errors.As(e, &fe) {
+			ps = append(ps, campaign.Problem{File: file, Line: row, Field: fe.Field, Message: fe.Err.Error()})
+		} else {
+			ps = append(ps, campaign.Problem{File: file, Line: row, Message: e.Error()})
+		}
 	}
-	return campaign.Problem{File: file, Line: row, Message: err.Error()}
+	return ps
+}
+
+// leaves flattens joined errors (errors.Join) into their parts.
+func leaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
 }
 
 // renderKeys maps render's field names to the campaign keys they come from.

@@ -229,3 +229,26 @@ func TestCheckWarnsBigMessages(t *testing.T) {
 		t.Errorf("got %+v\n%s\nwant a size warning for both rows, grouped", rep, got)
 	}
 }
+
+// check shows every problem of a row in one run, a missing column with
+// the columns there are and the closest one.
+func TestCheckEveryProblemOfARow(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"campaign.yaml":  strings.Replace(baseYAML, `"Hi {{.first_name}}"`, `"Hi {{.frist_name}}"`, 1),
+		"body.md":        "Hello {{.firstname}}, your plan: {{.plan}}\n",
+		"recipients.csv": "email,first_name\na@x.example,A\n",
+	})
+	var out bytes.Buffer
+	if _, err := Check(context.Background(), mustLoad(t, dir), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := inFolder(dir, out.String())
+	for _, want := range []string{
+		`recipients.csv:2: subject: `, `no column "frist_name"`, `did you mean "first_name"?`,
+		`recipients.csv:2: body: `, `no column "firstname"`, `no column "plan"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got\n%s\nwant %q", got, want)
+		}
+	}
+}
