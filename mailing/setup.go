@@ -111,3 +111,15 @@ func Latest(path string) (*journal.Report, error) {
 func WriteReport(w io.Writer, path, format string) error {
 	return journal.WriteReport(w, path, format, campaign.AddrKey)
 }
+
+// StaticSize is the encoded size of the attachments and images every
+// message of c carries (render.Renderer.StaticSize): what a caller sizing
+// its memory for the messages in flight needs to know.
+func StaticSize(c *campaign.Campaign) (int64, error) {
+	rd, err := newRenderer(c, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	return rd.StaticSize(), nil
+}

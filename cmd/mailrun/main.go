@@ -6,8 +6,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/mailing"
 )
 
 func main() {
@@ -21,10 +25,31 @@ func main() {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(64 << 20)
+		debug.SetMemoryLimit(baseMemory)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// baseMemory is the soft memory limit for mailrun itself; sizeMemory adds
+// the messages in flight.
+const baseMemory = 64 << 20
+
+// sizeMemory raises the soft memory limit main set by what the messages in
+// flight carry: under a limit lower than that (a 30 MB attachment, ten
+// messages rendered ahead) the garbage collector ran back to back and a
+// check of 200 rows took 54 s instead of 2. It changes nothing when main
+// set no limit (GOMEMLIMIT given, or run from a test).
+func sizeMemory(c *campaign.Campaign) {
+	if debug.SetMemoryLimit(-1) != baseMemory {
+		return
+	}
+	static, err := mailing.StaticSize(c)
+	if err != nil || static == 0 {
+		return // the run itself reports the error
+	}
+	inFlight := int64(4*runtime.GOMAXPROCS(0) + 2*max(c.Send.Concurrency, 1) + 2)
+	debug.SetMemoryLimit(baseMemory + inFlight*static)
 }

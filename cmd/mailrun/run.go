@@ -194,6 +194,7 @@ func load(path string, stderr io.Writer) (*campaign.Campaign, bool) {
 	for _, p := range c.Problems() {
 		fmt.Fprintln(stderr, p)
 	}
+	sizeMemory(c)
 	return c, true
 }
 
@@ -210,6 +211,7 @@ func cmdCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stdout, "check: the campaign file cannot be read")
 		return exitUsage
 	}
+	sizeMemory(c)
 	rep, err := mailing.Check(ctx, c, stdout)
 	if code := interrupted(ctx, err, stderr); code != 0 {
 		return code
