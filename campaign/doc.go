@@ -17,9 +17,12 @@
 //  2. RenderConfig maps the campaign to render.Config (loading the DKIM
 //     key); Password, Rate and File give what the smtp, send and bounces
 //     sections need beyond their fields.
-//  3. OpenRecipients streams the CSV; Recipients.Next returns one
-//     render.Recipient per row, or the row's Problems (bad address, wrong
-//     field count, duplicate in another letter case, ...) and goes on.
+//  3. OpenRecipients streams the CSV as people have it (the delimiter
+//     detected or recipients.delimiter, recipients.encoding, the address
+//     column found by name); Recipients.Next returns one render.Recipient
+//     per row, or the row's Problems (an address a relay cannot route or a
+//     reader could be fooled by, wrong field count, duplicate in another
+//     letter case, ...) and goes on.
 //  4. LoadSuppressions reads the suppress files; Suppressions.Suppressed
 //     tells which recipients to skip. AppendSuppress adds bounced
 //     addresses.
@@ -28,6 +31,10 @@
 //     journal all compare addresses through it.
 //
 // Init writes a small working campaign to start from.
+//
+// Problems name files as the user gave the campaign's path ("examples/
+// newsletter/recipients.csv:7"), and Printable shows their control
+// characters escaped, so that a problem is one line on a terminal.
 //
 // Paths in a campaign are relative to its folder and opened through os.Root,
 // so neither "..", an absolute path nor a symlink can reach outside it.

@@ -17,13 +17,19 @@
 //     goroutines and hands every row to its consumer in CSV order. Check
 //     discards the messages, Preview writes them (sender.Dir), TestSend
 //     sends the first it picks, and Send hands them to its workers.
-//  4. Send opens and locks the journal (keyed by campaign.AddrKey),
+//  4. NewPlan works out what a send would do before it asks (journal.Peek,
+//     without the lock). Send opens and locks the journal (keyed by
+//     campaign.AddrKey),
 //     compares the campaign's Fingerprint with the journal's, and runs
 //     send.concurrency workers that journal the intent (durable before the
 //     message can be accepted: before the body after DATA, before the
 //     group with BDAT), deliver through a Mailer (sender.Pool, built from
 //     SenderConfig) and journal the outcome. AbortError stops a run the
-//     relay refuses; SetupError is a run that cannot start.
+//     relay refuses; SetupError is a run that cannot start. A relay that
+//     cannot be reached stops a run that has sent nothing yet, and pauses
+//     every worker of one that has (relayGate, send.give_up_after); a
+//     deferred message is retried after the pool's backoff from a goroutine
+//     of its own (retryLater), so no worker waits for it.
 //  5. Bounces reads the bounce mailbox (package bounce over package
 //     mailbox), appends hard bounces to the suppress file and marks them in
 //     the journal.
