@@ -22,31 +22,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	_ "embed"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/mailrun/mailrun/internal/servertest"
 	"github.com/mailrun/mailrun/mailbox"
 )
 
@@ -81,15 +74,7 @@ type confData struct {
 // installed. /usr/sbin is searched too because a normal user's PATH often
 // lacks it.
 func Binary() string {
-	if p, err := exec.LookPath("dovecot"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/dovecot", "/usr/local/sbin/dovecot"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
+	return servertest.Binary("dovecot")
 }
 
 // Bounds of Start. Dovecot answers within a second, even on a machine busy
@@ -101,13 +86,6 @@ const (
 	startTimeout = 60 * time.Second
 	// probeTimeout bounds one dial, TLS handshake and greeting.
 	probeTimeout = 2 * time.Second
-	// pollInterval separates two probes of a port that did not answer.
-	pollInterval = 20 * time.Millisecond
-	// waitDelay bounds how long Wait waits, once the master has exited,
-	// for a child still holding the output pipe (exec.Cmd.WaitDelay).
-	waitDelay = 2 * time.Second
-	// reapTimeout bounds the wait for the killed master to be reaped.
-	reapTimeout = 10 * time.Second
 )
 
 // Start runs a fresh Dovecot for t and returns when all four ports send
@@ -127,7 +105,7 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		unavailable(t, "dovecot is not installed (bash .ci/dovecot.sh, or apt-get install dovecot-imapd dovecot-pop3d)", "")
+		servertest.Unavailable(t, "dovecot is not installed (bash .ci/dovecot.sh, or apt-get install dovecot-imapd dovecot-pop3d)", "")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -154,7 +132,7 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	// attempts make that race harmless.
 	var lastErr error
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
-		ports := freePorts(t, 4)
+		ports := servertest.FreePorts(t, 4)
 		data.IMAP, data.IMAPS, data.POP3, data.POP3S = ports[0], ports[1], ports[2], ports[3]
 		if lastErr = s.run(ctx, t, bin, data, roots); lastErr == nil {
 			s.IMAP, s.IMAPS, s.POP3, s.POP3S = ports[0], ports[1], ports[2], ports[3]
@@ -163,20 +141,10 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
 	if ctx.Err() != nil {
-		unavailable(t, fmt.Sprintf("dovecot did not start within %v", timeout), fmt.Sprintf("\n%v\n%s", lastErr, log))
+		servertest.Unavailable(t, fmt.Sprintf("dovecot did not start within %v", timeout), fmt.Sprintf("\n%v\n%s", lastErr, log))
 	}
 	t.Fatalf("start dovecot: %v\n%s", lastErr, log)
 	return nil
-}
-
-// unavailable skips t because no Dovecot can serve it, or fails t when the
-// CI environment variable is set; detail follows the verdict.
-func unavailable(t testing.TB, why, detail string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s; CI is set, so this fails%s", why, detail)
-	}
-	t.Skipf("%s; skipping%s", why, detail)
 }
 
 // identity picks the users Dovecot runs as; see dovecot.conf.tmpl.
@@ -216,7 +184,7 @@ func (s *Server) prepare(t testing.TB) {
 	t.Helper()
 	// Unprivileged Dovecot processes must reach the files inside.
 	must(t, os.Chmod(s.Dir, 0o755))
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM := servertest.SelfSigned(t, "mailrun dovecot test")
 	s.CAFile = filepath.Join(s.Dir, "cert.pem")
 	must(t, os.WriteFile(s.CAFile, certPEM, 0o644))
 	must(t, os.WriteFile(filepath.Join(s.Dir, "key.pem"), keyPEM, 0o600))
@@ -241,45 +209,6 @@ func (s *Server) chownTree(t testing.TB, root string) {
 	}))
 }
 
-// proc is one running Dovecot master, in a process group of its own.
-type proc struct {
-	cmd    *exec.Cmd
-	cancel context.CancelFunc // cancels the command's context
-	done   chan struct{}      // closed once Wait has returned
-	err    error              // Wait's result, set before done is closed
-	out    bytes.Buffer       // stdout and stderr, to be read once done is closed
-	once   sync.Once
-}
-
-// stop kills the process group, at most once, and reports whether the
-// master was reaped within reapTimeout. It may be called any number of
-// times.
-func (p *proc) stop() bool {
-	p.once.Do(func() {
-		// Directly, not only through the context: when the master has
-		// already exited, exec no longer calls Cancel, yet its children
-		// may live on.
-		killGroup(p.cmd)
-		p.cancel()
-	})
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(reapTimeout):
-		return false
-	}
-}
-
-// output is what Dovecot printed, once it has exited.
-func (p *proc) output() string {
-	select {
-	case <-p.done:
-		return p.out.String()
-	default:
-		return "(dovecot still running)"
-	}
-}
-
 // run starts Dovecot once and waits for its ports. Until they answer, the
 // deadline of ctx kills Dovecot; after that it lives until t's cleanup.
 func (s *Server) run(ctx context.Context, t testing.TB, bin string, data confData, roots *x509.CertPool) error {
@@ -299,45 +228,24 @@ func (s *Server) run(ctx context.Context, t testing.TB, bin string, data confDat
 			return err
 		}
 	}
-	// The command's context outlives Start (the server serves the whole
-	// test), so it is not ctx: ctx reaches it through AfterFunc below.
-	procCtx, cancel := context.WithCancel(context.Background())
-	p := &proc{cancel: cancel, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(procCtx, bin, "-F", "-c", confPath)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	// Its own process group, so cleanup can reach the children too. A
-	// graceful SIGTERM shutdown takes Dovecot 4 to 6 seconds; the instance
-	// and its folder are thrown away, so the whole group (master and the
-	// children it spawned) is killed at once.
-	ownGroup(p.cmd)
-	p.cmd.Cancel = func() error {
-		killGroup(p.cmd)
-		return nil
-	}
-	// The children inherit the output pipe; without WaitDelay, Wait would
-	// wait for the last of them however long it lives.
-	p.cmd.WaitDelay = waitDelay
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		return err
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	// Registered before Launch registers the kill, so it runs after it.
 	ready := false
 	t.Cleanup(func() {
-		if !p.stop() {
-			t.Logf("dovecot (pid %d) was not reaped within %v of SIGKILL", p.cmd.Process.Pid, reapTimeout)
-		}
 		if ready && t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(s.Dir, "dovecot.log"))
 			t.Logf("dovecot log:\n%s", log)
 		}
 	})
-	stopDeadline := context.AfterFunc(ctx, cancel)
+	// Its own process group, so cleanup can reach the children too. A
+	// graceful SIGTERM shutdown takes Dovecot 4 to 6 seconds; the instance
+	// and its folder are thrown away, so the whole group (master and the
+	// children it spawned) is killed at once.
+	p, stopDeadline, err := servertest.Launch(ctx, t, "dovecot", bin, "-F", "-c", confPath)
+	if err != nil {
+		return err
+	}
 
-	err := waitReady(ctx, p, roots, []probe{
+	err = waitReady(ctx, p, roots, []probe{
 		{"imap", data.IMAP, false, "* OK"},
 		{"imaps", data.IMAPS, true, "* OK"},
 		{"pop3", data.POP3, false, "+OK"},
@@ -348,8 +256,8 @@ func (s *Server) run(ctx context.Context, t testing.TB, bin string, data confDat
 		err = fmt.Errorf("ready just as the deadline passed: %w", ctx.Err())
 	}
 	if err != nil {
-		p.stop()
-		return fmt.Errorf("%w\n%s", err, p.output())
+		p.Stop()
+		return fmt.Errorf("%w\n%s", err, p.Output())
 	}
 	ready = true
 	return nil
@@ -369,34 +277,19 @@ type probe struct {
 
 // waitReady polls every port until it greets, and gives up when ctx is
 // done or Dovecot exits.
-func waitReady(ctx context.Context, p *proc, roots *x509.CertPool, probes []probe) error {
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+func waitReady(ctx context.Context, p *servertest.Proc, roots *x509.CertPool, probes []probe) error {
 	for _, pr := range probes {
-		var last error // of a probe the deadline did not cut short
-		for {
-			err := greet(ctx, pr, roots)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				if last == nil {
-					last = err
-				}
-				return fmt.Errorf("%s port %d did not greet: %w (last try: %v)", pr.name, pr.port, ctx.Err(), last)
-			}
-			last = err
-			select {
-			case <-ctx.Done():
-			case <-p.done:
-				// Past the deadline the exit is the deadline's kill,
-				// which the next round reports as such.
-				if ctx.Err() == nil {
-					return fmt.Errorf("dovecot exited: %v", p.err)
-				}
-			case <-tick.C:
-			}
+		err := servertest.Poll(ctx, p, func(ctx context.Context) error {
+			return greet(ctx, pr, roots)
+		})
+		if err == nil {
+			continue
 		}
+		// Poll wraps ctx.Err() only when the deadline ended it.
+		if errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("%s port %d did not greet: %w", pr.name, pr.port, err)
+		}
+		return err
 	}
 	return nil
 }
@@ -404,22 +297,11 @@ func waitReady(ctx context.Context, p *proc, roots *x509.CertPool, probes []prob
 // greet connects to one port once and reads its greeting, for at most
 // probeTimeout and never past the deadline of ctx.
 func greet(ctx context.Context, pr probe, roots *x509.CertPool) error {
-	limit := time.Now().Add(probeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
-		limit = d
-	}
-	timeout := time.Until(limit)
-	if timeout <= 0 {
-		return context.DeadlineExceeded
-	}
-	raw, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pr.port)), timeout)
+	raw, err := servertest.Dial(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pr.port)), probeTimeout)
 	if err != nil {
 		return err
 	}
 	defer raw.Close()
-	if err := raw.SetDeadline(limit); err != nil {
-		return err
-	}
 	c := raw
 	if pr.tls {
 		c = tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
@@ -432,24 +314,6 @@ func greet(ctx context.Context, pr probe, roots *x509.CertPool) error {
 		return fmt.Errorf("greeting %q, want %q", strings.TrimSpace(line), pr.greeting)
 	}
 	return nil
-}
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return ports
 }
 
 // Config returns client settings for this server: protocol "imap" or
@@ -505,31 +369,6 @@ func (s *Server) Messages(t testing.TB, folder string) [][]byte {
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
 	return out
-}
-
-// selfSigned makes a P-256 certificate for 127.0.0.1 that is its own CA.
-func selfSigned(t testing.TB) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "mailrun dovecot test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	must(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
 func must(t testing.TB, err error) {

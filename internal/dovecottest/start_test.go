@@ -7,41 +7,19 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailrun/mailrun/internal/servertest"
 )
-
-// recorder stands in for the testing.TB given to start, so a test can watch
-// start give up: Fatal and Skip record the message and end start's
-// goroutine, as the testing package ends a test's; cleanups are kept for
-// the test to run.
-type recorder struct {
-	testing.TB
-	verdict  string // "fatal", "skip" or "ready"
-	msg      string
-	cleanups []func()
-}
-
-func (r *recorder) Helper()                           {}
-func (r *recorder) Fatal(args ...any)                 { r.end("fatal", fmt.Sprint(args...)) }
-func (r *recorder) Fatalf(format string, args ...any) { r.end("fatal", fmt.Sprintf(format, args...)) }
-func (r *recorder) Skipf(format string, args ...any)  { r.end("skip", fmt.Sprintf(format, args...)) }
-func (r *recorder) Cleanup(f func())                  { r.cleanups = append(r.cleanups, f) }
-func (r *recorder) Failed() bool                      { return r.verdict == "fatal" }
-
-func (r *recorder) end(verdict, msg string) {
-	r.verdict, r.msg = verdict, msg
-	runtime.Goexit()
-}
 
 // startFake runs start, bounded by timeout, against a fake dovecot made of
 // script, in which PIDFILE is replaced by a file the script appends the
 // ids of its processes to. It runs start's cleanups and returns how start
 // ended, how long it took and the ids written.
-func startFake(t *testing.T, script string, timeout time.Duration) (r *recorder, took time.Duration, pids []int) {
+func startFake(t *testing.T, script string, timeout time.Duration) (r *servertest.Recorder, took time.Duration, pids []int) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("dovecot"); err != nil {
@@ -54,23 +32,8 @@ func startFake(t *testing.T, script string, timeout time.Duration) (r *recorder,
 	must(t, os.WriteFile(filepath.Join(bin, "dovecot"), []byte("#!/bin/sh\n"+script), 0o755))
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 
-	r = &recorder{TB: t}
-	done := make(chan struct{})
-	begin := time.Now()
-	go func() {
-		defer close(done)
-		start(r, timeout)
-		r.verdict = "ready"
-	}()
-	select {
-	case <-done:
-	case <-time.After(timeout + time.Minute):
-		t.Fatalf("start still running %v after its %v timeout", time.Minute, timeout)
-	}
-	took = time.Since(begin)
-	for i := len(r.cleanups) - 1; i >= 0; i-- {
-		r.cleanups[i]()
-	}
+	r = &servertest.Recorder{TB: t}
+	took = r.Watch(timeout, func() { start(r, timeout) })
 	data, _ := os.ReadFile(pidFile)
 	for _, f := range strings.Fields(string(data)) {
 		pid, err := strconv.Atoi(f)
@@ -113,12 +76,12 @@ echo $$ $! >>PIDFILE
 echo "fake dovecot: cannot bind" >&2
 exit 89
 `, startTimeout)
-	if r.verdict != "fatal" {
-		t.Fatalf("got %s %q, want fatal", r.verdict, r.msg)
+	if r.Verdict != "fatal" {
+		t.Fatalf("got %s %q, want fatal", r.Verdict, r.Msg)
 	}
 	for _, want := range []string{"dovecot exited: exit status 89", "fake dovecot: cannot bind"} {
-		if !strings.Contains(r.msg, want) {
-			t.Errorf("got %q, want it to contain %q", r.msg, want)
+		if !strings.Contains(r.Msg, want) {
+			t.Errorf("got %q, want it to contain %q", r.Msg, want)
 		}
 	}
 	if got, want := len(pids), 2*3; got != want {
@@ -141,14 +104,14 @@ func TestStartTimeout(t *testing.T) {
 echo $$ $! >>PIDFILE
 wait
 `, time.Second)
-			if r.verdict != tc.verdict {
-				t.Fatalf("got %s %q, want %s", r.verdict, r.msg, tc.verdict)
+			if r.Verdict != tc.verdict {
+				t.Fatalf("got %s %q, want %s", r.Verdict, r.Msg, tc.verdict)
 			}
-			if want := "dovecot did not start within 1s"; !strings.HasPrefix(r.msg, want) {
-				t.Errorf("got %q, want it to start with %q", r.msg, want)
+			if want := "dovecot did not start within 1s"; !strings.HasPrefix(r.Msg, want) {
+				t.Errorf("got %q, want it to start with %q", r.Msg, want)
 			}
-			if !strings.Contains(r.msg, "context deadline exceeded") {
-				t.Errorf("got %q, want it to name the deadline", r.msg)
+			if !strings.Contains(r.Msg, "context deadline exceeded") {
+				t.Errorf("got %q, want it to name the deadline", r.Msg)
 			}
 			if got, want := len(pids), 2; got != want {
 				t.Errorf("got %d processes, want %d: one attempt", got, want)

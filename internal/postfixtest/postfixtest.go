@@ -4,31 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/mailrun/mailrun/internal/dovecottest"
+	"github.com/mailrun/mailrun/internal/servertest"
 )
 
 // Domain is the virtual mailbox domain the server accepts mail for. Any
@@ -76,13 +69,8 @@ const (
 	startTimeout = 60 * time.Second
 	// probeTimeout bounds one dial and greeting.
 	probeTimeout = 2 * time.Second
-	// pollInterval separates two probes, or two looks at the queue.
+	// pollInterval separates two looks at the queue.
 	pollInterval = 20 * time.Millisecond
-	// waitDelay bounds how long Wait waits, once a master has exited, for
-	// a child still holding the output pipe (exec.Cmd.WaitDelay).
-	waitDelay = 2 * time.Second
-	// reapTimeout bounds the wait for a killed master to be reaped.
-	reapTimeout = 10 * time.Second
 	// drainTimeout bounds Wait for the queue to drain.
 	drainTimeout = 30 * time.Second
 	// logTail is how many lines of the mail log a failed test shows.
@@ -93,15 +81,7 @@ const (
 // installed. /usr/sbin is searched too because a normal user's PATH often
 // lacks it.
 func Binary() string {
-	if p, err := exec.LookPath("postfix"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/postfix", "/usr/local/sbin/postfix"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
+	return servertest.Binary("postfix")
 }
 
 // Start runs a fresh Postfix (and the Dovecot that serves its SASL) for t
@@ -123,14 +103,14 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		unavailable(t, "postfix is not installed (bash .ci/postfix.sh)", "")
+		servertest.Unavailable(t, "postfix is not installed (bash .ci/postfix.sh)", "")
 	}
 	dovecot := dovecottest.Binary()
 	if dovecot == "" {
-		unavailable(t, "dovecot is not installed (bash .ci/dovecot.sh); the private postfix asks its auth socket for SASL", "")
+		servertest.Unavailable(t, "dovecot is not installed (bash .ci/dovecot.sh); the private postfix asks its auth socket for SASL", "")
 	}
 	if os.Geteuid() != 0 {
-		unavailable(t, "a private postfix needs root: its master starts as root and switches to the postfix user", "")
+		servertest.Unavailable(t, "a private postfix needs root: its master starts as root and switches to the postfix user", "")
 	}
 	templates := templateDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -156,19 +136,19 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	})
 	if err := s.startAuth(ctx, t, dovecot, data.AuthSocket); err != nil {
 		if ctx.Err() != nil {
-			unavailable(t, fmt.Sprintf("dovecot's auth socket did not answer within %v", timeout), "\n"+err.Error())
+			servertest.Unavailable(t, fmt.Sprintf("dovecot's auth socket did not answer within %v", timeout), "\n"+err.Error())
 		}
 		t.Fatalf("start dovecot for SASL: %v", err)
 	}
 	// master.cf names smtpd's port; "postfix check" wants it there.
-	data.Port = freePort(t)
+	data.Port = servertest.FreePorts(t, 1)[0]
 	render(t, templates, "master.cf.tmpl", filepath.Join(dir, "etc", "master.cf"), data)
 	// "postfix check" creates the queue directories with their owners
 	// (post-install create-missing) and warns about wrong permissions,
 	// as "postfix start" would before it starts the master.
-	if out, err := runCommand(ctx, bin, "-c", filepath.Join(dir, "etc"), "check"); err != nil {
+	if out, err := servertest.Run(ctx, bin, "-c", filepath.Join(dir, "etc"), "check"); err != nil {
 		if ctx.Err() != nil {
-			unavailable(t, fmt.Sprintf("postfix check did not finish within %v", timeout), "")
+			servertest.Unavailable(t, fmt.Sprintf("postfix check did not finish within %v", timeout), "")
 		}
 		t.Fatalf("postfix check: %v\n%s\n%s", err, out, s.Log())
 	}
@@ -182,7 +162,7 @@ func start(t testing.TB, timeout time.Duration) *Server {
 	var lastErr error
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		if attempt > 0 {
-			data.Port = freePort(t)
+			data.Port = servertest.FreePorts(t, 1)[0]
 			render(t, templates, "master.cf.tmpl", filepath.Join(dir, "etc", "master.cf"), data)
 		}
 		if lastErr = s.startPostfix(ctx, t, master, data.Port); lastErr == nil {
@@ -191,20 +171,10 @@ func start(t testing.TB, timeout time.Duration) *Server {
 		}
 	}
 	if ctx.Err() != nil {
-		unavailable(t, fmt.Sprintf("postfix did not start within %v", timeout), fmt.Sprintf("\n%v\n%s", lastErr, s.Log()))
+		servertest.Unavailable(t, fmt.Sprintf("postfix did not start within %v", timeout), fmt.Sprintf("\n%v\n%s", lastErr, s.Log()))
 	}
 	t.Fatalf("start postfix: %v\n%s", lastErr, s.Log())
 	return nil
-}
-
-// unavailable skips t because no Postfix can serve it, or fails t when the
-// CI environment variable is set; detail follows the verdict.
-func unavailable(t testing.TB, why, detail string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s; CI is set, so this fails%s", why, detail)
-	}
-	t.Skipf("%s; skipping%s", why, detail)
 }
 
 // templateDir finds .ci/postfix/ at the root of the module that holds the
@@ -277,7 +247,7 @@ func (s *Server) prepare(t testing.TB) {
 	for _, sub := range []string{"etc", "queue", "sasl", "mail", "dovecot/run", "dovecot/state"} {
 		must(t, os.MkdirAll(filepath.Join(s.Dir, sub), 0o755))
 	}
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM := servertest.SelfSigned(t, "mailrun postfix test")
 	s.CAFile = filepath.Join(s.Dir, "cert.pem")
 	must(t, os.WriteFile(s.CAFile, certPEM, 0o644))
 	// smtpd reads its key as root, before it drops privileges.
@@ -313,10 +283,10 @@ func (s *Server) prepare(t testing.TB) {
 
 // masterPath asks postconf where the master daemon lives.
 func masterPath(ctx context.Context) (string, error) {
-	out, err := runCommand(ctx, "postconf", "-d", "-h", "daemon_directory")
+	out, err := servertest.Run(ctx, "postconf", "-d", "-h", "daemon_directory")
 	if err != nil {
 		// postconf sits next to postfix, which a normal PATH may lack.
-		out, err = runCommand(ctx, filepath.Join(filepath.Dir(Binary()), "postconf"), "-d", "-h", "daemon_directory")
+		out, err = servertest.Run(ctx, filepath.Join(filepath.Dir(Binary()), "postconf"), "-d", "-h", "daemon_directory")
 	}
 	if err != nil {
 		return "", fmt.Errorf("postconf -d daemon_directory: %w: %s", err, out)
@@ -328,121 +298,26 @@ func masterPath(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-// runCommand runs a short command to its end in a process group of its
-// own, killed as a whole when ctx is done, and returns its output.
-func runCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	ownGroup(cmd)
-	cmd.Cancel = func() error {
-		killGroup(cmd)
-		return nil
-	}
-	cmd.WaitDelay = waitDelay
-	err := cmd.Run()
-	return out.Bytes(), err
-}
-
-// proc is one running daemon (Postfix's master or Dovecot), in a process
-// group of its own with every child it spawns.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	cancel context.CancelFunc // cancels the command's context
-	done   chan struct{}      // closed once Wait has returned
-	err    error              // Wait's result, set before done is closed
-	out    bytes.Buffer       // stdout and stderr, to be read once done is closed
-	once   sync.Once
-}
-
-// launch starts a daemon that stays in the foreground, and registers its
-// end in t.Cleanup. The daemon outlives ctx once ready is called: until
-// then the deadline of ctx kills it.
-func launch(ctx context.Context, t testing.TB, name string, argv ...string) (p *proc, ready func() bool, err error) {
-	t.Helper()
-	// The command's context outlives Start (the server serves the whole
-	// test), so it is not ctx: ctx reaches it through AfterFunc below.
-	procCtx, cancel := context.WithCancel(context.Background())
-	p = &proc{name: name, cancel: cancel, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(procCtx, argv[0], argv[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	// The instance and its folder are thrown away, so the whole group is
-	// killed at once rather than shut down gracefully.
-	ownGroup(p.cmd)
-	p.cmd.Cancel = func() error {
-		killGroup(p.cmd)
-		return nil
-	}
-	// The children inherit the output pipe; without WaitDelay, Wait would
-	// wait for the last of them however long it lives.
-	p.cmd.WaitDelay = waitDelay
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.stop() {
-			t.Logf("%s (pid %d) was not reaped within %v of SIGKILL", name, p.cmd.Process.Pid, reapTimeout)
-		}
-	})
-	stopDeadline := context.AfterFunc(ctx, cancel)
-	return p, stopDeadline, nil
-}
-
-// stop kills the process group, at most once, and reports whether the
-// daemon was reaped within reapTimeout. It may be called any number of
-// times.
-func (p *proc) stop() bool {
-	p.once.Do(func() {
-		// Directly, not only through the context: when the daemon has
-		// already exited, exec no longer calls Cancel, yet its children
-		// may live on.
-		killGroup(p.cmd)
-		p.cancel()
-	})
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(reapTimeout):
-		return false
-	}
-}
-
-// output is what the daemon printed, once it has exited.
-func (p *proc) output() string {
-	select {
-	case <-p.done:
-		return p.out.String()
-	default:
-		return "(" + p.name + " still running)"
-	}
-}
-
 // startAuth runs Dovecot with nothing but the auth socket Postfix's smtpd
 // asks, and waits for the socket to send its handshake.
 func (s *Server) startAuth(ctx context.Context, t testing.TB, bin, socket string) error {
 	t.Helper()
-	p, ready, err := launch(ctx, t, "dovecot", bin, "-F", "-c", filepath.Join(s.Dir, "dovecot.conf"))
+	p, ready, err := servertest.Launch(ctx, t, "dovecot", bin, "-F", "-c", filepath.Join(s.Dir, "dovecot.conf"))
 	if err != nil {
 		return err
 	}
 	// The server speaks first on the auth socket (Dovecot's auth protocol):
 	// VERSION, its mechanisms, then DONE.
-	err = poll(ctx, p, func(ctx context.Context) error {
+	err = servertest.Poll(ctx, p, func(ctx context.Context) error {
 		return handshake(ctx, "unix", socket, "DONE")
 	})
 	if err == nil && !ready() {
 		err = fmt.Errorf("ready just as the deadline passed: %w", ctx.Err())
 	}
 	if err != nil {
-		p.stop()
+		p.Stop()
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "dovecot.log"))
-		return fmt.Errorf("auth socket %s: %w\n%s\n%s", socket, err, p.output(), log)
+		return fmt.Errorf("auth socket %s: %w\n%s\n%s", socket, err, p.Output(), log)
 	}
 	return nil
 }
@@ -453,75 +328,33 @@ func (s *Server) startAuth(ctx context.Context, t testing.TB, bin, socket string
 // reaches every Postfix process and the master is reaped as a child.
 func (s *Server) startPostfix(ctx context.Context, t testing.TB, master string, port int) error {
 	t.Helper()
-	p, ready, err := launch(ctx, t, "postfix", master, "-c", filepath.Join(s.Dir, "etc"), "-d")
+	p, ready, err := servertest.Launch(ctx, t, "postfix", master, "-c", filepath.Join(s.Dir, "etc"), "-d")
 	if err != nil {
 		return err
 	}
 	addr := net.JoinHostPort(s.Host, strconv.Itoa(port))
-	err = poll(ctx, p, func(ctx context.Context) error {
+	err = servertest.Poll(ctx, p, func(ctx context.Context) error {
 		return handshake(ctx, "tcp", addr, "220 ")
 	})
 	if err == nil && !ready() {
 		err = fmt.Errorf("ready just as the deadline passed: %w", ctx.Err())
 	}
 	if err != nil {
-		p.stop()
-		return fmt.Errorf("smtpd on %s: %w\n%s", addr, err, p.output())
+		p.Stop()
+		return fmt.Errorf("smtpd on %s: %w\n%s", addr, err, p.Output())
 	}
 	return nil
-}
-
-// poll calls try until it succeeds, and gives up when ctx is done or the
-// daemon exits.
-func poll(ctx context.Context, p *proc, try func(context.Context) error) error {
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	var last error // of a try the deadline did not cut short
-	for {
-		err := try(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			if last == nil {
-				last = err
-			}
-			return fmt.Errorf("%w (last try: %v)", ctx.Err(), last)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-		case <-p.done:
-			// Past the deadline the exit is the deadline's kill, which
-			// the next round reports as such.
-			if ctx.Err() == nil {
-				return fmt.Errorf("%s exited: %v (last try: %v)", p.name, p.err, last)
-			}
-		case <-tick.C:
-		}
-	}
 }
 
 // handshake connects once and reads lines until one starts with want, for
 // at most probeTimeout and never past the deadline of ctx. A greeting
 // rather than an accepted connection proves the daemon serves the socket.
 func handshake(ctx context.Context, network, addr, want string) error {
-	limit := time.Now().Add(probeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
-		limit = d
-	}
-	timeout := time.Until(limit)
-	if timeout <= 0 {
-		return context.DeadlineExceeded
-	}
-	c, err := net.DialTimeout(network, addr, timeout)
+	c, err := servertest.Dial(ctx, network, addr, probeTimeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.SetDeadline(limit); err != nil {
-		return err
-	}
 	r := bufio.NewReader(c)
 	for range 20 {
 		line, err := r.ReadString('\n')
@@ -533,15 +366,6 @@ func handshake(ctx context.Context, network, addr, want string) error {
 		}
 	}
 	return fmt.Errorf("no line starting with %q", want)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	must(t, l.Close())
-	return port
 }
 
 // Log returns Postfix's mail log so far (maillog_file).
@@ -679,33 +503,6 @@ func (s *Server) Counts(t testing.TB) map[string]int {
 		}
 	}
 	return n
-}
-
-// selfSigned makes a P-256 certificate for 127.0.0.1 that is its own CA.
-func selfSigned(t testing.TB) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	must(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "mailrun postfix test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	must(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
 func must(t testing.TB, err error) {

@@ -11,11 +11,12 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailrun/mailrun/internal/servertest"
 )
 
 // TestPostfixStart checks the instance Start promises, with the standard
@@ -161,30 +162,6 @@ func tcpListeners(t *testing.T, port int) []string {
 	return addrs
 }
 
-// recorder stands in for the testing.TB given to start, so a test can watch
-// start give up: Fatal and Skip record the message and end start's
-// goroutine, as the testing package ends a test's; cleanups are kept for
-// the test to run.
-type recorder struct {
-	testing.TB
-	verdict  string // "fatal", "skip" or "ready"
-	msg      string
-	cleanups []func()
-}
-
-func (r *recorder) Helper()                           {}
-func (r *recorder) Fatal(args ...any)                 { r.end("fatal", fmt.Sprint(args...)) }
-func (r *recorder) Fatalf(format string, args ...any) { r.end("fatal", fmt.Sprintf(format, args...)) }
-func (r *recorder) Skipf(format string, args ...any)  { r.end("skip", fmt.Sprintf(format, args...)) }
-func (r *recorder) Cleanup(f func())                  { r.cleanups = append(r.cleanups, f) }
-func (r *recorder) Failed() bool                      { return r.verdict == "fatal" }
-func (r *recorder) Logf(string, ...any)               {}
-
-func (r *recorder) end(verdict, msg string) {
-	r.verdict, r.msg = verdict, msg
-	runtime.Goexit()
-}
-
 // A start cut short by its deadline, wherever it is (Dovecot's socket,
 // postfix check, the master's greeting), kills what it started, leaves no
 // process behind, and skips the test, or fails it under CI.
@@ -209,28 +186,13 @@ func TestPostfixStartDeadline(t *testing.T) {
 			// under this test's own.
 			tmp := t.TempDir()
 			t.Setenv("TMPDIR", tmp)
-			r := &recorder{TB: t}
-			done := make(chan struct{})
-			begin := time.Now()
-			go func() {
-				defer close(done)
-				start(r, timeout)
-				r.verdict = "ready"
-			}()
-			select {
-			case <-done:
-			case <-time.After(timeout + time.Minute):
-				t.Fatalf("start still running a minute after its %v deadline", timeout)
-			}
-			took := time.Since(begin)
-			for i := len(r.cleanups) - 1; i >= 0; i-- {
-				r.cleanups[i]()
-			}
-			if r.verdict == "ready" {
+			r := &servertest.Recorder{TB: t, Quiet: true}
+			took := r.Watch(timeout, func() { start(r, timeout) })
+			if r.Verdict == "ready" {
 				t.Skipf("postfix started within %v: nothing to cut short", timeout)
 			}
-			if r.verdict != tc.verdict || !strings.Contains(r.msg, "within "+timeout.String()) {
-				t.Errorf("got %s %q, want %s naming the %v deadline", r.verdict, r.msg, tc.verdict, timeout)
+			if r.Verdict != tc.verdict || !strings.Contains(r.Msg, "within "+timeout.String()) {
+				t.Errorf("got %s %q, want %s naming the %v deadline", r.Verdict, r.Msg, tc.verdict, timeout)
 			}
 			// The deadline, then the reaping of what it killed.
 			if took > timeout+15*time.Second {

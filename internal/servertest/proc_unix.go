@@ -1,6 +1,6 @@
 //go:build unix
 
-package dovecottest
+package servertest
 
 import (
 	"os/exec"
@@ -12,7 +12,8 @@ func ownGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
-// killGroup kills cmd's process group: Dovecot's master and its children.
+// killGroup kills cmd's process group: the daemon and every child it
+// spawned.
 func killGroup(cmd *exec.Cmd) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
