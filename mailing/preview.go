@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/gallery"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
 )
@@ -33,21 +38,34 @@ func Preview(ctx context.Context, c *campaign.Campaign, dir string, limit int, o
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return rep, fmt.Errorf("preview: %w", err)
 	}
+	gal, err := gallery.New(dir)
+	if err != nil {
+		return rep, fmt.Errorf("preview: %w", err)
+	}
+	defer gal.Abort()
+	ix := &galleryIndex{g: gal, prefix: c.File(c.Recipients.File) + ":", out: out, rows: map[int][]string{}}
 	eml := sender.Dir{Path: dir}
-	write := func(name string, msg *render.Message) error {
+	// write writes the message and its gallery page, parsing it once.
+	write := func(row int, name string, msg *render.Message) (gallery.Entry, error) {
 		if err := eml.Write(name, msg.Data); err != nil {
-			return fmt.Errorf("preview: %w", err)
+			return gallery.Entry{}, fmt.Errorf("preview: %w", err)
 		}
-		return nil
+		e, err := gal.Page(row, name, msg.Data)
+		if err != nil {
+			return e, fmt.Errorf("preview: %w", err)
+		}
+		return e, nil
 	}
 	// Without a limit every worker writes the files it renders: creating
 	// files costs as much as rendering them. With a limit, writing stays
 	// in CSV order so that exactly the first rows are written.
 	var f walkFuncs
+	var pages sync.Map // row -> gallery.Entry, from the sink to ok
 	if limit <= 0 {
 		f.sink = func(r *row) error {
-			err := write(emlName(r.rec.Row, r.rec.Email), r.msg)
+			e, err := write(r.rec.Row, emlName(r.rec.Row, r.rec.Email), r.msg)
 			r.msg = nil
+			pages.Store(r.rec.Row, e)
 			return err
 		}
 	}
@@ -59,21 +77,38 @@ func Preview(ctx context.Context, c *campaign.Campaign, dir string, limit int, o
 		return nil
 	}
 	f.ok = func(r *row) error {
+		var e gallery.Entry
 		if f.sink == nil {
-			if err := write(emlName(r.rec.Row, r.rec.Email), r.msg); err != nil {
+			var err error
+			if e, err = write(r.rec.Row, emlName(r.rec.Row, r.rec.Email), r.msg); err != nil {
 				return err
 			}
+		} else if v, ok := pages.LoadAndDelete(r.rec.Row); ok {
+			e = v.(gallery.Entry)
 		}
-		return count()
-	}
-	f.group = func(msg *render.Message) error {
-		if err := write("group.eml", msg); err != nil {
+		e.Address = r.rec.Email
+		if err := ix.add(e); err != nil {
 			return err
 		}
 		return count()
 	}
-	err := walk(ctx, c, &tally{out: out, rep: rep}, f)
+	f.group = func(msg *render.Message) error {
+		e, err := write(0, "group.eml", msg)
+		if err != nil {
+			return err
+		}
+		if err := ix.add(e); err != nil {
+			return err
+		}
+		return count()
+	}
+	err = walk(ctx, c, &tally{out: ix, rep: rep}, f)
 	rep.Elapsed = time.Since(start)
+	if err == nil {
+		if cerr := ix.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("preview: %w", cerr)
+		}
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -81,10 +116,78 @@ func Preview(ctx context.Context, c *campaign.Campaign, dir string, limit int, o
 	if s := rep.Elapsed.Seconds(); s > 0 {
 		rate = float64(rep.Written) / s
 	}
-	_, err = fmt.Fprintf(out, "preview: %s written to %s in %s (%.0f msg/s), %s, %s, %d suppressed\n",
+	_, err = fmt.Fprintf(out, "preview: %s written to %s in %s (%.0f msg/s), %s, %s, %d suppressed; gallery: %s\n",
 		plural(rep.Written, "message"), dir, rep.Elapsed.Round(time.Millisecond), rate,
-		plural(rep.Errors, "error"), plural(rep.Warnings, "warning"), rep.Suppressed)
+		plural(rep.Errors, "error"), plural(rep.Warnings, "warning"), rep.Suppressed, filepath.Join(dir, "index.html"))
 	return rep, err
+}
+
+// galleryIndex passes what preview prints on to out and gives the gallery
+// the same lines: a line on a CSV row ("recipients.csv:12: ...") goes with
+// that row, any other (the campaign file's problems, the summaries of
+// repeated problems) to the top of the index. Preview prints a row's lines
+// before the next row's, so the rows still pending are few.
+type galleryIndex struct {
+	g      *gallery.Gallery
+	prefix string // the list's name and a colon, as problems start
+	out    io.Writer
+	rows   map[int][]string // printed lines of rows not yet added
+	last   int              // the last row added
+}
+
+// Write takes whole lines, as tally prints them.
+func (x *galleryIndex) Write(p []byte) (int, error) {
+	for line := range strings.Lines(string(p)) {
+		line = strings.TrimRight(line, "\r\n")
+		rest, onList := strings.CutPrefix(line, x.prefix)
+		n, _, _ := strings.Cut(rest, ":")
+		row, err := strconv.Atoi(n)
+		if onList && err == nil && row > x.last && !strings.Contains(line, " (the same in ") {
+			x.rows[row] = append(x.rows[row], line)
+		} else {
+			x.g.Note(line)
+		}
+	}
+	return x.out.Write(p)
+}
+
+// add adds the rows with only problems before e, then e with its lines.
+func (x *galleryIndex) add(e gallery.Entry) error {
+	if err := x.flush(e.Row); err != nil {
+		return err
+	}
+	e.Problems = x.rows[e.Row]
+	delete(x.rows, e.Row)
+	if e.Row > x.last {
+		x.last = e.Row
+	}
+	return x.g.Add(e)
+}
+
+// flush adds the pending rows before row (all of them when row is 0).
+func (x *galleryIndex) flush(row int) error {
+	var rows []int
+	for r := range x.rows {
+		if row == 0 || r < row {
+			rows = append(rows, r)
+		}
+	}
+	slices.Sort(rows)
+	for _, r := range rows {
+		if err := x.g.Add(gallery.Entry{Row: r, Problems: x.rows[r]}); err != nil {
+			return err
+		}
+		delete(x.rows, r)
+		x.last = r
+	}
+	return nil
+}
+
+func (x *galleryIndex) close() error {
+	if err := x.flush(0); err != nil {
+		return err
+	}
+	return x.g.Close()
 }
 
 // emlName names a preview file by row and address. The address keeps

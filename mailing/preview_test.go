@@ -74,7 +74,9 @@ func TestPreviewFiles(t *testing.T) {
 	}
 	var got []string
 	for _, e := range entries {
-		got = append(got, e.Name())
+		if strings.HasSuffix(e.Name(), ".eml") { // the gallery's pages are tested in gallery_test.go
+			got = append(got, e.Name())
+		}
 	}
 	want := []string{"00002-ann@example.org.eml", "00004-bob+news@example.org.eml", "00005-c_d@example.org.eml"}
 	if !slices.Equal(got, want) {
@@ -105,8 +107,11 @@ func TestPreviewLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(outDir)
-	if rep.Written != 7 || len(entries) != 7 || entries[0].Name() != "00002-ua@example.org.eml" || entries[6].Name() != "00008-ug@example.org.eml" {
+	entries, _ := filepath.Glob(filepath.Join(outDir, "*.eml"))
+	for i, e := range entries {
+		entries[i] = filepath.Base(e)
+	}
+	if rep.Written != 7 || len(entries) != 7 || entries[0] != "00002-ua@example.org.eml" || entries[6] != "00008-ug@example.org.eml" {
 		t.Errorf("got %d written, files %v, want the first 7 rows", rep.Written, entries)
 	}
 }

@@ -1,0 +1,243 @@
+package gallery
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// PartsDir is the folder, inside the gallery's, that holds the inline
+// images and is shared by every page: a logo sent to 100,000 recipients is
+// written once, named by its content.
+const PartsDir = "parts"
+
+// Entry is one line of the index: a message, or a row that has none
+// because of its problems.
+type Entry struct {
+	// Row is the CSV row (0 for a group message).
+	Row int
+	// Address and Name are the recipient's, from the To header; the
+	// caller may set Address from its list instead.
+	Address, Name string
+	// Subject is the decoded Subject header.
+	Subject string
+	// Size is the message's size in bytes.
+	Size int
+	// Attachments are the attachments' file names.
+	Attachments []string
+	// Problems are the row's problems, one line each, as the caller
+	// printed them.
+	Problems []string
+	// EML and Page are the file names of the message and its page in the
+	// gallery's folder; both are "" for a row without a message.
+	EML, Page string
+}
+
+// Gallery writes the static pages of one preview into a folder: a page per
+// message while the messages are written (Page, safe for concurrent use),
+// and index.html at the end (Add in row order, then Close).
+type Gallery struct {
+	dir      string
+	parts    sync.Map // content name -> *partEntry
+	partsDir sync.Once
+	partsErr error
+
+	rows  *os.File // the index's rows, streamed so memory stays flat
+	buf   *bufio.Writer
+	notes []string
+	n     int
+}
+
+// New prepares a gallery in dir, which must exist; it writes nothing there
+// but a temporary file until a page is written. The error is the file
+// system's. Close or Abort must follow.
+func New(dir string) (*Gallery, error) {
+	f, err := os.CreateTemp(dir, ".index-rows-*")
+	if err != nil {
+		return nil, fmt.Errorf("gallery: %w", err)
+	}
+	return &Gallery{dir: dir, rows: f, buf: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// PageName is the page's file name for a message file: its name with
+// ".html" for ".eml".
+func PageName(eml string) string {
+	return strings.TrimSuffix(eml, ".eml") + ".html"
+}
+
+// Page parses msg (the bytes of the file eml in the gallery's folder) once,
+// writes its inline parts under PartsDir and its page, and returns its
+// Entry for the index. Every file is written to a temporary name and
+// renamed. The error is a message that cannot be parsed or a write error.
+func (g *Gallery) Page(row int, eml string, msg []byte) (Entry, error) {
+	p, err := parse(msg)
+	if err != nil {
+		return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
+	}
+	e := Entry{Row: row, Size: len(msg), EML: eml, Page: PageName(eml),
+		Subject: decodeHeader(p.header.Get("Subject"))}
+	if to, err := p.header.AddressList("To"); err == nil && len(to) > 0 {
+		e.Address, e.Name = to[0].Address, to[0].Name
+	}
+	html := p.html
+	for _, pt := range p.inline {
+		name, err := g.writePart(pt)
+		if err != nil {
+			return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
+		}
+		html = strings.ReplaceAll(html, "cid:"+pt.cid, name)
+	}
+	v := pageView{Entry: e, HTML: html, Text: p.text, EMLHref: href(eml)}
+	for _, k := range []string{"From", "To", "Cc", "Subject", "Date", "Reply-To"} {
+		if s := p.header.Get(k); s != "" {
+			v.Headers = append(v.Headers, headerView{k, decodeHeader(s)})
+		}
+	}
+	for _, a := range p.attach {
+		e.Attachments = append(e.Attachments, a.name)
+		v.Attachments = append(v.Attachments, attachView{Name: a.name, Type: a.ctype, Size: len(a.data)})
+	}
+	v.Entry = e
+	var b strings.Builder
+	if err := pageTmpl.Execute(&b, v); err != nil {
+		return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
+	}
+	if err := writeFile(g.dir, e.Page, []byte(b.String())); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// partEntry makes concurrent pages write a shared part once.
+type partEntry struct {
+	once sync.Once
+	err  error
+}
+
+// writePart writes an inline part under PartsDir, named by a hash of its
+// type and content, and returns the name relative to the gallery's folder.
+func (g *Gallery) writePart(pt part) (string, error) {
+	sum := sha256.Sum256(append([]byte(pt.ctype+"\x00"), pt.data...))
+	ext := ""
+	if exts, _ := mime.ExtensionsByType(pt.ctype); len(exts) > 0 {
+		ext = exts[0]
+	}
+	if e := filepath.Ext(pt.name); e != "" && safeExt(e) {
+		ext = strings.ToLower(e)
+	}
+	name := hex.EncodeToString(sum[:12]) + ext
+	g.partsDir.Do(func() { g.partsErr = os.MkdirAll(filepath.Join(g.dir, PartsDir), 0o755) })
+	if g.partsErr != nil {
+		return "", fmt.Errorf("gallery: %w", g.partsErr)
+	}
+	v, _ := g.parts.LoadOrStore(name, &partEntry{})
+	pe := v.(*partEntry)
+	pe.once.Do(func() { pe.err = writeFile(filepath.Join(g.dir, PartsDir), name, pt.data) })
+	return PartsDir + "/" + name, pe.err
+}
+
+func safeExt(e string) bool {
+	if len(e) > 8 {
+		return false
+	}
+	for _, r := range e[1:] {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Add appends e to the index. Entries must come in row order; Add is not
+// safe for concurrent use. The error is a write error.
+func (g *Gallery) Add(e Entry) error {
+	g.n++
+	if e.Page != "" {
+		e.Page = href(e.Page)
+	}
+	return rowTmpl.Execute(g.buf, e)
+}
+
+// Note adds a problem that belongs to no row (the campaign file's, or a
+// summary of rows that repeat a problem) to the top of the index.
+func (g *Gallery) Note(line string) {
+	g.notes = append(g.notes, line)
+}
+
+// Close writes index.html (to a temporary name, then renamed) and removes
+// the gallery's temporary files. The error is a write error.
+func (g *Gallery) Close() error {
+	defer g.Abort()
+	if err := g.buf.Flush(); err != nil {
+		return fmt.Errorf("gallery: %w", err)
+	}
+	if _, err := g.rows.Seek(0, 0); err != nil {
+		return fmt.Errorf("gallery: %w", err)
+	}
+	return writeWith(g.dir, "index.html", func(w *bufio.Writer) error {
+		if err := indexHead.Execute(w, indexView{Notes: g.notes, Count: g.n}); err != nil {
+			return err
+		}
+		if _, err := w.ReadFrom(g.rows); err != nil {
+			return err
+		}
+		return indexFoot.Execute(w, nil)
+	})
+}
+
+// Abort removes the gallery's temporary files without writing the index;
+// pages already written stay. It may follow Close.
+func (g *Gallery) Abort() {
+	if g.rows != nil {
+		_ = g.rows.Close()
+		_ = os.Remove(g.rows.Name())
+		g.rows = nil
+	}
+}
+
+// href makes a file name a relative URL that no browser reads as a scheme.
+func href(name string) string {
+	return "./" + url.PathEscape(name)
+}
+
+// writeFile writes data to dir/name through a temporary file and a rename,
+// so that a crash leaves either the old file or the new one.
+func writeFile(dir, name string, data []byte) error {
+	return writeWith(dir, name, func(w *bufio.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeWith(dir, name string, fill func(*bufio.Writer) error) error {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+name+".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("gallery write %s: %w", name, err)
+	}
+	w := bufio.NewWriterSize(f, 32<<10)
+	werr := fill(w)
+	if werr == nil {
+		werr = w.Flush()
+	}
+	if err := errors.Join(werr, f.Close()); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("gallery write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("gallery write %s: %w", name, err)
+	}
+	return nil
+}
