@@ -8,7 +8,10 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -241,6 +244,7 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
 	dir := fs.String("o", "", "`DIR` to write the .eml files into (required)")
 	limit := fs.Int("limit", 0, "write at most `N` messages (0: all)")
+	open := fs.Bool("open", false, "open the gallery (DIR/index.html) in the default browser")
 	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
@@ -261,7 +265,37 @@ func cmdPreview(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintln(stderr, "mailrun preview:", errText(err))
 		return exitUsage
 	}
+	if *open {
+		openBrowser(ctx, filepath.Join(*dir, "index.html"), stderr)
+	}
 	return reportExit(rep)
+}
+
+// openBrowser opens path in the default browser with the desktop's opener
+// (xdg-open, open), or says why it cannot: a preview is written either way,
+// so this never changes the exit code.
+func openBrowser(ctx context.Context, path string, stderr io.Writer) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	name, args := "xdg-open", []string{abs}
+	switch goruntime.GOOS {
+	case "darwin":
+		name = "open"
+	case "windows":
+		name, args = "rundll32", []string{"url.dll,FileProtocolHandler", abs}
+	}
+	bin, err := exec.LookPath(name)
+	if err != nil || goruntime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		fmt.Fprintf(stderr, "mailrun preview: no browser to open here (no %s or no display); open %s yourself\n", name, abs)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		fmt.Fprintf(stderr, "mailrun preview: %s %s: %v %s; open it yourself\n", name, abs, err, strings.TrimSpace(string(out)))
+	}
 }
 
 func cmdInit(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
