@@ -129,7 +129,7 @@ body:
   html: body.html
 attachments: ["<b>x.txt"]
 `,
-		"body.html":      "<p>Hi {{.first_name}}</p><script>document.title='pwned'</script>",
+		"body.html":      "<p>Hi {{.first_name}}</p><script>parent.document.title='pwned'</script>",
 		"<b>x.txt":       "attached\n",
 		"recipients.csv": "email,first_name\nann@example.org,Ann <i>\nbad,B\nbob@example.org,\"Bob\"\"'\"\n",
 	})
@@ -186,7 +186,7 @@ func TestGalleryChromium(t *testing.T) {
 		}
 	}
 	dom = dumpDOM(t, bin, filepath.Join(dir, "00002-ann@example.org.html"))
-	if !strings.Contains(dom, "&lt;script&gt;alert(1)&lt;/script&gt; Ann") || strings.Contains(dom, "pwned") {
+	if !strings.Contains(dom, "&lt;script&gt;alert(1)&lt;/script&gt; Ann") || strings.Contains(dom, "<title>pwned") {
 		t.Errorf("page DOM: want the subject escaped and the message's script not run:\n%s", dom)
 	}
 }
