@@ -28,6 +28,12 @@ type Config struct {
 	Markdown, HTML, Text string
 	// Layout is an optional html/template file wrapping the body as {{.Body}}.
 	Layout string
+	// InlineCSS, unless it points to false, copies the rules of the
+	// layout's and body's <style> blocks into the style attributes of the
+	// elements they select, as many mail clients ignore <style> (see
+	// inline.go); what cannot be inlined (@media) stays in the head.
+	// nil means on, so that the zero Config inlines.
+	InlineCSS *bool
 	// Attachments are file path templates, e.g. "invoices/{{.invoice}}.pdf".
 	Attachments []string
 	// Headers are extra headers; values are text/templates.

@@ -41,3 +41,24 @@ func benchRender(b *testing.B, cfg Config, first, last string) {
 		}
 	})
 }
+
+// BenchmarkRenderInline is BenchmarkRender in a layout with a <style>
+// whose rules are inlined: once per skeleton, so per recipient only the
+// values are filled in.
+func BenchmarkRenderInline(b *testing.B) {
+	cfg := baseConfig()
+	cfg.Attachments = nil
+	cfg.MessageID = nil
+	cfg.Layout = "styled.html"
+	benchRender(b, cfg, "Zoë", "Ünïcødé")
+}
+
+// BenchmarkRenderInlineHTML inlines an HTML body in that layout, which
+// html/template fills per recipient: the inliner runs per message.
+func BenchmarkRenderInlineHTML(b *testing.B) {
+	cfg := baseConfig()
+	cfg.Attachments = nil
+	cfg.MessageID = nil
+	cfg.Markdown, cfg.HTML, cfg.Layout = "", "styled-body.html", "styled.html"
+	benchRender(b, cfg, "Zoë", "Ünïcødé")
+}

@@ -65,7 +65,12 @@
 //     cid:, the image a multipart/related part.
 //  5. Wrap the body in the layout ({{.Body}}; Renderer.wrapBody), with an
 //     empty body when the body failed; render the text template if there
-//     is one.
+//     is one. Unless Config.InlineCSS is false, when the layout or body
+//     holds a <style>, copy its rules into style attributes (go-premailer;
+//     @media stays in the head; inline.go): for a Markdown skeleton in a
+//     layout run once, the whole page once per skeleton, before the
+//     values go in (Renderer.wholePage, step 3); any other page per
+//     message (Renderer.inlineMessage), its values escaped already.
 //  6. Render, read and encode per-recipient attachment paths
 //     (Renderer.files, Renderer.attachment).
 //  7. Compose with go-mail: headers (all through SetGenHeader, so their

@@ -26,7 +26,10 @@ func markdownRenderer(t testing.TB, body string) *Renderer {
 	if err := writeFile(dir, "b.md", body); err != nil {
 		t.Fatal(err)
 	}
-	return newRenderer(t, Config{Dir: dir, From: "news@acme.example", Subject: "s", Markdown: "b.md"})
+	// The skeleton tests read fillHTML's own escaping, <style> included;
+	// inlining is inline_test.go's.
+	off := false
+	return newRenderer(t, Config{Dir: dir, From: "news@acme.example", Subject: "s", Markdown: "b.md", InlineCSS: &off})
 }
 
 func TestMarkdownValuesAreLiteral(t *testing.T) {

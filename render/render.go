@@ -39,6 +39,7 @@ type Renderer struct {
 	text          *ttemplate.Template
 	layout        *htemplate.Template
 	layoutSplit   *layoutSplit // the layout run once, when it can be (layout.go)
+	inline        bool         // inline the CSS of <style> blocks (inline.go)
 	bodyFile      string
 	headers       []headerTemplate
 	attachments   []attachTemplate
@@ -235,6 +236,7 @@ func (r *Renderer) parseTemplates() error {
 		if r.layout, err = parseHTML(cfg.Layout, src); err != nil {
 			return fieldErr("layout", err)
 		}
+		r.inline = r.inline || r.wantsInline(src)
 		r.layoutSplit = r.splitLayout()
 	}
 	return nil
@@ -255,6 +257,7 @@ func (r *Renderer) parseBody() error {
 		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
 			return err
 		}
+		r.inline = r.wantsInline(src)
 		// printf is the one builtin that can cut or re-encode a printed
 		// value's marker (%.3s, %x); such templates have every skeleton
 		// checked against a plain run (Renderer.markdownBody).
@@ -268,6 +271,7 @@ func (r *Renderer) parseBody() error {
 		if r.html, err = parseHTML(cfg.HTML, src); err != nil {
 			return err
 		}
+		r.inline = r.wantsInline(src)
 	default:
 		return errors.New("markdown or html is required")
 	}
@@ -397,6 +401,7 @@ type content struct {
 	subject     string
 	headers     [][2]string
 	html, text  string
+	whole       bool // html is the whole page, CSS inlined (Renderer.wholePage)
 	embeds      []*fileData
 	attachments []*fileData
 }
@@ -564,6 +569,9 @@ func (r *Renderer) content(fields map[string]string, data map[string]any, errs *
 	r.headerValues(c, data, errs)
 	body, derived := r.body(c, fields, data, errs)
 	r.wrapBody(c, body, data, errs)
+	if r.inline && !c.whole && len(errs.list) == 0 {
+		r.inlineMessage(c, errs)
+	}
 	switch {
 	case r.text != nil:
 		var err error
@@ -615,7 +623,7 @@ func (r *Renderer) body(c *content, fields map[string]string, data map[string]an
 			errs.add("body", err)
 			return "", ""
 		}
-		body, derived, c.embeds, embedded = md.html, md.text, md.embeds, md.embedded
+		body, derived, c.embeds, embedded, c.whole = md.html, md.text, md.embeds, md.embedded, md.whole
 	} else {
 		var err error
 		if body, err = execText(r.html, data); err != nil {
@@ -639,7 +647,9 @@ func (r *Renderer) body(c *content, fields map[string]string, data map[string]an
 func (r *Renderer) wrapBody(c *content, body string, data map[string]any, errs *fieldErrors) {
 	c.html = body
 	if ls := r.layoutSplit; ls != nil {
-		c.html = ls.before + body + ls.after
+		if !c.whole {
+			c.html = ls.before + body + ls.after
+		}
 		for _, f := range ls.embeds {
 			if !containsFile(c.embeds, f) {
 				c.embeds = append(c.embeds, f)

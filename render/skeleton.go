@@ -146,6 +146,12 @@ type mdPage struct {
 	embeds   []*fileData
 	embedOK  bool
 
+	// whole is embedded in the layout with its CSS inlined, and
+	// wholeSlots its placeholders, when wholeOK (Renderer.wholePage).
+	whole      string
+	wholeSlots []slot
+	wholeOK    bool
+
 	// slots are the placeholders of the HTML filled per recipient
 	// (embedded when embedOK, else html).
 	slots []slot
@@ -589,11 +595,13 @@ func (r *Renderer) mdData(fields map[string]string, plain bool) map[string]any {
 }
 
 // mdBody is a rendered Markdown body; embedded says its local images are
-// already cid: references, listed in embeds.
+// already cid: references, listed in embeds, and whole that html is the
+// whole page, in the layout, with its CSS inlined.
 type mdBody struct {
 	html, text string
 	embeds     []*fileData
 	embedded   bool
+	whole      bool
 }
 
 // markdownBody renders the Markdown body of one recipient through the
@@ -639,6 +647,9 @@ func (r *Renderer) markdownBody(fields map[string]string) (mdBody, error) {
 		r.skel.put(skel, page)
 	}
 	text := r.skel.fillHeadings(r.skel.fillText(page.text, vals))
+	if page.wholeOK {
+		return mdBody{html: fillSlots(page.whole, page.wholeSlots, vals), text: text, embeds: embedsOf(page), embedded: true, whole: true}, nil
+	}
 	if page.embedOK {
 		return mdBody{html: fillSlots(page.embedded, page.slots, vals), text: text, embeds: embedsOf(page), embedded: true}, nil
 	}
@@ -670,6 +681,9 @@ func (r *Renderer) newPage(skel string, n int) (*mdPage, error) {
 	}
 	if p.embedOK {
 		p.slots = r.skel.scanHTML(p.embedded, n)
+		if r.inline {
+			p.whole, p.wholeSlots, p.wholeOK = r.wholePage(p.embedded, n)
+		}
 	} else {
 		p.slots = r.skel.scanHTML(p.html, n)
 	}
