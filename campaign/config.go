@@ -105,6 +105,10 @@ type Body struct {
 	Text string `yaml:"text"`
 	// Layout is an optional html/template wrapping the body as {{.Body}}.
 	Layout string `yaml:"layout"`
+	// InlineCSS copies the rules of the layout's and body's <style> blocks
+	// into style attributes, which mail clients keep; nil (not given)
+	// means true, false leaves the HTML as the templates make it.
+	InlineCSS *bool `yaml:"inline_css"`
 }
 
 // Group is the visible side of a group message.

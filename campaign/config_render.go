@@ -22,6 +22,7 @@ func (c *Campaign) RenderConfig() (render.Config, error) {
 		HTML:        c.Body.HTML,
 		Text:        c.Body.Text,
 		Layout:      c.Body.Layout,
+		InlineCSS:   c.Body.InlineCSS,
 		Attachments: c.Attachments,
 		Headers:     c.Headers,
 		Vars:        c.Vars,

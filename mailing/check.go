@@ -158,6 +158,13 @@ func walk(ctx context.Context, c *campaign.Campaign, t *tally, f walkFuncs) erro
 		t.emit(configProblem(c, err))
 	} else {
 		defer rd.Close()
+		// What mail clients drop, once per template: on the body or
+		// layout key, the template's own file and line in the message.
+		for _, w := range rd.Warnings() {
+			p := c.Problem(renderKeys[w.Field], w.String())
+			p.Warning = true
+			t.emit(p)
+		}
 	}
 	sup, err := campaign.LoadSuppressions(c)
 	if err != nil {

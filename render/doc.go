@@ -21,7 +21,10 @@
 //     write it, {{index . "First Name"}} (columnHint). Renderer.parseTemplates
 //     does subject, name, body (Renderer.parseBody), text and layout; a
 //     layout that reads only .Body and .Vars is run once here
-//     (Renderer.splitLayout).
+//     (Renderer.splitLayout). The body's and layout's sources are read
+//     for what mail clients drop or cannot resolve (<script>, <form>,
+//     <link rel=stylesheet>, relative links and images that are not
+//     embedded), once per template: Renderer.Warnings (lint.go).
 //  4. Check extra header names with CheckHeaderName (RFC 5322 section 2.2;
 //     no overriding of the fields render writes) and parse their values
 //     (Renderer.parseHeaders).

@@ -40,6 +40,7 @@ type Renderer struct {
 	layout        *htemplate.Template
 	layoutSplit   *layoutSplit // the layout run once, when it can be (layout.go)
 	inline        bool         // inline the CSS of <style> blocks (inline.go)
+	warnings      []Warning    // see Warnings (lint.go)
 	bodyFile      string
 	headers       []headerTemplate
 	attachments   []attachTemplate
@@ -237,6 +238,7 @@ func (r *Renderer) parseTemplates() error {
 			return fieldErr("layout", err)
 		}
 		r.inline = r.inline || r.wantsInline(src)
+		r.lintLayout(src)
 		r.layoutSplit = r.splitLayout()
 	}
 	return nil
@@ -258,6 +260,7 @@ func (r *Renderer) parseBody() error {
 			return err
 		}
 		r.inline = r.wantsInline(src)
+		r.lintBody(src)
 		// printf is the one builtin that can cut or re-encode a printed
 		// value's marker (%.3s, %x); such templates have every skeleton
 		// checked against a plain run (Renderer.markdownBody).
@@ -272,6 +275,7 @@ func (r *Renderer) parseBody() error {
 			return err
 		}
 		r.inline = r.wantsInline(src)
+		r.lintBody(src)
 	default:
 		return errors.New("markdown or html is required")
 	}
