@@ -122,3 +122,20 @@ func TestInlineOff(t *testing.T) {
 		t.Errorf("inlined although off:\n%s", out)
 	}
 }
+
+// The newsletter example's table cells carry their borders and padding
+// inline, where mail clients keep them.
+func TestInlineNewsletterExample(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		r := newRenderer(t, Config{Dir: "../examples/newsletter", From: "news@acme.example", Subject: "s",
+			Markdown: "body.md", Layout: "layout.html", Vars: map[string]any{"issue": 42, "month": "November"}, InlineCSS: &on})
+		c, err := contentOf(r, map[string]string{"first_name": "Zoë", "plan": "pro"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cell := `<td style="border:1px solid #d0d4dc;padding:6px 12px;text-align:center">50</td>`
+		if got := strings.Contains(c.html, cell); got != on {
+			t.Errorf("inline %v: styled cell in the HTML: got %v, want %v\n%s", on, got, on, c.html)
+		}
+	}
+}
