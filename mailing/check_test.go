@@ -252,3 +252,29 @@ func TestCheckEveryProblemOfARow(t *testing.T) {
 		}
 	}
 }
+
+// check warns, once per template, about what mail clients drop; and
+// body.inline_css: false is read from the campaign file.
+func TestCheckWarnsWhatMailClientsDrop(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"campaign.yaml":  baseYAML + "  layout: layout.html\n  inline_css: false\n",
+		"layout.html":    "<html><body><script>track()</script><form action=\"/x\"></form>{{.Body}}</body></html>\n",
+		"recipients.csv": "email,first_name\na@x.example,A\nb@x.example,B\n",
+	})
+	c := mustLoad(t, dir)
+	if c.Body.InlineCSS == nil || *c.Body.InlineCSS {
+		t.Errorf("got inline_css %v, want false read from the file", c.Body.InlineCSS)
+	}
+	var out bytes.Buffer
+	rep, err := Check(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := inFolder(dir, out.String())
+	if strings.Count(got, "<script>") != 1 || strings.Count(got, "<form>") != 1 || !strings.Contains(got, "body.layout: warning: ") {
+		t.Errorf("got\n%s\nwant one warning each for <script> and <form> on body.layout", got)
+	}
+	if rep.Errors != 0 || rep.OK != 2 {
+		t.Errorf("got %+v, want warnings only", rep)
+	}
+}
