@@ -1,9 +1,10 @@
 package campaign
 
 import (
-	"github.com/mailrun/mailrun/internal/campaigntest"
 	"strings"
 	"testing"
+
+	"github.com/mailrun/mailrun/internal/campaigntest"
 )
 
 // baseYAML and writeFiles are the shared campaign fixture.

@@ -1,12 +1,12 @@
 package mailing
 
 import (
-	"github.com/mailrun/mailrun/internal/campaigntest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/internal/campaigntest"
 )
 
 // baseYAML and writeFiles are the shared campaign fixture.
