@@ -2,6 +2,8 @@ package gallery
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +57,10 @@ type Gallery struct {
 	buf   *bufio.Writer
 	notes []string
 	n     int
+
+	// A gallery from Collect has no dir and keeps up to max entries.
+	entries []Entry
+	max     int
 }
 
 // New prepares a gallery in dir, which must exist; it writes nothing there
@@ -68,6 +74,19 @@ func New(dir string) (*Gallery, error) {
 	return &Gallery{dir: dir, rows: f, buf: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
+// Collect returns a gallery without a folder, for a server that renders
+// each page on request (mailrun serve): Page only parses, Add keeps the
+// first max entries in memory and counts the others, Note keeps the notes,
+// and Index returns them all. Close and Abort do nothing.
+func Collect(max int) *Gallery {
+	return &Gallery{max: max}
+}
+
+// Index returns what a gallery from Collect gathered, for WriteIndex.
+func (g *Gallery) Index() Index {
+	return Index{Notes: g.notes, Entries: g.entries, Count: g.n}
+}
+
 // PageName is the page's file name for a message file: its name with
 // ".html" for ".eml".
 func PageName(eml string) string {
@@ -77,41 +96,32 @@ func PageName(eml string) string {
 // Page parses msg (the bytes of the file eml in the gallery's folder) once,
 // writes its inline parts under PartsDir and its page, and returns its
 // Entry for the index. Every file is written to a temporary name and
-// renamed. The error is a message that cannot be parsed or a write error.
+// renamed. On a gallery from Collect it only parses msg and returns the
+// Entry: the pages are rendered on request. The error is a message that
+// cannot be parsed or a write error.
 func (g *Gallery) Page(row int, eml string, msg []byte) (Entry, error) {
-	p, err := parse(msg)
+	m, err := Parse(msg)
 	if err != nil {
 		return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
 	}
-	e := Entry{Row: row, Size: len(msg), EML: eml, Page: PageName(eml),
-		Subject: decodeHeader(p.header.Get("Subject"))}
-	if to, err := p.header.AddressList("To"); err == nil && len(to) > 0 {
-		e.Address, e.Name = to[0].Address, to[0].Name
+	e := m.Entry(row, eml)
+	if g.dir == "" {
+		return e, nil
 	}
-	html := p.html
-	for _, pt := range p.inline {
+	var werr error
+	links := Links{Index: "./index.html", EML: href(eml), Part: func(_ int, pt Part) string {
 		name, err := g.writePart(pt)
-		if err != nil {
-			return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
-		}
-		html = strings.ReplaceAll(html, "cid:"+pt.cid, name)
-	}
-	v := pageView{Entry: e, HTML: html, Text: p.text, EMLHref: href(eml)}
-	for _, k := range []string{"From", "To", "Cc", "Subject", "Date", "Reply-To"} {
-		if s := p.header.Get(k); s != "" {
-			v.Headers = append(v.Headers, headerView{k, decodeHeader(s)})
-		}
-	}
-	for _, a := range p.attach {
-		e.Attachments = append(e.Attachments, a.name)
-		v.Attachments = append(v.Attachments, attachView{Name: a.name, Type: a.ctype, Size: len(a.data)})
-	}
-	v.Entry = e
-	var b strings.Builder
-	if err := pageTmpl.Execute(&b, v); err != nil {
+		werr = cmp.Or(werr, err)
+		return name
+	}}
+	var b bytes.Buffer
+	if err := WritePage(&b, e, m, links); err != nil {
 		return Entry{}, fmt.Errorf("gallery %s: %w", eml, err)
 	}
-	if err := writeFile(g.dir, e.Page, []byte(b.String())); err != nil {
+	if werr != nil {
+		return Entry{}, fmt.Errorf("gallery %s: %w", eml, werr)
+	}
+	if err := writeFile(g.dir, e.Page, b.Bytes()); err != nil {
 		return Entry{}, err
 	}
 	return e, nil
@@ -125,13 +135,13 @@ type partEntry struct {
 
 // writePart writes an inline part under PartsDir, named by a hash of its
 // type and content, and returns the name relative to the gallery's folder.
-func (g *Gallery) writePart(pt part) (string, error) {
-	sum := sha256.Sum256(append([]byte(pt.ctype+"\x00"), pt.data...))
+func (g *Gallery) writePart(pt Part) (string, error) {
+	sum := sha256.Sum256(append([]byte(pt.Type+"\x00"), pt.Data...))
 	ext := ""
-	if exts, _ := mime.ExtensionsByType(pt.ctype); len(exts) > 0 {
+	if exts, _ := mime.ExtensionsByType(pt.Type); len(exts) > 0 {
 		ext = exts[0]
 	}
-	if e := filepath.Ext(pt.name); e != "" && safeExt(e) {
+	if e := filepath.Ext(pt.Name); e != "" && safeExt(e) {
 		ext = strings.ToLower(e)
 	}
 	name := hex.EncodeToString(sum[:12]) + ext
@@ -141,7 +151,7 @@ func (g *Gallery) writePart(pt part) (string, error) {
 	}
 	v, _ := g.parts.LoadOrStore(name, &partEntry{})
 	pe := v.(*partEntry)
-	pe.once.Do(func() { pe.err = writeFile(filepath.Join(g.dir, PartsDir), name, pt.data) })
+	pe.once.Do(func() { pe.err = writeFile(filepath.Join(g.dir, PartsDir), name, pt.Data) })
 	return PartsDir + "/" + name, pe.err
 }
 
@@ -161,6 +171,12 @@ func safeExt(e string) bool {
 // safe for concurrent use. The error is a write error.
 func (g *Gallery) Add(e Entry) error {
 	g.n++
+	if g.dir == "" {
+		if len(g.entries) < g.max {
+			g.entries = append(g.entries, e)
+		}
+		return nil
+	}
 	if e.Page != "" {
 		e.Page = href(e.Page)
 	}
@@ -176,6 +192,9 @@ func (g *Gallery) Note(line string) {
 // Close writes index.html (to a temporary name, then renamed) and removes
 // the gallery's temporary files. The error is a write error.
 func (g *Gallery) Close() error {
+	if g.dir == "" {
+		return nil
+	}
 	defer g.Abort()
 	if err := g.buf.Flush(); err != nil {
 		return fmt.Errorf("gallery: %w", err)
@@ -184,7 +203,7 @@ func (g *Gallery) Close() error {
 		return fmt.Errorf("gallery: %w", err)
 	}
 	return writeWith(g.dir, "index.html", func(w *bufio.Writer) error {
-		if err := indexHead.Execute(w, indexView{Notes: g.notes, Count: g.n}); err != nil {
+		if err := indexHead.Execute(w, indexView{Notes: g.notes, Count: g.n, Listed: g.n}); err != nil {
 			return err
 		}
 		if _, err := w.ReadFrom(g.rows); err != nil {

@@ -17,22 +17,35 @@ import (
 // maxDepth bounds the nesting of multiparts a message may have.
 const maxDepth = 16
 
-// part is one leaf of a message's MIME tree, decoded.
-type part struct {
-	ctype    string // media type, lower case, without parameters
-	name     string // file name, decoded; "" when none
-	cid      string // Content-ID without angle brackets
-	attached bool   // Content-Disposition: attachment
-	data     []byte
+// Part is one leaf of a message's MIME tree, decoded: an inline image or
+// an attachment.
+type Part struct {
+	// Type is the media type, lower case, without parameters.
+	Type string
+	// Name is the decoded file name; "" when the part has none.
+	Name string
+	// CID is the Content-ID without its angle brackets; "" when none.
+	CID string
+	// Data is the part's content, transfer encoding undone.
+	Data []byte
 }
 
-// parsed is a message read once: the headers a reader sees and its leaves.
-type parsed struct {
-	header mail.Header
-	html   string
-	text   string
-	inline []part // parts with a Content-ID that the HTML may reference
-	attach []part // everything else that is not the HTML or text body
+// Message is a message read once for its page: the headers a reader sees,
+// its two bodies and its other leaves. Both the files written by preview
+// and the pages served by mailrun serve are made from it.
+type Message struct {
+	// Header is the message's header, as net/mail reads it.
+	Header mail.Header
+	// HTML and Text are the first text/html and text/plain leaves that
+	// are not attachments, decoded.
+	HTML, Text string
+	// Inline are the parts with a Content-ID that the HTML may reference
+	// as cid: URLs (RFC 2392).
+	Inline []Part
+	// Attachments are every other leaf.
+	Attachments []Part
+	// Size is the size of the message in bytes.
+	Size int
 }
 
 var words = &mime.WordDecoder{}
@@ -46,23 +59,39 @@ func decodeHeader(v string) string {
 	return v
 }
 
-// parse reads an RFC 5322 message and walks its MIME tree (RFC 2045,
+// Parse reads an RFC 5322 message and walks its MIME tree (RFC 2045,
 // 2046): the first text/html and text/plain leaves that are not
 // attachments are the bodies, leaves with a Content-ID are inline parts,
-// the others attachments.
-func parse(data []byte) (*parsed, error) {
+// the others attachments. The error names what could not be parsed.
+func Parse(data []byte) (*Message, error) {
 	m, err := mail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("parse message: %w", err)
 	}
-	p := &parsed{header: m.Header}
+	p := &Message{Header: m.Header, Size: len(data)}
 	if err := p.walk(textproto.MIMEHeader(m.Header), m.Body, 0); err != nil {
 		return nil, fmt.Errorf("parse message: %w", err)
 	}
 	return p, nil
 }
 
-func (p *parsed) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
+// Entry is m's line in the index: row and eml are the caller's, the rest
+// comes from the headers and the parts.
+func (m *Message) Entry(row int, eml string) Entry {
+	e := Entry{Row: row, Size: m.Size, Subject: decodeHeader(m.Header.Get("Subject"))}
+	if eml != "" {
+		e.EML, e.Page = eml, PageName(eml)
+	}
+	if to, err := m.Header.AddressList("To"); err == nil && len(to) > 0 {
+		e.Address, e.Name = to[0].Address, to[0].Name
+	}
+	for _, a := range m.Attachments {
+		e.Attachments = append(e.Attachments, a.Name)
+	}
+	return e
+}
+
+func (m *Message) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
 	ctype, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil {
 		ctype, params = "text/plain", nil
@@ -80,7 +109,7 @@ func (p *parsed) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
 			if err != nil {
 				return err
 			}
-			if err := p.walk(sub.Header, sub, depth+1); err != nil {
+			if err := m.walk(sub.Header, sub, depth+1); err != nil {
 				return err
 			}
 		}
@@ -94,17 +123,18 @@ func (p *parsed) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
 	if name == "" {
 		name = params["name"]
 	}
-	pt := part{ctype: ctype, name: decodeHeader(name), attached: disp == "attachment", data: data,
-		cid: strings.Trim(strings.TrimSpace(h.Get("Content-ID")), "<>")}
+	attached := disp == "attachment"
+	pt := Part{Type: ctype, Name: decodeHeader(name), Data: data,
+		CID: strings.Trim(strings.TrimSpace(h.Get("Content-ID")), "<>")}
 	switch {
-	case !pt.attached && ctype == "text/html" && p.html == "":
-		p.html = string(data)
-	case !pt.attached && ctype == "text/plain" && p.text == "":
-		p.text = string(data)
-	case !pt.attached && pt.cid != "":
-		p.inline = append(p.inline, pt)
+	case !attached && ctype == "text/html" && m.HTML == "":
+		m.HTML = string(data)
+	case !attached && ctype == "text/plain" && m.Text == "":
+		m.Text = string(data)
+	case !attached && pt.CID != "":
+		m.Inline = append(m.Inline, pt)
 	default:
-		p.attach = append(p.attach, pt)
+		m.Attachments = append(m.Attachments, pt)
 	}
 	return nil
 }
