@@ -16,7 +16,12 @@
 //     "body.md:3: invalid UTF-8 ..."): text/template for subject, name,
 //     headers, text, Markdown, attachment paths and unsubscribe URLs;
 //     html/template for the HTML body and the layout (parseText,
-//     parseHTML). A column name the parser cannot read, {{.First Name}}
+//     parseHTML), each with sprig's hermetic functions (default, upper,
+//     join, ...) minus what reads the clock, randomness, the environment
+//     or the machine (templateFuncs, funcs.go; a template naming one is
+//     refused with the reason, excludedHint); the Markdown template gets
+//     them adapted to its markers (markdownFunc). A column name the
+//     parser cannot read, {{.First Name}}
 //     ('function "Name" not defined') or {{.e-mail}}, gets the way to
 //     write it, {{index . "First Name"}} (columnHint). Renderer.parseTemplates
 //     does subject, name, body (Renderer.parseBody), text and layout; a

@@ -256,7 +256,7 @@ func (r *Renderer) parseBody() error {
 		if err != nil {
 			return err
 		}
-		if r.markdown, err = parseText(cfg.Markdown, src); err != nil {
+		if r.markdown, err = parseMarkdownTemplate(cfg.Markdown, src); err != nil {
 			return err
 		}
 		r.inline = r.wantsInline(src)
@@ -388,16 +388,24 @@ func checkUTF8(name string, b []byte) error {
 }
 
 // parseText parses a text/template; a parse error shows how to write a
-// column name the parser could not read (columnHint).
+// column name the parser could not read (columnHint) or why a function is
+// left out (excludedHint). Every template has templateFuncs (funcs.go).
 func parseText(name, src string) (*ttemplate.Template, error) {
-	t, err := ttemplate.New(name).Option("missingkey=error").Parse(src)
-	return t, columnHint(err, src)
+	t, err := ttemplate.New(name).Option("missingkey=error").Funcs(templateFuncs()).Parse(src)
+	return t, excludedHint(columnHint(err, src))
+}
+
+// parseMarkdownTemplate parses the Markdown body's text/template as parseText,
+// with the functions adapted to its marker run (markdownFunc).
+func parseMarkdownTemplate(name, src string) (*ttemplate.Template, error) {
+	t, err := ttemplate.New(name).Option("missingkey=error").Funcs(markdownFuncs()).Parse(src)
+	return t, excludedHint(columnHint(err, src))
 }
 
 // parseHTML parses an html/template as parseText a text/template.
 func parseHTML(name, src string) (*htemplate.Template, error) {
-	t, err := htemplate.New(name).Option("missingkey=error").Parse(src)
-	return t, columnHint(err, src)
+	t, err := htemplate.New(name).Option("missingkey=error").Funcs(templateFuncs()).Parse(src)
+	return t, excludedHint(columnHint(err, src))
 }
 
 // content is what one message says, before it becomes MIME.

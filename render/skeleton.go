@@ -80,9 +80,10 @@ type skeletons struct {
 
 // formatsValues reports whether the template hands values to a builtin
 // that formats them with fmt (print, printf, println, html, js, urlquery,
-// call) or calls their String method: those see the marker, not the
-// value, so len (print .v), urlquery .v or eq (print .v) "x" would be
-// wrong, and every skeleton is checked against a plain run.
+// call) or calls their String method, or uses a template function
+// (funcs.go): those see the marker, not the value, so len (print .v),
+// urlquery .v or eq (print .v) "x" would be wrong, and every skeleton is
+// checked against a plain run.
 func (s *skeletons) formatsValues(t *ttemplate.Template) bool {
 	s.fmtOnce.Do(func() {
 		for _, tt := range t.Templates() {
@@ -125,6 +126,9 @@ func formatsNode(n parse.Node) bool {
 		case "print", "printf", "println", "html", "js", "urlquery", "call":
 			return true
 		}
+		// A template function sees the real value (markdownFunc), but
+		// one fed another's output may still cut a marker.
+		return isTemplateFunc(n.Ident)
 	case *parse.FieldNode:
 		return slices.Contains(n.Ident, "String")
 	case *parse.VariableNode:
