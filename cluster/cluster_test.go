@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func startHub(t *testing.T, dir string) *Hub {
+	t.Helper()
+	h, err := StartHub(HubConfig{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func open(t *testing.T, url string) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Open(ctx, url, Options{Name: t.Name(), AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestHubRefusesExposedListen(t *testing.T) {
+	_, err := StartHub(HubConfig{Listen: "0.0.0.0:0", StoreDir: t.TempDir()})
+	if !errors.Is(err, ErrExposed) {
+		t.Fatalf("got %v, want ErrExposed", err)
+	}
+}
+
+// TestClaimOnce: of two workers claiming one recipient, one gets it; an
+// outcome other than deferred keeps it; a deferred one goes to exactly one
+// of two workers claiming it again.
+func TestClaimOnce(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	a, b := open(t, h.URL()), open(t, h.URL())
+	ctx := context.Background()
+	ck := CampaignKey("spring news")
+	rev, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1", Email: "ann@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Claim(ctx, ck, "ann@example.org", Claim{Worker: "b", Token: "t2"}); !errors.Is(err, ErrTaken) {
+		t.Fatalf("second claim: got %v, want ErrTaken", err)
+	}
+	// A create whose reply was lost: the same token finds its own claim.
+	if r2, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1"}); err != nil || r2 != rev {
+		t.Fatalf("own claim again: rev %d, %v; want %d", r2, err, rev)
+	}
+	if err := a.Settle(ctx, ck, "ann@example.org", rev, Claim{State: Deferred, Token: "t1", Email: "ann@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	won := 0
+	for i, c := range []*Conn{a, b} {
+		_, err := c.Claim(ctx, ck, "ann@example.org", Claim{Worker: "w", Token: string(rune('x' + i))})
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, ErrTaken):
+			t.Fatal(err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d workers took the deferred recipient, want 1", won)
+	}
+	all, err := a.Claims(ctx, ck)
+	if err != nil || len(all) != 1 || all[0].State != Sending {
+		t.Fatalf("claims: %+v, %v", all, err)
+	}
+}
+
+// TestQueueOnce: a rerun of the coordinator does not queue a batch again,
+// and a batch a worker never finishes goes to another after the ack wait.
+func TestQueueOnce(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	c := open(t, h.URL())
+	ctx := context.Background()
+	ck := CampaignKey("q")
+	for range 2 {
+		for n := range 3 {
+			if _, err := c.Queue(ctx, ck, n, []byte{byte('0' + n)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	var dropped *Batch
+	for range 3 {
+		b, err := c.Next(ctx, 5*time.Second)
+		if err != nil || b == nil {
+			t.Fatalf("next: %v, %v", b, err)
+		}
+		got = append(got, string(b.Data))
+		if dropped == nil {
+			dropped = b // never acknowledged: its worker "died"
+			continue
+		}
+		if err := b.Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := c.Next(ctx, 500*time.Millisecond); err != nil || b != nil {
+		t.Fatalf("a fourth batch: %v, %v", b, err)
+	}
+	again, err := c.Next(ctx, 10*time.Second)
+	if err != nil || again == nil || string(again.Data) != string(dropped.Data) || again.Delivered != 2 {
+		t.Fatalf("redelivery: %+v, %v", again, err)
+	}
+	if err := again.Done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done, all, err := c.BatchesDone(ctx, ck); err != nil || done != 3 || all != 3 {
+		t.Fatalf("batches done %d of %d, %v", done, all, err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestFilesRoundTrip(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	c := open(t, h.URL())
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "invoices"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"campaign.yaml": "name: x\n", "invoices/a.pdf": "%PDF-1.4 a"}
+	var names []string
+	for n, body := range files {
+		names = append(names, n)
+		if err := os.WriteFile(filepath.Join(src, filepath.FromSlash(n)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := FilesKey(src, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.PutFiles(ctx, key, src, names); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "w")
+	if err := c.GetFiles(ctx, key, dst); err != nil {
+		t.Fatal(err)
+	}
+	for n, body := range files {
+		got, err := os.ReadFile(filepath.Join(dst, filepath.FromSlash(n)))
+		if err != nil || string(got) != body {
+			t.Errorf("%s: %q, %v", n, got, err)
+		}
+	}
+	if err := c.GetFiles(ctx, "nope", dst); err == nil {
+		t.Error("files nobody published: no error")
+	}
+}
+
+func TestWorkersJoinAndLeave(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	c := open(t, h.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Join(ctx, Worker{Name: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := c.Workers(context.Background())
+	if err != nil || len(ws) != 1 || ws[0].Name != "w1" {
+		t.Fatalf("workers: %+v, %v", ws, err)
+	}
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ws, _ := c.Workers(context.Background()); len(ws) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("a worker that left is still listed")
+}

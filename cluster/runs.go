@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Run is what a coordinator began a campaign with, kept in the cluster so
+// that a coordinator rerun on any machine continues it.
+type Run struct {
+	Campaign    string            `json:"campaign"` // the campaign's name
+	Fingerprint string            `json:"fingerprint"`
+	Files       map[string]string `json:"files"` // per-file hashes, to name what changed
+	FilesKey    string            `json:"files_key"`
+	// Rate and Burst are the campaign's send.rate and send.burst: the
+	// total for the whole cluster, which live workers share.
+	Rate    float64   `json:"rate"`
+	Burst   int       `json:"burst"`
+	Batches int       `json:"batches"` // batches queued so far
+	Began   time.Time `json:"began"`
+	Updated time.Time `json:"updated"`
+}
+
+// GetRun returns the run of campaign key ck and its revision, or
+// jetstream.ErrKeyNotFound (wrapped) when none began.
+func (cn *Conn) GetRun(ctx context.Context, ck string) (Run, uint64, error) {
+	e, err := cn.runs.Get(ctx, ck)
+	if err != nil {
+		return Run{}, 0, fmt.Errorf("run %s: %w", ck, err)
+	}
+	var r Run
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Run{}, 0, fmt.Errorf("run %s: %w", ck, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// NoRun reports whether err says a campaign has no run in the cluster.
+func NoRun(err error) bool { return errors.Is(err, jetstream.ErrKeyNotFound) }
+
+// PutRun writes the run of ck: created when rev is 0, else replaced by
+// compare-and-set, so two coordinators of one campaign cannot both write.
+func (cn *Conn) PutRun(ctx context.Context, ck string, r Run, rev uint64) (uint64, error) {
+	r.Updated = time.Now().UTC()
+	data, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		rev, err = cn.runs.Create(ctx, ck, data)
+	} else {
+		rev, err = cn.runs.Update(ctx, ck, data, rev)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w (is another coordinator running this campaign?)", ck, err)
+	}
+	return rev, nil
+}
+
+// The states of a batch's marker.
+const (
+	batchPending = "pending" // about to be published
+	batchQueued  = "queued"
+	batchDone    = "done"
+)
+
+func batchKey(ck string, n int) string { return ck + ".batch." + strconv.Itoa(n) }
+
+// Batch is a batch of work as a worker receives it.
+type Batch struct {
+	// Data is what the coordinator published.
+	Data []byte
+	// Delivered counts deliveries of this batch, 1 the first time: more
+	// means a worker before this one did not finish it.
+	Delivered uint64
+	msg       jetstream.Msg
+	cn        *Conn
+}
+
+// Queue publishes batch n of campaign key ck, unless an earlier
+// coordinator did: a marker in the runs bucket says so past the stream's
+// duplicate window, and the message id (ck.n) lets the stream drop a
+// duplicate within it. The marker is written pending before and queued
+// after the publish; a coordinator that dies between the two publishes
+// again, which the duplicate window drops, and the claims guard beyond.
+func (cn *Conn) Queue(ctx context.Context, ck string, n int, data []byte) (queued bool, err error) {
+	key := batchKey(ck, n)
+	if e, err := cn.runs.Get(ctx, key); err == nil && string(e.Value()) != batchPending {
+		return false, nil
+	}
+	if _, err := cn.runs.Put(ctx, key, []byte(batchPending)); err != nil {
+		return false, fmt.Errorf("batch %d: %w", n, err)
+	}
+	if _, err := cn.js.Publish(ctx, workSubject+ck, data, jetstream.WithMsgID(key)); err != nil {
+		return false, fmt.Errorf("batch %d: publish: %w", n, err)
+	}
+	if _, err := cn.runs.Put(ctx, key, []byte(batchQueued)); err != nil {
+		return false, fmt.Errorf("batch %d: %w", n, err)
+	}
+	return true, nil
+}
+
+// BatchesDone counts the batches of ck that a worker finished.
+func (cn *Conn) BatchesDone(ctx context.Context, ck string) (done, all int, err error) {
+	l, err := cn.runs.ListKeysFiltered(ctx, ck+".batch.*")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer l.Stop()
+	for k := range l.Keys() {
+		e, err := cn.runs.Get(ctx, k)
+		if err != nil {
+			return 0, 0, err
+		}
+		all++
+		if string(e.Value()) == batchDone {
+			done++
+		}
+	}
+	return done, all, nil
+}
+
+// Next waits up to wait for a batch of work; nil, nil when none came.
+func (cn *Conn) Next(ctx context.Context, wait time.Duration) (*Batch, error) {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	msg, err := cn.work.Next(jetstream.FetchContext(wctx))
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil || wctx.Err() != nil && ctx.Err() == nil {
+		return nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	b := &Batch{Data: msg.Data(), msg: msg, cn: cn}
+	if md, err := msg.Metadata(); err == nil {
+		b.Delivered = md.NumDelivered
+	}
+	return b, nil
+}
+
+// Progress tells the cluster the batch's worker is alive and busy with it,
+// resetting its ack wait.
+func (b *Batch) Progress() error { return b.msg.InProgress() }
+
+// Done acknowledges the batch (every recipient has its outcome or was
+// held by another worker) and marks it done for the coordinator.
+func (b *Batch) Done(ctx context.Context) error {
+	if err := b.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("ack batch: %w", err)
+	}
+	key := strings.TrimPrefix(b.msg.Subject(), workSubject)
+	if n, ok := batchNumber(b.msg.Headers().Get(jetstream.MsgIDHeader)); ok {
+		_, err := b.cn.runs.Put(ctx, batchKey(key, n), []byte(batchDone))
+		return err
+	}
+	return nil
+}
+
+// Release gives the batch back at once for another worker (this one
+// cannot send: its relay refused the login, say).
+func (b *Batch) Release() error { return b.msg.Nak() }
+
+func batchNumber(msgID string) (int, bool) {
+	i := strings.LastIndexByte(msgID, '.')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(msgID[i+1:])
+	return n, err == nil
+}
