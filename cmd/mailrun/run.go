@@ -40,11 +40,14 @@ const usage = `mailrun: template-driven bulk mail from a YAML campaign and a CSV
 Usage:
   mailrun check   CAMPAIGN                      find every problem before anything is sent
   mailrun preview CAMPAIGN -o DIR [--limit N]   write one .eml per recipient, send nothing
+  mailrun serve   CAMPAIGN [--listen ADDR]      live preview in the browser while you edit
   mailrun send    CAMPAIGN [flags]              deliver through the smtp section's relay
   mailrun status  CAMPAIGN                      summarise the journal of earlier sends
   mailrun report  CAMPAIGN [--format csv|json]  every recipient's outcome
   mailrun bounces CAMPAIGN [--dry-run]          read bounces from the bounce mailbox
   mailrun init    DIR                           write a small working campaign
+  mailrun hub     [--listen ADDR] [--store DIR] run a NATS JetStream hub for workers
+  mailrun worker  NATS_URL [flags]              send the work a coordinator (send --cluster) queues
   mailrun version                               the version of this build
 
 CAMPAIGN is a campaign file or a folder holding campaign.yaml.
@@ -62,11 +65,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
 		"check":   cmdCheck,
 		"preview": cmdPreview,
+		"serve":   cmdServe,
 		"send":    cmdSend,
 		"status":  cmdStatus,
 		"report":  cmdReport,
 		"bounces": cmdBounces,
 		"init":    cmdInit,
+		"hub":     cmdHub,
+		"worker":  cmdWorker,
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
@@ -91,9 +97,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 var synopses = map[string]string{
 	"check":   "mailrun check CAMPAIGN\n\nFinds every problem of the campaign and its list before anything is sent.",
 	"preview": "mailrun preview CAMPAIGN -o DIR [--limit N]\n\nWrites one .eml per recipient (or group.eml) into DIR; sends nothing.",
-	"send":    "mailrun send CAMPAIGN [flags]\n\nDelivers through the smtp section's relay, journaling every outcome; rerun it after any stop.",
-	"status":  "mailrun status CAMPAIGN [--journal PATH]\n\nSummarises the journal of earlier sends.",
-	"report":  "mailrun report CAMPAIGN [--format csv|json] [--journal PATH]\n\nLists every recipient's last outcome.",
+	"serve":   "mailrun serve CAMPAIGN [--listen HOST:PORT]\n\nServes the preview's pages, rendered from the current files, and reloads them on every change; sends nothing.",
+	"send":    "mailrun send CAMPAIGN [flags]\n\nDelivers through the smtp section's relay, journaling every outcome; rerun it after any stop.\nWith --cluster URL, queues the work for the cluster's workers and journals their outcomes.",
+	"hub":     "mailrun hub [--listen HOST:PORT] [--store DIR]\n\nRuns an embedded NATS server with JetStream for send --cluster and its workers; every write is synced to disk.",
+	"worker":  "mailrun worker NATS_URL [--concurrency N] [--smtp URL] [--name NAME]\n\nTakes batches of recipients from the cluster, renders and sends them through its own relay; passwords come from its own environment.",
+	"status":  "mailrun status CAMPAIGN [--journal PATH] [--cluster URL]\n\nSummarises the journal of earlier sends.",
+	"report":  "mailrun report CAMPAIGN [--format csv|json] [--journal PATH] [--cluster URL]\n\nLists every recipient's last outcome.",
 	"bounces": "mailrun bounces CAMPAIGN [--dry-run] [--journal PATH]\n\nReads the bounce mailbox, suppresses hard bounces and marks them in the journal.",
 	"init":    "mailrun init DIR\n\nWrites a small working campaign into DIR; never overwrites a file.",
 }
@@ -343,6 +352,7 @@ func secondInterrupt(ctx, hard context.Context, cancelHard context.CancelFunc, s
 func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
+	clusterURL := fs.String("cluster", "", "read the state of the NATS cluster at `URL` instead of the journal")
 	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
@@ -350,6 +360,9 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	c, ok := load(pos[0], stderr)
 	if !ok {
 		return exitUsage
+	}
+	if *clusterURL != "" {
+		return clusterStatus(ctx, c, *clusterURL, stdout, stderr)
 	}
 	pl, err := mailing.NewPlan(ctx, c, mailing.SendOptions{Journal: *jpath}, io.Discard)
 	if code := interrupted(ctx, err, stderr); code != 0 {
@@ -416,13 +429,21 @@ func printList(w io.Writer, c *campaign.Campaign, pl *mailing.Plan) {
 	fmt.Fprintln(w)
 }
 
-func cmdReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+func cmdReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	format := fs.String("format", "csv", "the output format, `csv|json` (json: one object per line)")
 	jpath := fs.String("journal", "", "journal `PATH` (default: <name>.journal next to the campaign)")
+	clusterURL := fs.String("cluster", "", "read the state of the NATS cluster at `URL` instead of the journal")
 	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
+	}
+	if *clusterURL != "" {
+		c, ok := load(pos[0], stderr)
+		if !ok {
+			return exitUsage
+		}
+		return clusterReport(ctx, c, *clusterURL, *format, stdout, stderr)
 	}
 	path, ok := journalOf(pos[0], *jpath, stderr)
 	if !ok {
