@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ const (
 	Failed   = "failed"
 	Deferred = "deferred"
 	Unknown  = "unknown"
+	// Skipped: the worker could not render the recipient's message.
+	Skipped = "skipped"
 )
 
 // Claim is the value of one recipient's key: who holds it and, once
@@ -55,9 +58,10 @@ func ClaimKey(campaign, addrKey string) string {
 // Claim takes the recipient for c.Worker with a create-only write. It
 // returns the revision to settle with, or ErrTaken (wrapped, with the
 // current holder) when a claim or an outcome other than deferred holds the
-// key; a deferred outcome is taken over by compare-and-set on its
-// revision, so only one worker gets it.
-func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim) (uint64, error) {
+// key; a deferred outcome, or one of the states in over (a send with
+// --retry-failed takes over failed), is taken over by compare-and-set on
+// its revision, so only one worker gets it.
+func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim, over ...string) (uint64, error) {
 	key := ClaimKey(campaign, addrKey)
 	c.State = Sending
 	data, err := json.Marshal(c)
@@ -78,7 +82,7 @@ func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim) (u
 	switch {
 	case cur.State == Sending && cur.Token == c.Token:
 		return curRev, nil // our own create, whose reply was lost
-	case cur.State != Deferred:
+	case cur.State != Deferred && !slices.Contains(over, cur.State):
 		return 0, fmt.Errorf("%s: %w (%s by %s)", c.Email, ErrTaken, cur.State, cur.Worker)
 	}
 	rev, err = cn.claims.Update(ctx, key, data, curRev)

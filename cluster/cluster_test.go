@@ -88,7 +88,7 @@ func TestQueueOnce(t *testing.T) {
 	ck := CampaignKey("q")
 	for range 2 {
 		for n := range 3 {
-			if _, err := c.Queue(ctx, ck, n, []byte{byte('0' + n)}); err != nil {
+			if _, err := c.Queue(ctx, ck, 1, n, []byte{byte('0' + n)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -119,7 +119,7 @@ func TestQueueOnce(t *testing.T) {
 	if err := again.Done(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if done, all, err := c.BatchesDone(ctx, ck); err != nil || done != 3 || all != 3 {
+	if done, all, err := c.BatchesDone(ctx, ck, 1); err != nil || done != 3 || all != 3 {
 		t.Fatalf("batches done %d of %d, %v", done, all, err)
 	}
 	if len(got) != 3 {

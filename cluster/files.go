@@ -113,4 +113,3 @@ func (cn *Conn) GetFiles(ctx context.Context, key, dir string) error {
 
 // ErrNoFiles is matched when a worker asks for files nobody published.
 var ErrNoFiles = jetstream.ErrObjectNotFound
-

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,11 +21,15 @@ type Run struct {
 	FilesKey    string            `json:"files_key"`
 	// Rate and Burst are the campaign's send.rate and send.burst: the
 	// total for the whole cluster, which live workers share.
-	Rate    float64   `json:"rate"`
-	Burst   int       `json:"burst"`
-	Batches int       `json:"batches"` // batches queued so far
-	Began   time.Time `json:"began"`
-	Updated time.Time `json:"updated"`
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
+	// Pass counts the coordinator's passes over the list: the first sends
+	// to everyone, a later one to whom an earlier pass left deferred.
+	// PassDone says the pass's batches are all done.
+	Pass     int       `json:"pass"`
+	PassDone bool      `json:"pass_done"`
+	Began    time.Time `json:"began"`
+	Updated  time.Time `json:"updated"`
 }
 
 // GetRun returns the run of campaign key ck and its revision, or
@@ -72,7 +75,10 @@ const (
 	batchDone    = "done"
 )
 
-func batchKey(ck string, n int) string { return ck + ".batch." + strconv.Itoa(n) }
+// batchKey is the marker's key and the message id of batch n of a pass.
+func batchKey(ck string, pass, n int) string {
+	return ck + ".batch.p" + strconv.Itoa(pass) + "." + strconv.Itoa(n)
+}
 
 // Batch is a batch of work as a worker receives it.
 type Batch struct {
@@ -91,8 +97,8 @@ type Batch struct {
 // duplicate within it. The marker is written pending before and queued
 // after the publish; a coordinator that dies between the two publishes
 // again, which the duplicate window drops, and the claims guard beyond.
-func (cn *Conn) Queue(ctx context.Context, ck string, n int, data []byte) (queued bool, err error) {
-	key := batchKey(ck, n)
+func (cn *Conn) Queue(ctx context.Context, ck string, pass, n int, data []byte) (queued bool, err error) {
+	key := batchKey(ck, pass, n)
 	if e, err := cn.runs.Get(ctx, key); err == nil && string(e.Value()) != batchPending {
 		return false, nil
 	}
@@ -108,9 +114,10 @@ func (cn *Conn) Queue(ctx context.Context, ck string, n int, data []byte) (queue
 	return true, nil
 }
 
-// BatchesDone counts the batches of ck that a worker finished.
-func (cn *Conn) BatchesDone(ctx context.Context, ck string) (done, all int, err error) {
-	l, err := cn.runs.ListKeysFiltered(ctx, ck+".batch.*")
+// BatchesDone counts the batches of a pass of ck that a worker finished,
+// and all its batches.
+func (cn *Conn) BatchesDone(ctx context.Context, ck string, pass int) (done, all int, err error) {
+	l, err := cn.runs.ListKeysFiltered(ctx, ck+".batch.p"+strconv.Itoa(pass)+".*")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -159,10 +166,10 @@ func (b *Batch) Done(ctx context.Context) error {
 	if err := b.msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("ack batch: %w", err)
 	}
-	key := strings.TrimPrefix(b.msg.Subject(), workSubject)
-	if n, ok := batchNumber(b.msg.Headers().Get(jetstream.MsgIDHeader)); ok {
-		_, err := b.cn.runs.Put(ctx, batchKey(key, n), []byte(batchDone))
-		return err
+	if key := b.msg.Headers().Get(jetstream.MsgIDHeader); key != "" {
+		if _, err := b.cn.runs.Put(ctx, key, []byte(batchDone)); err != nil {
+			return fmt.Errorf("mark batch done: %w", err)
+		}
 	}
 	return nil
 }
@@ -170,12 +177,3 @@ func (b *Batch) Done(ctx context.Context) error {
 // Release gives the batch back at once for another worker (this one
 // cannot send: its relay refused the login, say).
 func (b *Batch) Release() error { return b.msg.Nak() }
-
-func batchNumber(msgID string) (int, bool) {
-	i := strings.LastIndexByte(msgID, '.')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(msgID[i+1:])
-	return n, err == nil
-}

@@ -18,10 +18,16 @@ func WriteReport(w io.Writer, path, format string, key Key) error {
 	if err != nil {
 		return err
 	}
+	return WriteEntries(w, rep.Recipients, format)
+}
+
+// WriteEntries writes entries as WriteReport does: the one format of a
+// report, whether it comes from a journal or from a cluster's state.
+func WriteEntries(w io.Writer, entries []Entry, format string) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
-		for _, e := range rep.Recipients {
+		for _, e := range entries {
 			if err := enc.Encode(e); err != nil {
 				return err
 			}
@@ -30,7 +36,7 @@ func WriteReport(w io.Writer, path, format string, key Key) error {
 	case "csv", "":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"row", "email", "status", "reason", "code", "enhanced", "reply", "message_id", "attempts", "time", "error"})
-		for _, e := range rep.Recipients {
+		for _, e := range entries {
 			var code, enh, text string
 			if e.Reply != nil {
 				code, enh, text = strconv.Itoa(e.Reply.Code), e.Reply.Enhanced, e.Reply.Text

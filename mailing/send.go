@@ -283,6 +283,10 @@ type sendRun struct {
 	retries budget
 	retryWG sync.WaitGroup
 
+	// cluster: the outcomes come from a cluster's workers (Coordinate),
+	// which send.abort_after cannot stop from here.
+	cluster bool
+
 	mu      sync.Mutex // guards sum, the counters below and writes to out
 	sum     *SendSummary
 	permRun int // consecutive permanent failures
@@ -630,34 +634,7 @@ func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sen
 	fatal := err != nil && sender.IsFatal(err)
 	defer r.tooBigForAll(res)
 	for i, rec := range recs {
-		e := journal.Entry{Row: rec.Row, Email: rec.Email, MessageID: msg.MessageID}
-		var rr *sender.RcptResult
-		if res != nil && i < len(res.Rcpts) {
-			rr = &res.Rcpts[i]
-			e.Attempts = res.Attempts
-		}
-		switch {
-		case rr != nil && rr.Status != 0:
-			e.Status = statusOf(rr.Status)
-			if rr.Reply.Code != 0 {
-				e.Reply = &journal.Reply{Code: rr.Reply.Code, Enhanced: rr.Reply.Enhanced, Text: rr.Reply.Text}
-			}
-			if rr.Err != nil {
-				e.Error = rr.Err.Error()
-			}
-		case err != nil:
-			// Nothing reached the server for this recipient: it is sent
-			// again by the next run.
-			e.Status = journal.Deferred
-			e.Error = err.Error()
-			var se *sender.Error
-			if errors.As(err, &se) && se.Code != 0 {
-				e.Reply = &journal.Reply{Code: se.Code, Enhanced: se.Enhanced, Text: se.Text}
-			}
-		default:
-			e.Status = journal.Unknown
-			e.Error = "no result from the mailer"
-		}
+		e := resultEntry(rec, msg, res, i, err)
 		if e.Status != journal.Sent {
 			cause := e.Error
 			if cause == "" && e.Reply != nil {
@@ -674,6 +651,41 @@ func (r *sendRun) outcome(recs []render.Recipient, msg *render.Message, res *sen
 		}
 		r.abortRun(&AbortError{Reason: reason, Err: err})
 	}
+}
+
+// resultEntry is the outcome of rec, the i-th address of msg's envelope,
+// from what the Mailer returned: the one rule of Send and of a cluster's
+// workers.
+func resultEntry(rec render.Recipient, msg *render.Message, res *sender.Result, i int, err error) journal.Entry {
+	e := journal.Entry{Row: rec.Row, Email: rec.Email, MessageID: msg.MessageID}
+	var rr *sender.RcptResult
+	if res != nil && i < len(res.Rcpts) {
+		rr = &res.Rcpts[i]
+		e.Attempts = res.Attempts
+	}
+	switch {
+	case rr != nil && rr.Status != 0:
+		e.Status = statusOf(rr.Status)
+		if rr.Reply.Code != 0 {
+			e.Reply = &journal.Reply{Code: rr.Reply.Code, Enhanced: rr.Reply.Enhanced, Text: rr.Reply.Text}
+		}
+		if rr.Err != nil {
+			e.Error = rr.Err.Error()
+		}
+	case err != nil:
+		// Nothing reached the server for this recipient: it is sent
+		// again by the next run.
+		e.Status = journal.Deferred
+		e.Error = err.Error()
+		var se *sender.Error
+		if errors.As(err, &se) && se.Code != 0 {
+			e.Reply = &journal.Reply{Code: se.Code, Enhanced: se.Enhanced, Text: se.Text}
+		}
+	default:
+		e.Status = journal.Unknown
+		e.Error = "no result from the mailer"
+	}
+	return e
 }
 
 // tooBigForAll stops the run when a message was refused for its size and
@@ -738,7 +750,7 @@ func (r *sendRun) settle(e journal.Entry, record bool) {
 			r.sum.Invalid++
 		}
 	}
-	abort := e.Status == journal.Failed && r.c.Send.AbortAfter > 0 && r.permRun >= r.c.Send.AbortAfter
+	abort := !r.cluster && e.Status == journal.Failed && r.c.Send.AbortAfter > 0 && r.permRun >= r.c.Send.AbortAfter
 	r.mu.Unlock()
 	if r.opts.Progress != nil {
 		r.opts.Progress(e)

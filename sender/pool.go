@@ -61,6 +61,17 @@ func NewPool(c *Client, pc PoolConfig) *Pool {
 	return p
 }
 
+// SetRate changes the pool's rate and burst while it sends: a worker of a
+// cluster takes its share of the campaign's rate, which changes as workers
+// join and leave. It has no effect on a pool made without a rate.
+func (p *Pool) SetRate(perSecond float64, burst int) {
+	if p.lim == nil || perSecond <= 0 {
+		return
+	}
+	p.lim.SetLimit(rate.Limit(perSecond))
+	p.lim.SetBurst(max(burst, 1))
+}
+
 // Send delivers msg from from to every address of to, in transactions of
 // at most MaxRcpt recipients, and returns one RcptResult per address, in
 // order. Temporary failures are retried, per recipient, with exponential

@@ -22,7 +22,7 @@ import (
 // sendFlags are the flags of mailrun send.
 type sendFlags struct {
 	yes, retryFailed, resendUnknown, force, debug, skipInvalid bool
-	testAddr, only, journal, smtpURL                           string
+	testAddr, only, journal, smtpURL, cluster                  string
 	limit                                                      int
 }
 
@@ -44,6 +44,7 @@ func (f *sendFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.debug, "debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
 	fs.BoolVar(&f.skipInvalid, "skip-invalid", false, "send to the valid rows although some rows have problems (they are skipped)")
 	fs.IntVar(&f.limit, "limit", 0, "send to at most `N` new recipients this run, in list order; the next run goes on")
+	fs.StringVar(&f.cluster, "cluster", "", "coordinate the workers of the NATS cluster at `URL` instead of sending from here")
 }
 
 func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -60,6 +61,9 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	c, ok := load(pos[0], stderr)
 	if !ok {
 		return exitUsage
+	}
+	if f.cluster != "" {
+		return clusterSend(ctx, c, &f, stdin, stdout, stderr, tty)
 	}
 	pool, relay, ok := dialPlan(c, &f, stderr)
 	if !ok {
@@ -91,7 +95,9 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	opts.Journal = pl.Journal
-	return sendRun(ctx, c, pool, opts, pl.ToSend, stdout, stderr, tty)
+	return sendRun(ctx, pl.ToSend, stdout, stderr, tty, opts, func(ctx context.Context, opts mailing.SendOptions) (*mailing.SendSummary, error) {
+		return mailing.Send(ctx, c, pool, opts)
+	})
 }
 
 // dialPlan applies --smtp and --debug, builds the pool and says in a few
@@ -227,9 +233,10 @@ func testSend(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, f *s
 	return exitOK
 }
 
-// sendRun is the send itself, with its progress, its interrupts and its
-// exit code.
-func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, opts mailing.SendOptions, total int, stdout, stderr io.Writer, tty bool) int {
+// sendRun is the send itself (send: mailing.Send, or mailing.Coordinate
+// with --cluster), with its progress, its interrupts and its exit code.
+func sendRun(ctx context.Context, total int, stdout, stderr io.Writer, tty bool, opts mailing.SendOptions,
+	send func(context.Context, mailing.SendOptions) (*mailing.SendSummary, error)) int {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	sig := make(chan os.Signal, 2)
@@ -239,7 +246,7 @@ func sendRun(ctx context.Context, c *campaign.Campaign, pool *sender.Pool, opts 
 
 	prog := newProgress(total, stderr, tty)
 	opts.Hard, opts.Out, opts.Progress = hard, prog.logWriter(), prog.add
-	sum, err := mailing.Send(ctx, c, pool, opts)
+	sum, err := send(ctx, opts)
 	prog.finish(err == nil && !sum.Limited)
 	noteEarlier(stderr, sum)
 	fmt.Fprintln(stdout, sum)
