@@ -139,3 +139,31 @@ func TestInlineNewsletterExample(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineSentBytes reads the HTML part back out of the message as
+// sent (MIME, quoted-printable): an element the layout's <style> targets
+// carries the style in its style attribute there; with inline_css: false
+// the same message keeps the <style> rule and no element has a style.
+func TestInlineSentBytes(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		r := styledRenderer(t, Config{Markdown: "b.md", Layout: "l.html", InlineCSS: &on,
+			Now: fixedNow, MessageID: func() string { return "t.1@acme.example" }},
+			"b.md", styledBody, "l.html", styledLayout)
+		m, err := r.Render(Recipient{Row: 2, Email: "zoe@example.org", Fields: map[string]string{"v": "Zoë"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, root := parseMessage(t, m.Data)
+		h := root.find("text/html")
+		if h == nil {
+			t.Fatalf("no text/html part in %s", root.shape())
+		}
+		html := string(h.body)
+		styled := strings.Contains(html, `<td style="border:1px solid #d0d4dc;padding:6px 10px">Pro</td>`) &&
+			strings.Contains(html, `<p class="note" title="Zoë" style="color:#6b7280">`)
+		kept := strings.Contains(html, "p.note { color: #6b7280 }") && !strings.Contains(html, `style="`)
+		if styled != on || kept == on {
+			t.Errorf("inline_css %v: got styled %v, rule kept %v in the sent HTML:\n%s", on, styled, kept, html)
+		}
+	}
+}

@@ -33,3 +33,26 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", g, w)
 	}
 }
+
+// An HTML body is read for the same things as a Markdown body and a
+// layout: a script, a form, an external stylesheet, a relative link; an
+// embedded image, an absolute link and a fragment are fine.
+func TestWarningsHTMLBody(t *testing.T) {
+	body := "<html><head><link href=\"style.css\" rel=\"stylesheet\"></head><body>\n" +
+		"<p>Hi {{.first_name}} <img src=\"logo.png\"> <a href=\"https://acme.example/\">site</a> <a href=\"#x\">x</a></p>\n" +
+		"<a href=\"../terms.html\">terms</a>\n<form method=post><button>go</button></form>\n<SCRIPT src=\"https://cdn.example/t.js\"></SCRIPT>\n</body></html>\n"
+	r := styledRenderer(t, Config{HTML: "b.html"}, "b.html", body, "logo.png", "x")
+	var got []string
+	for _, w := range r.Warnings() {
+		got = append(got, w.Field+" "+w.String())
+	}
+	want := []string{
+		`body b.html:1: <link rel=stylesheet>: mail clients do not load external stylesheets; put the CSS in a <style>, which is inlined`,
+		`body b.html:3: relative link "../terms.html": a mail client has no page to resolve it against; use an absolute https:// URL`,
+		`body b.html:4: <form>: most mail clients remove forms or disable them`,
+		`body b.html:5: <script>: mail clients remove scripts (and some the whole message with them)`,
+	}
+	if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
+		t.Errorf("got\n%s\nwant\n%s", g, w)
+	}
+}
