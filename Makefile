@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCH_N   ?= 100000
 BENCH_SEND_N ?= 20000
 
-.PHONY: build test check fmt fuzz bench demo clean
+.PHONY: build test check fmt fuzz bench demo clean screenshots
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mailrun
@@ -50,6 +50,12 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./render/ ./sender/ ./journal/
 	MAILRUN_BENCH=1 MAILRUN_BIN=$(CURDIR)/$(BIN) BENCH_N=$(BENCH_N) BENCH_SEND_N=$(BENCH_SEND_N) \
 	  $(GO) test -run '^TestBench' -v -timeout 30m ./cmd/mailrun/
+
+# screenshots writes the README's pictures of the preview gallery into docs/
+# (the newsletter at 1280 and 390 px) with headless Chromium; look at them
+# before committing.
+screenshots:
+	MAILRUN_SCREENSHOTS=$(CURDIR)/docs $(GO) test -run '^TestScreenshots$$' -count=1 -v ./mailing/
 
 clean:
 	rm -rf bin out
