@@ -188,7 +188,7 @@ type coordinator struct {
 	claims   map[string]cluster.ClaimEntry // key -> claim read at the start
 	expect   map[string]bool               // keys of this pass's recipients
 	recorded map[string]uint64             // key -> revision journaled
-	counted  map[string]bool
+	state    map[string]journal.Status     // key -> the outcome counted
 }
 
 // begin reads or creates the campaign's run in the cluster, refuses a run
@@ -246,7 +246,7 @@ func (co *coordinator) run(recs *campaign.Recipients, sup *campaign.Suppressions
 	for _, ce := range all {
 		co.claims[ce.Key] = ce
 	}
-	co.expect, co.recorded, co.counted = map[string]bool{}, map[string]uint64{}, map[string]bool{}
+	co.expect, co.recorded, co.state = map[string]bool{}, map[string]uint64{}, map[string]journal.Status{}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -386,15 +386,23 @@ func (co *coordinator) seen(ce cluster.ClaimEntry) error {
 		return nil
 	}
 	co.recorded[ce.Key] = ce.Rev
-	first := !co.counted[ce.Key]
-	co.counted[ce.Key] = true
-	co.mu.Unlock()
+	old, counted := co.state[ce.Key]
 	e := entryOf(ce)
-	if first {
+	co.state[ce.Key] = e.Status
+	co.mu.Unlock()
+	if !counted {
 		co.r.settle(e, true)
-	} else if err := co.r.j.Queue(e); err != nil {
+		return nil
+	}
+	// A later outcome of the same recipient in this pass: a deferred one
+	// another worker took over, an unknown the worker corrected.
+	if err := co.r.j.Queue(e); err != nil {
 		co.r.fail(fmt.Errorf("journal: %w", err))
 	}
+	co.r.mu.Lock()
+	*co.r.sum.counter(old)--
+	*co.r.sum.counter(e.Status)++
+	co.r.mu.Unlock()
 	return nil
 }
 

@@ -103,6 +103,25 @@ type SendSummary struct {
 	Journal string
 }
 
+// counter is the count of status st; statuses it does not count share a
+// throwaway.
+func (s *SendSummary) counter(st journal.Status) *int {
+	switch st {
+	case journal.Sent:
+		return &s.Sent
+	case journal.Failed:
+		return &s.Failed
+	case journal.Deferred:
+		return &s.Deferred
+	case journal.Unknown:
+		return &s.Unknown
+	case journal.Skipped:
+		return &s.Skipped
+	}
+	var none int
+	return &none
+}
+
 // Rate is messages sent per second over the run.
 func (s *SendSummary) Rate() float64 {
 	if s.Elapsed <= 0 {
