@@ -43,7 +43,11 @@ func start(t *testing.T) (dir, base string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := &syncBuffer{}
-	go func() { done <- Run(ctx, ln, dir, log) }()
+	s, err := New(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.Run(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -42,34 +42,40 @@ func Listen(addr string) (ln net.Listener, public bool, err error) {
 	return ln, !ok || !mailing.IsLoopback(tcp.IP.String()), nil
 }
 
-// Run serves the campaign at path (a campaign file or its folder) on ln
-// until ctx ends, then closes ln, the open event streams and the watcher
-// and returns after every goroutine it started has ended. The campaign
-// need not be valid, nor even readable: its problems are shown in the
-// pages until the files are fixed. Reloads and watch errors are reported
-// to log. The error is one that stops the server: a campaign folder that
-// cannot be watched, or the listener failing; nil when ctx ended it.
-func Run(ctx context.Context, ln net.Listener, path string, log io.Writer) error {
+// New makes the server of the campaign at path (a campaign file or its
+// folder) and loads the campaign. The campaign need not be valid, nor even
+// readable: its problems are shown in the pages until the files are fixed.
+// Reloads and watch errors are reported to log. The error is a path that
+// does not exist.
+func New(path string, log io.Writer) (*Server, error) {
 	dir, err := campaignDir(path)
 	if err != nil {
-		ln.Close()
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
+	return newServer(path, dir, log), nil
+}
+
+// Run serves on ln until ctx ends, then closes ln, the open event streams
+// and the watcher, and returns after every goroutine it started has ended.
+// The error is one that stops the server: a campaign folder that cannot be
+// watched, or the listener failing; nil when ctx ended it.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: watch: %w", err)
 	}
 	defer w.Close()
-	dirs, err := watchDirs(w, dir, 0)
+	dirs, err := watchDirs(w, s.dir, 0)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("serve: watch %s: %w", dir, err)
+		return fmt.Errorf("serve: watch %s: %w", s.dir, err)
 	}
 	if dirs >= maxDirs {
-		fmt.Fprintf(log, "mailrun serve: watching the first %d folders under %s only\n", maxDirs, dir)
+		fmt.Fprintf(s.log, "mailrun serve: watching the first %d folders under %s only\n", maxDirs, s.dir)
 	}
-	s := newServer(path, dir, log)
+	// Files changed before the watch began are seen too.
+	s.load()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && mailing.IsLoopback(tcp.IP.String()) {
 		s.allowHosts(ln.Addr())
 	}

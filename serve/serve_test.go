@@ -245,7 +245,7 @@ func TestListenLoopback(t *testing.T) {
 	}
 }
 
-// TestShutdown: Run returns soon after its context ends although a page
+// TestShutdown: Server.Run returns soon after its context ends although a page
 // is following the events, and leaves no goroutine behind.
 func TestShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -257,7 +257,11 @@ func TestShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, ln, dir, &syncBuffer{}) }()
+	s, err := New(dir, &syncBuffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.Run(ctx, ln) }()
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get(URL(ln.Addr()) + "events?v=1")
 	if err != nil {

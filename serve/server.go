@@ -33,7 +33,7 @@ const (
 )
 
 // Server serves the gallery of one campaign, rendered on request from the
-// files as they are now. Its zero value is not usable: Run makes one.
+// files as they are now. Its zero value is not usable: New makes one.
 type Server struct {
 	path string    // the campaign as the user named it
 	dir  string    // its folder, which holds every file it uses

@@ -18,6 +18,11 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if !ok {
 		return code
 	}
+	s, err := serve.New(pos[0], stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun", errText(err))
+		return exitUsage
+	}
 	ln, public, err := serve.Listen(*listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "mailrun serve: %v (pick another address with --listen 127.0.0.1:0)\n", errText(err))
@@ -27,7 +32,7 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "mailrun serve: warning: listening on %s, not loopback: anyone who can reach it sees the recipients' data\n", ln.Addr())
 	}
 	fmt.Fprintf(stdout, "serve: %s at %s (nothing is sent; Ctrl-C stops)\n", pos[0], serve.URL(ln.Addr()))
-	if err := serve.Run(ctx, ln, pos[0], stderr); err != nil {
+	if err := s.Run(ctx, ln); err != nil {
 		fmt.Fprintln(stderr, "mailrun", errText(err))
 		return exitUsage
 	}
