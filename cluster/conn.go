@@ -36,9 +36,9 @@ type Options struct {
 	// Name is how this client shows in the server's connection list.
 	Name string
 	// AckWait is how long a batch may go without its worker acknowledging
-	// it or reporting progress before it goes to another worker; zero
-	// means 30 seconds. The shared consumer takes the value of the last
-	// client that opened it.
+	// it or reporting progress before it goes to another worker. The
+	// workers share one consumer: a client that sets AckWait sets it for
+	// all; zero keeps the consumer's, or 30 seconds for a new one.
 	AckWait time.Duration
 	// Replicas of every bucket and stream; zero means 3 when the server
 	// belongs to a cluster of three or more, else 1.
@@ -82,9 +82,6 @@ func Open(ctx context.Context, url string, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", url, err)
 	}
 	c := &Conn{nc: nc, replicas: o.Replicas, ackWait: o.AckWait}
-	if c.ackWait <= 0 {
-		c.ackWait = 30 * time.Second
-	}
 	if err := c.setup(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -136,6 +133,13 @@ func (c *Conn) setup(ctx context.Context) error {
 		Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
 	}); err != nil {
 		return fmt.Errorf("open stream %s: %w", workStream, err)
+	}
+	if c.ackWait <= 0 {
+		if cons, err := js.Consumer(ctx, workStream, workConsumer); err == nil {
+			c.work, c.ackWait = cons, cons.CachedInfo().Config.AckWait
+			return nil
+		}
+		c.ackWait = 30 * time.Second
 	}
 	if c.work, err = js.CreateOrUpdateConsumer(ctx, workStream, jetstream.ConsumerConfig{
 		Durable: workConsumer, AckPolicy: jetstream.AckExplicitPolicy,

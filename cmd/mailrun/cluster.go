@@ -68,6 +68,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs.StringVar(&o.Cache, "cache", "", "`DIR` the campaign files are fetched into (default: the user cache folder)")
 	fs.DurationVar(&o.Idle, "idle", 0, "stop after `DURATION` without work (default: run until stopped)")
 	debug := fs.Bool("debug", false, "print the SMTP conversation to stderr (AUTH redacted)")
+	ackWait := fs.Duration("ack-wait", 0, "how long a silent worker's batch waits before another takes it, for every worker (default: as set, or 30s)")
 	pos, code, ok := parse(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
@@ -77,7 +78,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *debug {
 		o.Trace = stderr
 	}
-	cn, ok := dialCluster(ctx, pos[0], "worker "+o.Name, "worker", stderr)
+	cn, ok := dialCluster(ctx, pos[0], "worker "+o.Name, "worker", *ackWait, stderr)
 	if !ok {
 		return exitUsage
 	}
@@ -98,10 +99,10 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 // dialCluster connects to the cluster at url, giving up after 30 seconds.
-func dialCluster(ctx context.Context, url, name, cmd string, stderr io.Writer) (*cluster.Conn, bool) {
+func dialCluster(ctx context.Context, url, name, cmd string, ackWait time.Duration, stderr io.Writer) (*cluster.Conn, bool) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cn, err := cluster.Open(cctx, url, cluster.Options{Name: "mailrun " + name})
+	cn, err := cluster.Open(cctx, url, cluster.Options{Name: "mailrun " + name, AckWait: ackWait})
 	if err != nil {
 		fmt.Fprintf(stderr, "mailrun %s: %s\n", cmd, errText(err))
 		return nil, false
@@ -123,7 +124,7 @@ func clusterSend(ctx context.Context, c *campaign.Campaign, f *sendFlags, stdin 
 		fmt.Fprintln(stderr, "mailrun send: --limit is not available with --cluster")
 		return exitUsage
 	}
-	cn, ok := dialCluster(ctx, f.cluster, "coordinator", "send", stderr)
+	cn, ok := dialCluster(ctx, f.cluster, "coordinator", "send", 0, stderr)
 	if !ok {
 		return exitUsage
 	}
@@ -166,7 +167,7 @@ func clusterSend(ctx context.Context, c *campaign.Campaign, f *sendFlags, stdin 
 
 // clusterStatus is status --cluster.
 func clusterStatus(ctx context.Context, c *campaign.Campaign, url string, stdout, stderr io.Writer) int {
-	cn, ok := dialCluster(ctx, url, "status", "status", stderr)
+	cn, ok := dialCluster(ctx, url, "status", "status", 0, stderr)
 	if !ok {
 		return exitUsage
 	}
@@ -202,7 +203,7 @@ func clusterStatus(ctx context.Context, c *campaign.Campaign, url string, stdout
 
 // clusterReport is report --cluster.
 func clusterReport(ctx context.Context, c *campaign.Campaign, url, format string, stdout, stderr io.Writer) int {
-	cn, ok := dialCluster(ctx, url, "report", "report", stderr)
+	cn, ok := dialCluster(ctx, url, "report", "report", 0, stderr)
 	if !ok {
 		return exitUsage
 	}

@@ -92,6 +92,9 @@ type Message struct {
 	// To holds the recipients the message was accepted for.
 	To   []string
 	Data []byte
+	// At is when the server accepted the message: a test of a rate
+	// counts the messages of each window.
+	At time.Time
 }
 
 // Server is an in-process go-smtp server on 127.0.0.1 (or [::1]) that
@@ -246,7 +249,7 @@ func (s *Server) Messages() []Message {
 	defer s.mu.Unlock()
 	out := make([]Message, len(s.msgs))
 	for i, m := range s.msgs {
-		out[i] = Message{From: m.From, To: append([]string(nil), m.To...), Data: append([]byte(nil), m.Data...)}
+		out[i] = Message{From: m.From, To: append([]string(nil), m.To...), Data: append([]byte(nil), m.Data...), At: m.At}
 	}
 	return out
 }
@@ -581,6 +584,7 @@ func (s *Server) record(m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m.To = append([]string(nil), m.To...)
+	m.At = time.Now()
 	s.msgs = append(s.msgs, m)
 }
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailrun/mailrun/campaign"
+	"github.com/mailrun/mailrun/cluster"
+)
+
+// TestClusterKill9 runs a campaign on three real worker processes, kills
+// one with kill -9 and the coordinator too in the middle, reruns the
+// coordinator, and checks the promises: nobody mailed twice,
+// nobody lost, at most the dead worker's concurrency unknown, and the
+// campaign's rate held by the cluster as a whole.
+func TestClusterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about half a minute")
+	}
+	const (
+		n           = 300
+		rate        = 20 // send.rate: 20/s for the whole cluster
+		burst       = 10 // its default at 10/s and above
+		concurrency = 4
+	)
+	e, addrs := newCrashEnv(t, n)
+	setRate(t, e, fmt.Sprintf("%d/s", rate))
+	hub, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+
+	var workers []*proc
+	for i := range 3 {
+		workers = append(workers, start(t, "worker", hub.URL(), "--name", fmt.Sprintf("w%d", i+1),
+			"--cache", t.TempDir(), "--concurrency", fmt.Sprint(concurrency), "--ack-wait", "4s"))
+	}
+	coord := start(t, "send", e.dir, "--cluster", hub.URL(), "--yes")
+	coord.waitMessages(t, e.srv, 60)
+	if err := workers[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	workers[0].wait(t)
+	coord.waitMessages(t, e.srv, 120)
+	if err := coord.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	coord.wait(t)
+
+	coord = start(t, "send", e.dir, "--cluster", hub.URL(), "--yes")
+	code := coord.waitLong(t, time.Minute)
+	if code != exitOK && code != exitFailed {
+		t.Fatalf("coordinator rerun: exit %d\n%s\n%s", code, coord.out.String(), coord.errOut.String())
+	}
+
+	// Nobody twice; nobody lost but the dead worker's unknowns.
+	unknown := unknowns(t, e.journalPath())
+	if len(unknown) > concurrency {
+		t.Errorf("%d unknown, want at most %d (the killed worker's connections)", len(unknown), concurrency)
+	}
+	if (code == exitFailed) != (len(unknown) > 0) {
+		t.Errorf("exit %d with %d unknown", code, len(unknown))
+	}
+	for _, a := range addrs {
+		got := e.srv.Deliveries(a)
+		switch {
+		case got > 1:
+			t.Errorf("<%s>: %d deliveries", a, got)
+		case got == 0 && !unknown[campaign.AddrKey(a)]:
+			t.Errorf("<%s>: never delivered and not unknown", a)
+		}
+	}
+	r := mailrun(t, nil, "status", e.dir, "--cluster", hub.URL())
+	r.want(t, exitOK, "status --cluster")
+	if !strings.Contains(r.stdout, fmt.Sprintf("%d unknown", len(unknown))) || !strings.Contains(r.stdout, "pass 1 done") {
+		t.Errorf("status --cluster:\n%s", r.stdout)
+	}
+
+	// The rate is the whole cluster's: any 10 s holds at most rate*10+burst.
+	var at []time.Time
+	for _, m := range e.srv.Messages() {
+		at = append(at, m.At)
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	most, j := 0, 0
+	for i := range at {
+		for at[i].Sub(at[j]) >= 10*time.Second {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	if most > rate*10+burst {
+		t.Errorf("%d messages in 10 s, want at most %d", most, rate*10+burst)
+	}
+	t.Logf("%d delivered, %d unknown, at most %d in any 10 s, over %s", len(at), len(unknown), most, at[len(at)-1].Sub(at[0]).Round(time.Millisecond))
+}
+
+// setRate replaces the crash env's send.rate.
+func setRate(t *testing.T, e *sendEnv, rate string) {
+	t.Helper()
+	path := filepath.Join(e.dir, "campaign.yaml")
+	replaceInFile(t, path, "  rate: 40/s\n", "  rate: "+rate+"\n")
+}
+
+// waitLong waits up to d for the process to end and returns its exit code.
+func (p *proc) waitLong(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("mailrun did not end within %s\n%s\n%s", d, p.out.String(), p.errOut.String())
+		return 0
+	}
+}
