@@ -36,7 +36,7 @@ var indexHead = template.Must(template.Must(template.New("index").Parse(head)).P
 <title>mailrun preview</title></head><body>
 <h1>mailrun preview</h1>
 {{template "pick" .}}
-<p>{{.Count}} rows.{{if lt .Listed .Count}} The first {{.Listed}} are listed; pick any other by its row or address.{{end}}</p>
+<p>{{.Count}} rows.{{if lt .Listed .Count}} {{.Listed}} listed here; pick any other by its row or address.{{end}}</p>
 {{if .Notes}}<h2>Problems</h2><ul class="problems">{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <table id="rows"><thead><tr><th>row</th><th>address</th><th>name</th><th>subject</th><th>size</th><th>attachments</th><th>problems</th></tr></thead><tbody>
 `))

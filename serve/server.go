@@ -191,10 +191,14 @@ func (s *Server) indexOf(ctx context.Context, v uint64, c *campaign.Campaign) (g
 	ctx, cancel := context.WithTimeout(ctx, renderTimeout)
 	defer cancel()
 	g := gallery.Collect(maxListed)
-	if _, err := mailing.Index(ctx, c, g); err != nil {
+	rep, err := mailing.Index(ctx, c, g)
+	if err != nil {
 		return gallery.Index{}, err
 	}
 	x := g.Index()
+	// Rows without a message or a problem of their own (a template that
+	// does not parse fails them all) are not in the index but are rows.
+	x.Count = max(x.Count, rep.Recipients)
 	for i := range x.Entries {
 		x.Entries[i].Page = rowURL(x.Entries[i].Row)
 	}
