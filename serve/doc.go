@@ -9,10 +9,10 @@
 //
 //  1. Listen opens the address, 127.0.0.1 unless the caller names another
 //     host, and says whether others can reach it (mailing.IsLoopback).
-//  2. New loads the campaign (Server.load: campaign.Load; a campaign with
-//     problems is served, its problems shown in the pages); Server.Run
-//     starts the watcher and the HTTP server, and shuts both down when ctx
-//     ends.
+//  2. New checks the campaign's folder; Server.Run watches it, loads the
+//     campaign (Server.load: campaign.Load; a campaign with problems is
+//     served, its problems shown in the pages), starts the HTTP server,
+//     and shuts it and the watcher down when ctx ends.
 //  3. Server.ServeHTTP answers: the index (mailing.Index into a
 //     gallery.Collect, once per version of the files, then
 //     gallery.WriteIndex), a row's page (mailing.RenderOne, gallery.Parse,

@@ -43,10 +43,10 @@ func Listen(addr string) (ln net.Listener, public bool, err error) {
 }
 
 // New makes the server of the campaign at path (a campaign file or its
-// folder) and loads the campaign. The campaign need not be valid, nor even
-// readable: its problems are shown in the pages until the files are fixed.
-// Reloads and watch errors are reported to log. The error is a path that
-// does not exist.
+// folder); Run loads the campaign once it watches its folder. The campaign
+// need not be valid, nor even readable: its problems are shown in the
+// pages until the files are fixed. Reloads and watch errors are reported
+// to log. The error is a path that does not exist.
 func New(path string, log io.Writer) (*Server, error) {
 	dir, err := campaignDir(path)
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if dirs >= maxDirs {
 		fmt.Fprintf(s.log, "mailrun serve: watching the first %d folders under %s only\n", maxDirs, s.dir)
 	}
-	// Files changed before the watch began are seen too.
+	// Loaded once the folder is watched, so that no change is missed.
 	s.load()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && mailing.IsLoopback(tcp.IP.String()) {
 		s.allowHosts(ln.Addr())

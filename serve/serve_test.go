@@ -8,6 +8,7 @@ import (
 	"go/token"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -120,7 +121,7 @@ func TestEventsOnRenameWrite(t *testing.T) {
 	dir, base := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v=1", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +138,24 @@ func TestEventsOnRenameWrite(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
+	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	quiet := time.After(300 * time.Millisecond) // two settle times: nothing pending
+	for waiting := true; waiting; {
+		select {
+		case l := <-lines:
+			if l != "" {
+				t.Fatalf("got %q before any change, want nothing", l)
+			}
+		case <-quiet:
+			waiting = false
+		}
+	}
 	start := time.Now()
 	editFile(t, dir, "body.md", func(s string) string { return s + "\nP.S. renamed\n" })
 	waitEvent(t, lines, 3*time.Second, "event: reload")
 	t.Logf("reload event %s after the rename", time.Since(start).Round(time.Millisecond))
 
-	// A page of version 1 opened now is told at once that it is old.
+	// A page of the first version, opened now, is told at once it is old.
 	req2, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v=1", nil)
 	resp2, err := http.DefaultClient.Do(req2)
 	if err != nil {
@@ -155,6 +168,18 @@ func TestEventsOnRenameWrite(t *testing.T) {
 	if sc.Text() != "event: reload" {
 		t.Errorf("stale page: got no reload (%v)", sc.Err())
 	}
+}
+
+// version is the version of the files the index shows (data-version).
+func version(t *testing.T, base string) string {
+	t.Helper()
+	_, body := get(t, base)
+	_, rest, ok := strings.Cut(body, `data-version="`)
+	v, _, _ := strings.Cut(rest, `"`)
+	if !ok || v == "" {
+		t.Fatalf("no data-version in the index:\n%s", body)
+	}
+	return v
 }
 
 func waitEvent(t *testing.T, lines <-chan string, limit time.Duration, want string) {
@@ -304,4 +329,34 @@ func TestNoWire(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEventsInNewFolder: a folder made after the start is watched too (a
+// layout or images moved into a subfolder).
+func TestEventsInNewFolder(t *testing.T) {
+	dir, base := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	sub := filepath.Join(dir, "images")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, lines, 3*time.Second, "event: reload") // the new folder itself
+	writeByRename(t, sub, "logo.png", "not yet a png")
+	waitEvent(t, lines, 3*time.Second, "event: reload")
 }

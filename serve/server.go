@@ -68,12 +68,11 @@ type indexPage struct {
 	x       gallery.Index
 }
 
-// newServer makes the server of the campaign at path (in folder dir) and
-// loads it.
+// newServer makes the server of the campaign at path (in folder dir); Run
+// loads the campaign.
 func newServer(path, dir string, log io.Writer) *Server {
 	s := &Server{path: path, dir: dir, log: log}
 	s.routes = s.mux()
-	s.load()
 	return s
 }
 
