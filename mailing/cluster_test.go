@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,4 +197,54 @@ func TestClusterWorkerLoginRefused(t *testing.T) {
 	if len(errs) != 1 || !errors.As(errs[0], &we) {
 		t.Fatalf("bad worker: %v, want a *WorkerError", errs)
 	}
+}
+
+// TestClusterHubRestart: the hub stops in the middle of a run and comes
+// back on its store; the workers and the coordinator go on, and every
+// recipient is delivered exactly once.
+func TestClusterHubRestart(t *testing.T) {
+	e := newClusterEnv(t, smtptest.Options{}, "  rate: 50/s\n")
+	addrs := e.generatedAddrs(150)
+	store := t.TempDir()
+	e.hub.Close()
+	h, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hub = h
+	addr := strings.TrimPrefix(h.URL(), "nats://")
+	e.workers(2, WorkerOptions{})
+	done := make(chan *SendSummary, 1)
+	go func() {
+		sum, _ := e.coordinate(SendOptions{})
+		done <- sum
+	}()
+	for deadline := time.Now().Add(30 * time.Second); len(e.srv.Messages()) < 30; {
+		if time.Now().After(deadline) {
+			t.Fatal("no 30 messages within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Close()
+	time.Sleep(time.Second)
+	h2, err := cluster.StartHub(cluster.HubConfig{Listen: addr, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h2.Close)
+	var sum *SendSummary
+	select {
+	case sum = <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the run did not end within 90 s of the hub's return")
+	}
+	if sum == nil || sum.Sent+sum.Unknown != len(addrs) {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, a := range addrs {
+		if n := e.srv.Deliveries(a); n > 1 {
+			t.Errorf("<%s>: %d deliveries", a, n)
+		}
+	}
+	t.Logf("%+v", sum)
 }

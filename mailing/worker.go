@@ -18,6 +18,7 @@ import (
 	"github.com/mailrun/mailrun/journal"
 	"github.com/mailrun/mailrun/render"
 	"github.com/mailrun/mailrun/sender"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // WorkerOptions shapes a cluster worker.
@@ -197,7 +198,9 @@ func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 		sem <- struct{}{}
 		if w.stopCtx.Err() != nil {
 			<-sem
+			mu.Lock()
 			complete = false
+			mu.Unlock()
 			break
 		}
 		wg.Go(func() {
@@ -212,6 +215,8 @@ func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 	wg.Wait()
 	close(done)
 	ctx := context.WithoutCancel(w.stopCtx)
+	mu.Lock()
+	defer mu.Unlock()
 	if !complete {
 		_ = b.Release()
 		return
@@ -283,6 +288,8 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 			w.printf("<%s>: claim: %v; not sent", rc.Email, claimErr)
 		}
 		return false
+	case rev == 0:
+		return false // stopped before its turn: never claimed, not sent
 	}
 	e := resultEntry(rec, msg, res, 0, err)
 	claim.State, claim.Attempts, claim.Error, claim.Time = string(e.Status), e.Attempts, e.Error, time.Now().UTC()
@@ -304,23 +311,36 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 }
 
 // settle records the outcome, trying again while the cluster cannot be
-// reached (a hub restarting): for up to send.give_up_after, after which
-// the recipient stays claimed and the coordinator records it unknown.
+// reached (a hub restarting) for up to settleFor, or settleStopping once
+// the worker is stopping; after that, or when another write took the key
+// (the coordinator gave the claim up), the recipient stays as the cluster
+// holds it: unknown at worst, never sent twice.
 func (w *worker) settle(wb *workBatch, key string, rev uint64, c cluster.Claim) bool {
 	ctx := context.WithoutCancel(w.stopCtx)
-	deadline := time.Now().Add(15 * time.Minute)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	start := time.Now()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := w.cn.Settle(ctx, wb.Key, key, rev, c)
 		if err == nil {
 			return true
 		}
-		if time.Now().After(deadline) {
+		limit := settleFor
+		if w.stopCtx.Err() != nil {
+			limit = settleStopping
+		}
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(start) > limit {
 			w.printf("<%s>: outcome %s not recorded: %v", c.Email, c.State, err)
 			return false
 		}
 		time.Sleep(wait)
 	}
 }
+
+// How long a worker keeps trying to record an outcome: a hub restart
+// takes seconds; a stopping worker does not wait long for one.
+const (
+	settleFor      = 5 * time.Minute
+	settleStopping = 10 * time.Second
+)
 
 // campaign returns the fetched campaign of a batch, fetching the files,
 // loading it and dialling its relay the first time.
