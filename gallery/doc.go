@@ -30,8 +30,9 @@
 // Every file is written to a temporary name and renamed (writeWith), so a
 // crash leaves no half page. Everything goes through html/template: a
 // hostile subject, name or file name is text. The message's HTML is shown
-// as sent in an <iframe sandbox> through srcdoc, without allow-scripts or
-// allow-same-origin, so its scripts do not run and its CSS stays inside.
+// as sent in an <iframe sandbox="allow-same-origin"> through srcdoc,
+// without allow-scripts, so its scripts do not run and its CSS stays
+// inside; the origin lets its images load from file://.
 // The files have no script of their own and load nothing from elsewhere:
 // they work from file:// and from any static server, offline.
 package gallery

@@ -70,9 +70,12 @@ type attachView struct {
 }
 
 // The message's HTML goes into the frame's srcdoc attribute, escaped as an
-// attribute value, so the frame gets the bytes as sent. The sandbox has
-// neither allow-scripts nor allow-same-origin: the message's scripts do not
-// run and its CSS stays in the frame. The phone width is a radio button
+// attribute value, so the frame gets the bytes as sent. The sandbox allows
+// nothing but the page's own origin: the message's scripts do not run, its
+// forms do not submit, and its CSS stays in the frame. The origin is
+// needed for its images: Chromium lets a frame with an opaque origin load
+// no file: URL, so from file:// the images beside the page would not show.
+// Without allow-scripts the origin gives the message nothing to act with. The phone width is a radio button
 // and a CSS rule, so the files need no script for it.
 var pageTmpl = template.Must(template.Must(template.New("page").Parse(head)).Parse(`{{template "head" .}}
 <title>{{if .HasMessage}}{{.Subject}}{{else}}row {{.Row}}: problems{{end}}</title></head><body>
@@ -84,7 +87,7 @@ var pageTmpl = template.Must(template.Must(template.New("page").Parse(head)).Par
 {{if .HTML}}<h2>HTML</h2>
 <div class="widths"><input type="radio" name="width" id="width-desktop" checked><label for="width-desktop">desktop</label>
 <input type="radio" name="width" id="width-phone"><label for="width-phone">phone (375 px)</label>
-<iframe sandbox title="the message's HTML part" srcdoc="{{.HTML}}"></iframe></div>{{end}}
+<iframe sandbox="allow-same-origin" title="the message's HTML part" srcdoc="{{.HTML}}"></iframe></div>{{end}}
 {{if .Text}}<h2>Text</h2>
 <pre class="text">{{.Text}}</pre>{{end}}
 {{if .Attachments}}<h2>Attachments</h2>

@@ -111,7 +111,7 @@ func checkPage(t *testing.T, dir, page string) {
 				sb, ok = a.Val, true
 			}
 		}
-		if !ok || strings.Contains(sb, "allow-scripts") || strings.Contains(sb, "allow-same-origin") {
+		if !ok || strings.TrimSpace(sb) != "allow-same-origin" {
 			t.Errorf("%s: got iframe sandbox=%q (present %v), want a sandbox without scripts", filepath.Base(page), sb, ok)
 		}
 		// The images the message references resolve beside the page.
@@ -293,23 +293,6 @@ func frameProblems(v frameView, name string) []string {
 	return p
 }
 
-// knownImageBug reports whether the page at u (a file: URL) has the shape
-// of the gallery whose frame images Chromium does not load: a bare
-// sandbox and images as relative file links. Any other shape failing to
-// load an image is a test failure.
-func knownImageBug(t *testing.T, u string) bool {
-	t.Helper()
-	p, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.FromSlash(p.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Contains(data, []byte("<iframe sandbox title=")) && bytes.Contains(data, []byte("src=&#34;parts/"))
-}
-
 // csvRecipients reads an example's list: each row's address and the
 // name its message greets (first_name, or the first word of name).
 func csvRecipients(t *testing.T, path string) (emails, names []string) {
@@ -355,7 +338,6 @@ func TestGalleryBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			emails, names := csvRecipients(t, "../examples/"+example+"/recipients.csv")
-			var known []string // see knownImageBug
 			for i, email := range emails {
 				if !strings.Contains(index.Text, email) {
 					t.Errorf("index: %s is not listed in %q", email, index.Text)
@@ -374,18 +356,8 @@ func TestGalleryBrowser(t *testing.T) {
 					t.Errorf("%s: got no image, want the logo", email)
 				}
 				for _, p := range frameProblems(v, names[i]) {
-					if strings.Contains(p, "did not load") && knownImageBug(t, index.Pages[j]) {
-						known = append(known, email+": "+p)
-						continue
-					}
 					t.Errorf("%s: %s", email, p)
 				}
-			}
-			if len(known) > 0 {
-				// Reported with the other failures of this test, if any.
-				t.Skipf("KNOWN BUG in gallery (#11): the message frame's images do not load from file:// in Chromium "+
-					"(the sandbox without allow-same-origin gives the frame an opaque origin, which may not load file: "+
-					"URLs; sandbox=\"allow-same-origin\" without allow-scripts, or data: URLs, load them):\n%s", strings.Join(known, "\n"))
 			}
 			if example != "newsletter" {
 				return
@@ -428,7 +400,7 @@ func TestGalleryBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data = bytes.Replace(data, []byte("<iframe sandbox"), []byte(`<iframe sandbox="allow-scripts"`), 1)
+		data = bytes.Replace(data, []byte(`<iframe sandbox="allow-same-origin"`), []byte(`<iframe sandbox="allow-same-origin allow-scripts"`), 1)
 		data = bytes.Replace(data, []byte("script-src 'none'"), []byte("script-src 'unsafe-inline'"), 1)
 		open := filepath.Join(dir, "open.html")
 		if err := os.WriteFile(open, data, 0o644); err != nil {

@@ -6,37 +6,43 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mailrun/mailrun/internal/browsertest"
 )
 
 // inFrames evaluates js in every message frame of the page, as Chromium
-// shows them. The frames are sandboxed, so Chromium runs them apart from
-// the page, as targets of their own ("iframe" targets, whose parent is the
-// page): neither the page's DOM nor FromNode reaches into them, a context
-// attached to the frame's target does. Each call is bounded, so a page
-// reloading under it costs one short retry.
+// shows them. The frames are sandboxed without scripts, so js runs in an
+// isolated world of each child frame (Page.createIsolatedWorld), which
+// shares the frame's DOM but not its scripts, as a browser extension's
+// would. Each call is bounded, so a page reloading under it costs one
+// short retry.
 func inFrames[T any](ctx context.Context, js string) []T {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	pageID := chromedp.FromContext(ctx).Target.TargetID
-	infos, err := chromedp.Targets(ctx)
+	out, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) ([]T, error) {
+		tree, err := cdp.Call(ctx, t, cdppage.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return nil, err
+		}
+		var out []T
+		for _, ch := range tree.FrameTree.ChildFrames {
+			world, err := cdp.Call(ctx, t, cdppage.CreateIsolatedWorld, cdppage.CreateIsolatedWorldParams{FrameID: ch.Frame.ID, WorldName: "mailrun-test"})
+			if err != nil {
+				continue
+			}
+			v, err := chromedp.Evaluate[T](js, func(p *runtime.EvaluateParams) { p.ContextID = world.ExecutionContextID })(ctx, t)
+			if err == nil {
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	})
 	if err != nil {
 		return nil
-	}
-	var out []T
-	for _, in := range infos {
-		if in.Type != "iframe" || in.ParentID != pageID {
-			continue
-		}
-		// Detach, not close, at the end: the frame is the page's.
-		fctx, fcancel := chromedp.NewContext(ctx, chromedp.WithTargetID(in.TargetID), chromedp.WithDetachOnCancel())
-		v, err := chromedp.Run(fctx, chromedp.Evaluate[T](js))
-		fcancel()
-		if err == nil {
-			out = append(out, v)
-		}
 	}
 	return out
 }

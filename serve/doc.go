@@ -29,7 +29,7 @@
 //     files are newer.
 //
 // Pages are written by html/template only. The message's HTML stays in the
-// gallery's sandboxed frame (no scripts, no same origin); the page's own
+// gallery's sandboxed frame (no scripts; its own origin only for its images); the page's own
 // script comes from the server (script-src 'self') and only reloads.
 // Requests whose Host is not the server's are refused, so a web page
 // cannot reach a loopback server through DNS rebinding.

@@ -31,7 +31,7 @@ func TestPages(t *testing.T) {
 	if status != 200 || problems != "" || !strings.Contains(srcdoc, "Hello Jürgen!") {
 		t.Fatalf("row 3: got %d, problems %q, frame %q", status, problems, srcdoc)
 	}
-	for _, want := range []string{`href="/row/2" rel="prev"`, `href="/row/4" rel="next"`, `href="/row/3/eml" download`, `<iframe sandbox title`} {
+	for _, want := range []string{`href="/row/2" rel="prev"`, `href="/row/4" rel="next"`, `href="/row/3/eml" download`, `<iframe sandbox="allow-same-origin" title`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("row 3: want %q in\n%s", want, body)
 		}

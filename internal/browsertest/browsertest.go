@@ -53,8 +53,6 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-first-run", true),
-		// file:// pages load their frames and images from file:// too.
-		chromedp.Flag("allow-file-access-from-files", true),
 	)
 	base, cancelTime := context.WithTimeout(context.Background(), timeout)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(base, opts...)
