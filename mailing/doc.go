@@ -33,6 +33,18 @@
 //  5. Bounces reads the bounce mailbox (package bounce over package
 //     mailbox), appends hard bounces to the suppress file and marks them in
 //     the journal.
+//  6. On a cluster (package cluster, NATS JetStream), Coordinate is Send's
+//     counterpart: it plans over the same pipeline, publishes the campaign
+//     files and batches of rows (the same batches on a rerun, each marked
+//     once queued), and journals the outcomes the workers record, calling
+//     the dead workers' last claims unknown once every batch is done. Work
+//     is a worker: it renders each recipient of a batch, claims it
+//     (create-only) in Hooks.Start just before its first SMTP command,
+//     sends through its own sender.Pool at its share of the rate, and
+//     records the outcome in place of the claim (resultEntry, the same rule
+//     as Send's).
+//  7. RenderOne and Index render one row, or the index, for the live
+//     preview (package serve) over check's pipeline; nothing is sent.
 //
 // NewPlan works out what a send would do before it asks (rows to send,
 // earlier outcomes, problems, a journal in use, changed files; it changes
