@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCH_N   ?= 100000
 BENCH_SEND_N ?= 20000
 
-.PHONY: build test check fmt fuzz bench demo clean screenshots
+.PHONY: build test check fmt fuzz bench bench-cluster demo clean screenshots
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mailrun
@@ -50,6 +50,14 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./render/ ./sender/ ./journal/
 	MAILRUN_BENCH=1 MAILRUN_BIN=$(CURDIR)/$(BIN) BENCH_N=$(BENCH_N) BENCH_SEND_N=$(BENCH_SEND_N) \
 	  $(GO) test -run '^TestBench' -v -timeout 30m ./cmd/mailrun/
+
+# bench-cluster sends BENCH_CLUSTER_N (20000) recipients with a plain send (8
+# connections), then the same campaign through a hub and two workers (4
+# connections each) on this machine, and reports both rates, the hub's
+# writes per second, the claim round trip and each process's CPU and memory.
+bench-cluster: build
+	MAILRUN_BENCH=1 MAILRUN_BIN=$(CURDIR)/$(BIN) BENCH_CLUSTER_N=$(or $(BENCH_CLUSTER_N),20000) \
+	  $(GO) test -run '^TestBenchCluster$$' -v -count=1 -timeout 30m ./cmd/mailrun/
 
 # screenshots writes the README's pictures of the preview gallery into docs/
 # (the newsletter at 1280 and 390 px) with headless Chromium; look at them
