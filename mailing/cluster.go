@@ -370,7 +370,12 @@ func (co *coordinator) earlier(key string, ce cluster.ClaimEntry) {
 
 // seen journals an outcome a worker recorded for a recipient of this
 // pass, once per revision, and counts it once per recipient.
-func (co *coordinator) seen(ce cluster.ClaimEntry) error {
+func (co *coordinator) seen(ce cluster.ClaimEntry) error { return co.record(ce, false) }
+
+// record is seen; final is the sweep at the end of the pass, which takes
+// the outcome a recipient has then even when it is older than this run
+// (a deferred of an earlier run of the same pass).
+func (co *coordinator) record(ce cluster.ClaimEntry, final bool) error {
 	if !ce.Settled() {
 		return nil
 	}
@@ -379,9 +384,9 @@ func (co *coordinator) seen(ce cluster.ClaimEntry) error {
 		co.mu.Unlock()
 		return nil
 	}
-	// An outcome from before this pass (a deferred the pass sends again)
-	// is not this pass's.
-	if old, ok := co.claims[ce.Key]; ok && old.Rev >= ce.Rev {
+	// An outcome from before this run (a deferred the pass sends again)
+	// waits for the new one, until the sweep.
+	if old, ok := co.claims[ce.Key]; ok && old.Rev >= ce.Rev && !final {
 		co.mu.Unlock()
 		return nil
 	}
@@ -480,7 +485,7 @@ func (co *coordinator) finish(ctx context.Context) error {
 			ce.State, ce.Rev = cluster.Unknown, ce.Rev+1<<62 // newer than any revision seen
 			ce.Error = "the worker holding it stopped before its outcome was recorded"
 		}
-		if err := co.seen(ce); err != nil {
+		if err := co.record(ce, true); err != nil {
 			return err
 		}
 	}

@@ -116,6 +116,11 @@ type workCampaign struct {
 	pool  *sender.Pool
 	rate  float64
 	burst int
+	// sem bounds the messages on their way, over every batch in flight,
+	// to the pool's connections: a claim is taken just before a message's
+	// first command, so a worker killed with kill -9 leaves at most that
+	// many claims without an outcome.
+	sem chan struct{}
 }
 
 // loop fetches batches until ctx ends, keeping at most two in flight so
@@ -190,7 +195,7 @@ func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 			}
 		}
 	}()
-	sem := make(chan struct{}, max(w.concurrency(wc), 1))
+	sem := wc.sem
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	complete := true
@@ -224,13 +229,6 @@ func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 	if err := b.Done(ctx); err != nil {
 		w.printf("batch %d: %v", wb.N, err)
 	}
-}
-
-func (w *worker) concurrency(wc *workCampaign) int {
-	if w.o.Concurrency > 0 {
-		return w.o.Concurrency
-	}
-	return wc.c.Send.Concurrency
 }
 
 // send delivers one recipient's message. It returns false when the
@@ -388,7 +386,7 @@ func (w *worker) campaign(wb *workBatch) (*workCampaign, error) {
 	if w.o.Concurrency > 0 {
 		pc.Concurrency = w.o.Concurrency
 	}
-	wc := &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst}
+	wc := &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst, sem: make(chan struct{}, max(pc.Concurrency, 1))}
 	pc.Rate, pc.Burst = share(wb.Rate, wb.Burst, w.live)
 	wc.pool = sender.NewPool(client, pc)
 	w.camps[wb.Files] = wc

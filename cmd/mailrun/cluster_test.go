@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/cluster"
+	"github.com/mailrun/mailrun/internal/smtptest"
 )
 
 // TestClusterKill9 runs a campaign on three real worker processes, kills
@@ -117,5 +119,47 @@ func (p *proc) waitLong(t *testing.T, d time.Duration) int {
 	case <-time.After(d):
 		t.Fatalf("mailrun did not end within %s\n%s\n%s", d, p.out.String(), p.errOut.String())
 		return 0
+	}
+}
+
+// TestClusterWorkerBadPassword: of two worker processes, the one whose
+// environment holds a wrong password stops and says so (exit 2, no
+// password printed); the other sends everyone, the recipients the first
+// had claimed included.
+func TestClusterWorkerBadPassword(t *testing.T) {
+	e := newSendEnv(t, "newsletter", smtptest.Options{Auth: true}, "  concurrency: 2\n")
+	var b strings.Builder
+	b.WriteString("email,first_name,last_name,id,plan\n")
+	var addrs []string
+	for i := range 120 {
+		addrs = append(addrs, fmt.Sprintf("user%03d@example.org", i))
+		fmt.Fprintf(&b, "%s,User,No%d,id%d,pro\n", addrs[i], i, i)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "recipients.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hub, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+	bad := startEnv(t, []string{testPasswordEnv + "=wrong-" + testPassword}, "worker", hub.URL(), "--name", "bad", "--cache", t.TempDir(), "--ack-wait", "4s")
+	time.Sleep(cluster.Heartbeat() * 2) // it waits a heartbeat before taking work
+	sent := make(chan result, 1)
+	go func() { sent <- mailrun(t, nil, "send", e.dir, "--cluster", hub.URL(), "--yes") }()
+	if code := bad.waitLong(t, time.Minute); code != exitUsage {
+		t.Fatalf("bad worker: exit %d, want %d\n%s", code, exitUsage, bad.errOut.String())
+	}
+	if !strings.Contains(bad.errOut.String(), "worker stopped: the relay refused this worker") {
+		t.Errorf("bad worker's stderr:\n%s", bad.errOut.String())
+	}
+	noSecrets(t, result{stdout: bad.out.String(), stderr: bad.errOut.String()}, e.srv.Username())
+	start(t, "worker", hub.URL(), "--name", "good", "--cache", t.TempDir(), "--ack-wait", "4s")
+	r := <-sent
+	r.want(t, exitOK, "send --cluster")
+	for _, a := range addrs {
+		if n := e.srv.Deliveries(a); n != 1 {
+			t.Errorf("<%s>: %d deliveries, want 1", a, n)
+		}
 	}
 }

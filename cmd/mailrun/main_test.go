@@ -592,12 +592,19 @@ type proc struct {
 // not a terminal. The process is killed when the test ends.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with env (KEY=value) added to the process's
+// environment, after the test's own, so that it wins.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: exec.Command(exe, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "MAILRUN_TEST_MAIN=1")
+	p.cmd.Env = append(append(os.Environ(), env...), "MAILRUN_TEST_MAIN=1")
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
