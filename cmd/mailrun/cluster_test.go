@@ -162,4 +162,17 @@ func TestClusterWorkerBadPassword(t *testing.T) {
 			t.Errorf("<%s>: %d deliveries, want 1", a, n)
 		}
 	}
+	// report --cluster reads the cluster's state, in the journal report's
+	// format: one row per recipient, all sent.
+	r = mailrun(t, nil, "report", e.dir, "--cluster", hub.URL())
+	r.want(t, exitOK, "report --cluster")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != len(addrs)+1 || !strings.HasPrefix(lines[0], "row,email,status,") {
+		t.Fatalf("report --cluster: %d lines, want %d\n%s", len(lines), len(addrs)+1, r.stdout)
+	}
+	for i, l := range lines[1:] {
+		if want := fmt.Sprintf("%d,%s,sent,", i+2, addrs[i]); !strings.HasPrefix(l, want) {
+			t.Errorf("report line %d: %q, want it to start %q", i+1, l, want)
+		}
+	}
 }
