@@ -2,11 +2,15 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailrun/mailrun/internal/servertest"
 )
 
 func startHub(t *testing.T, dir string) *Hub {
@@ -185,4 +189,41 @@ func TestWorkersJoinAndLeave(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("a worker that left is still listed")
+}
+
+// TestHubTLSPassword: a hub beyond loopback starts with TLS and a
+// password; a client without the password is refused, one with it and the
+// hub's CA (from the environment) gets in.
+func TestHubTLSPassword(t *testing.T) {
+	certPEM, keyPEM := servertest.SelfSigned(t, "127.0.0.1")
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := StartHub(HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), User: DefaultUser, Password: "hub-Secret-42",
+		TLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if !strings.HasPrefix(h.URL(), "tls://") {
+		t.Fatalf("url %s", h.URL())
+	}
+	t.Setenv(CAEnv, ca)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if c, err := Open(ctx, h.URL(), Options{Name: "nopass"}); err == nil {
+		c.Close()
+		t.Fatal("a client without the password got in")
+	}
+	t.Setenv(PasswordEnv, "hub-Secret-42")
+	c, err := Open(ctx, h.URL(), Options{Name: "pass"})
+	if err != nil {
+		t.Fatalf("with the password and the CA: %v", err)
+	}
+	c.Close()
 }

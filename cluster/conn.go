@@ -29,7 +29,14 @@ const (
 const (
 	UserEnv     = "MAILRUN_NATS_USER"
 	PasswordEnv = "MAILRUN_NATS_PASSWORD"
+	// CAEnv names a PEM file of the certificate authority a tls:// hub's
+	// certificate is checked against, beside the system's.
+	CAEnv = "MAILRUN_NATS_CA"
 )
+
+// DefaultUser is the user a hub with a password knows, and the one a
+// client logs in as without UserEnv.
+const DefaultUser = "mailrun"
 
 // Options shapes a connection.
 type Options struct {
@@ -75,7 +82,14 @@ func Open(ctx context.Context, url string, o Options) (*Conn, error) {
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
 	}
 	if pw := os.Getenv(PasswordEnv); pw != "" {
-		opts = append(opts, nats.UserInfo(os.Getenv(UserEnv), pw))
+		user := os.Getenv(UserEnv)
+		if user == "" {
+			user = DefaultUser
+		}
+		opts = append(opts, nats.UserInfo(user, pw))
+	}
+	if ca := os.Getenv(CAEnv); ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

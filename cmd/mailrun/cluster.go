@@ -26,7 +26,7 @@ func cmdHub(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	store := fs.String("store", "mailrun-hub", "`DIR` for JetStream's files: keep it, a restarted hub continues from it")
 	cert := fs.String("tls-cert", "", "TLS certificate `FILE` (PEM)")
 	key := fs.String("tls-key", "", "TLS key `FILE` (PEM)")
-	user := fs.String("user", "mailrun", "the `NAME` clients log in with, when "+hubPasswordEnv+" is set")
+	user := fs.String("user", cluster.DefaultUser, "the `NAME` clients log in with, when "+hubPasswordEnv+" is set")
 	if _, code, ok := parse(fs, args, 0, stdout, stderr); !ok {
 		return code
 	}
