@@ -24,36 +24,51 @@ import (
 )
 
 // TestBenchCluster is the figure of issue 12: the same campaign sent by a
-// plain `mailrun send` (8 connections) and then, fresh copy and fresh
-// journal, by a real `mailrun hub` process (its store on disk, so every
-// write pays its fsync), two real `mailrun worker` processes (4
-// connections each) and `mailrun send --cluster`, all against benchSink on
-// this machine. `make bench-cluster` runs it:
+// plain `mailrun send` (8 connections by default) and then, fresh copy and
+// fresh journal, by a real `mailrun hub` process (its store on disk, so
+// every write pays its fsync), real `mailrun worker` processes (two of 4
+// connections each by default) and `mailrun send --cluster`, all against
+// benchSink on this machine. `make bench-cluster` runs it:
 //
 //	MAILRUN_BENCH=1 MAILRUN_BIN=bin/mailrun BENCH_CLUSTER_N=20000 \
 //	  go test -run '^TestBenchCluster$' -v -timeout 30m ./cmd/mailrun/
 //
-// It reports both rates and their ratio, the hub's writes per second
+// It reports both rates and their ratio (as send prints them, and at the
+// sink from its first message to its last), the hub's writes per second
 // (read from its streams), the claim round trip measured by a probe
 // beside the run and on the idle hub, and the CPU time and peak memory of
 // every process. Like the other benchmarks it asserts correctness only
 // (every recipient once); the issue's "at least half the plain rate" is
-// reported, not enforced. BENCH_CLUSTER_STORE puts the hub's store in
-// another folder (say /dev/shm, to take the disk out).
+// reported, not enforced. Knobs, read by this test only, to see how the
+// rate grows with workers and what bounds it:
+//
+//   - BENCH_CLUSTER_STORE puts the hub's store in another folder (say
+//     /dev/shm, to take the disk out);
+//   - BENCH_CLUSTER_WORKERS, the number of workers (2);
+//   - BENCH_CLUSTER_CONCURRENCY, each worker's connections (4);
+//   - BENCH_CLUSTER_PLAIN_CONCURRENCY, the plain send's connections
+//     (workers times concurrency);
+//   - BENCH_SINK_DELAY, how long the sink holds each message's final
+//     reply (say 20ms, for a real relay's latency; none).
 func TestBenchCluster(t *testing.T) {
 	if os.Getenv("MAILRUN_BENCH") == "1" && os.Getenv("BENCH_CLUSTER_N") == "" {
 		t.Skip("set BENCH_CLUSTER_N (make bench-cluster) to run the cluster benchmark")
 	}
 	bin := benchSetup(t)
 	n := benchN(t, "BENCH_CLUSTER_N", 20000)
-	const (
-		plainConns  = 8
-		workers     = 2
-		workerConns = plainConns / workers
-	)
+	workers := benchN(t, "BENCH_CLUSTER_WORKERS", 2)
+	workerConns := benchN(t, "BENCH_CLUSTER_CONCURRENCY", 4)
+	plainConns := benchN(t, "BENCH_CLUSTER_PLAIN_CONCURRENCY", workers*workerConns)
+	var delay time.Duration
+	if s := os.Getenv("BENCH_SINK_DELAY"); s != "" {
+		var err error
+		if delay, err = time.ParseDuration(s); err != nil || delay < 0 {
+			t.Fatalf("BENCH_SINK_DELAY=%q: want a duration such as 20ms", s)
+		}
+	}
 
 	// Plain send.
-	sink := startBenchSink(t)
+	sink := startBenchSinkDelay(t, delay)
 	dir := benchClusterCampaign(t, n, sink, plainConns)
 	self := selfCPU()
 	plain := benchExec(t, bin, "send", dir, "--yes")
@@ -62,10 +77,11 @@ func TestBenchCluster(t *testing.T) {
 		t.Fatalf("send exit %d, want 0\n%s", plain.code, plain.log)
 	}
 	sink.wantOnce(t, n, plainConns, plain.log)
+	plainSink, plainSpan := sink.rate()
 
-	// The same campaign through a hub and two workers.
-	sink = startBenchSink(t)
-	dir = benchClusterCampaign(t, n, sink, plainConns)
+	// The same campaign through a hub and the workers.
+	sink = startBenchSinkDelay(t, delay)
+	dir = benchClusterCampaign(t, n, sink, workerConns)
 	store := t.TempDir()
 	if s := os.Getenv("BENCH_CLUSTER_STORE"); s != "" {
 		var err error
@@ -122,7 +138,8 @@ func TestBenchCluster(t *testing.T) {
 	if coord.code != exitOK {
 		t.Fatalf("send --cluster exit %d, want 0\n%s", coord.code, coord.log)
 	}
-	sink.wantOnce(t, n, plainConns, coord.log)
+	sink.wantOnce(t, n, workers*workerConns, coord.log)
+	clusterSink, clusterSpan := sink.rate()
 
 	idle := probeClaims(ctx, cn, "bench-probe-idle", 0, 300, nil)
 	var wruns []benchRun
@@ -137,10 +154,12 @@ func TestBenchCluster(t *testing.T) {
 	claimWrites := after[0] - before[0] - live.writes
 	otherWrites := after[1] - before[1] + after[2] - before[2]
 	secs := clusterTook.Seconds()
-	benchReport(t, "cluster bench: %d recipients, no rate limit, benchSink on loopback, %d CPUs, hub store %s", n, runtime.NumCPU(), store)
+	benchReport(t, "cluster bench: %d recipients, no rate limit, benchSink on loopback (reply delay %s), %d CPUs, hub store %s", n, delay, runtime.NumCPU(), store)
 	benchReport(t, "  plain send   (%d conns):          %7.0f msg/s  (%s in send, %s wall)", plainConns, plainRate, plainTook.Round(time.Millisecond), plain.elapsed.Round(time.Millisecond))
-	benchReport(t, "  cluster send (%d workers x %d):    %7.0f msg/s  (%s in send, %s wall)", workers, workerConns, clusterRate, clusterTook.Round(time.Millisecond), coord.elapsed.Round(time.Millisecond))
+	benchReport(t, "  cluster send (%d workers x %d):   %7.0f msg/s  (%s in send, %s wall)", workers, workerConns, clusterRate, clusterTook.Round(time.Millisecond), coord.elapsed.Round(time.Millisecond))
 	benchReport(t, "  ratio cluster/plain: %.2f (issue 12 wants >= 0.50)", clusterRate/plainRate)
+	benchReport(t, "  at the sink, first to last message: plain %.0f msg/s (%s), cluster %.0f msg/s (%s), ratio %.2f",
+		plainSink, plainSpan.Round(time.Millisecond), clusterSink, clusterSpan.Round(time.Millisecond), clusterSink/plainSink)
 	benchReport(t, "  hub writes: %d claim-bucket writes (%.2f per recipient) = %.0f/s; runs bucket + work queue %d = %.0f/s",
 		claimWrites, float64(claimWrites)/float64(n), float64(claimWrites)/secs, otherWrites, float64(otherWrites)/secs)
 	benchReport(t, "  claim round trip (create, synced): during the run %s, idle hub %s", live.claim, idle.claim)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // benchSink is a minimal SMTP server (RFC 5321 with PIPELINING, RFC 2920,
@@ -20,21 +21,35 @@ import (
 // do rather than how fast the test server parses. go-smtp's server, used by
 // TestBenchSend, reads DATA one byte at a time and takes most of the CPU.
 type benchSink struct {
-	ln net.Listener
+	ln    net.Listener
+	delay time.Duration // before the reply to each message's end of data
 
 	mu         sync.Mutex
 	deliveries map[string]int
 	messages   int
 	conns, max int
+	// first and last are when the first and the last message arrived:
+	// the rate between them leaves out a sender's start and end (a
+	// coordinator's poll for the last batch).
+	first, last time.Time
 }
 
 func startBenchSink(t *testing.T) *benchSink {
+	t.Helper()
+	return startBenchSinkDelay(t, 0)
+}
+
+// startBenchSinkDelay is startBenchSink holding each message's final
+// reply (after DATA's end, or BDAT LAST) for delay, as a real relay takes
+// a while to queue a message: each connection then carries at most one
+// message per delay.
+func startBenchSinkDelay(t *testing.T, delay time.Duration) *benchSink {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &benchSink{ln: ln, deliveries: map[string]int{}}
+	s := &benchSink{ln: ln, delay: delay, deliveries: map[string]int{}}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -106,6 +121,7 @@ func (s *benchSink) serve(c net.Conn) {
 			}
 			s.deliver(rcpts)
 			rcpts = rcpts[:0]
+			time.Sleep(s.delay)
 			reply("250 2.0.0 queued")
 		case strings.HasPrefix(cmd, "BDAT "):
 			f := strings.Fields(cmd)
@@ -127,6 +143,7 @@ func (s *benchSink) serve(c net.Conn) {
 			default:
 				s.deliver(rcpts)
 				rcpts = rcpts[:0]
+				time.Sleep(s.delay)
 				reply("250 2.0.0 queued")
 			}
 		case cmd == "RSET":
@@ -148,7 +165,23 @@ func (s *benchSink) deliver(rcpts []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages++
+	s.last = time.Now()
+	if s.first.IsZero() {
+		s.first = s.last
+	}
 	for _, a := range rcpts {
 		s.deliveries[a]++
 	}
+}
+
+// rate is the messages per second between the first and the last
+// message, and that span.
+func (s *benchSink) rate() (float64, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.last.Sub(s.first)
+	if s.messages < 2 || d <= 0 {
+		return 0, d
+	}
+	return float64(s.messages-1) / d.Seconds(), d
 }
