@@ -154,6 +154,8 @@ type ClaimEntry struct {
 
 // Claims returns every recipient's current claim or outcome for campaign.
 func (cn *Conn) Claims(ctx context.Context, campaign string) ([]ClaimEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	w, err := cn.claims.Watch(ctx, campaign+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err

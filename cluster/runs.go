@@ -117,12 +117,23 @@ func (cn *Conn) Queue(ctx context.Context, ck string, pass, n int, data []byte) 
 // BatchesDone counts the batches of a pass of ck that a worker finished,
 // and all its batches.
 func (cn *Conn) BatchesDone(ctx context.Context, ck string, pass int) (done, all int, err error) {
+	// A listing is a consumer of its own: bounded, so one that a restart
+	// of the hub left without its messages fails and is asked again.
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	l, err := cn.runs.ListKeysFiltered(ctx, ck+".batch.p"+strconv.Itoa(pass)+".*")
 	if err != nil {
 		return 0, 0, err
 	}
 	defer l.Stop()
+	var keys []string
 	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("list the batches: %w", err)
+	}
+	for _, k := range keys {
 		e, err := cn.runs.Get(ctx, k)
 		if err != nil {
 			return 0, 0, err
@@ -134,6 +145,9 @@ func (cn *Conn) BatchesDone(ctx context.Context, ck string, pass int) (done, all
 	}
 	return done, all, nil
 }
+
+// listTimeout bounds one listing of keys or claims.
+const listTimeout = 30 * time.Second
 
 // Next waits up to wait for a batch of work; nil, nil when none came.
 func (cn *Conn) Next(ctx context.Context, wait time.Duration) (*Batch, error) {

@@ -100,7 +100,7 @@ func publishedFiles(c *campaign.Campaign) ([]string, error) {
 // ClusterOptions adds to SendOptions what a coordinator needs.
 type ClusterOptions struct {
 	// Poll is how often the coordinator looks whether every batch is done;
-	// zero means one second.
+	// zero means a quarter of a second.
 	Poll time.Duration
 }
 
@@ -123,7 +123,7 @@ func Coordinate(ctx context.Context, c *campaign.Campaign, cn *cluster.Conn, opt
 		out = io.Discard
 	}
 	if co.Poll <= 0 {
-		co.Poll = time.Second
+		co.Poll = 250 * time.Millisecond
 	}
 	sum := &SendSummary{Journal: opts.Journal}
 	if c.Mode == "group" {
@@ -441,8 +441,8 @@ func (co *coordinator) wait(ctx context.Context) error {
 				downSince = time.Now()
 				co.r.print(fmt.Sprintf("cluster: %v; waiting for it", err))
 			}
-			if time.Since(downSince) > co.c.Send.GiveUpAfter {
-				return fmt.Errorf("cluster unreachable for %s (send.give_up_after); rerun to continue: %w", co.c.Send.GiveUpAfter, err)
+			if limit := giveUpAfter(co.c.Send.GiveUpAfter); time.Since(downSince) > limit {
+				return fmt.Errorf("cluster unreachable for %s (send.give_up_after); rerun to continue: %w", limit, err)
 			}
 		case done == all:
 			return co.finish(ctx)

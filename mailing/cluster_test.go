@@ -61,6 +61,9 @@ func (e *clusterEnv) workers(n int, o WorkerOptions) func() []error {
 			wo.Name = fmt.Sprintf("w%d", i+1)
 		}
 		wo.Cache = e.t.TempDir()
+		if wo.Out == nil {
+			wo.Out = testWriter{e.t}
+		}
 		wg.Go(func() {
 			if err := Work(ctx, cn, wo); err != nil {
 				mu.Lock()
@@ -247,4 +250,12 @@ func TestClusterHubRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%+v", sum)
+}
+
+// testWriter logs what a worker prints, for a failing test to show.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -28,10 +28,7 @@ func newRelayGate(first, giveUp time.Duration, note func(string)) *relayGate {
 	if first <= 0 {
 		first = 20 * time.Second
 	}
-	if giveUp <= 0 {
-		giveUp = 15 * time.Minute
-	}
-	return &relayGate{first: first, giveUp: giveUp, note: note}
+	return &relayGate{first: first, giveUp: giveUpAfter(giveUp), note: note}
 }
 
 // wait returns when the pause is over, or ctx's error when the run stops
@@ -127,4 +124,13 @@ func (b *budget) release(n int64) {
 		b.free = nil
 	}
 	b.mu.Unlock()
+}
+
+// giveUpAfter is send.give_up_after with its default: how long a run waits
+// for a relay, or a cluster, that went away.
+func giveUpAfter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 15 * time.Minute
+	}
+	return d
 }
