@@ -132,24 +132,14 @@ func Coordinate(ctx context.Context, c *campaign.Campaign, cn *cluster.Conn, opt
 	if opts.Limit > 0 {
 		return sum, &SetupError{errors.New("--limit is not available with --cluster")}
 	}
-	sup, err := campaign.LoadSuppressions(c)
+	st, err := startRun(c, opts, "send --cluster", out)
 	if err != nil {
-		return sum, &SetupError{err}
+		return sum, err
 	}
-	fp, files, err := fingerprints(c)
-	if err != nil {
-		return sum, &SetupError{err}
-	}
-	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Files: files, Command: "send --cluster"}, campaign.AddrKey)
-	if err != nil {
-		return sum, &SetupError{err}
-	}
+	j, sup := st.j, st.sup
 	defer j.Close()
-	if began := j.Began(); began.Fingerprint != fp && !opts.Force {
-		return sum, &ChangedError{Journal: opts.Journal, Began: began.Time, Files: changedFiles(began, files)}
-	}
 	co2 := &coordinator{c: c, cn: cn, ck: cluster.CampaignKey(c.Name), opts: co}
-	if err := co2.begin(ctx, fp, files, opts.Force, out); err != nil {
+	if err := co2.begin(ctx, st.fp, st.files, opts.Force, out); err != nil {
 		return sum, err
 	}
 	recs, err := campaign.OpenRecipients(c)

@@ -222,29 +222,16 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 		return sum, &SetupError{err}
 	}
 	defer rd.Close()
-	sup, err := campaign.LoadSuppressions(c)
+	st, err := startRun(c, opts, "send", out)
 	if err != nil {
-		return sum, &SetupError{err}
+		return sum, err
 	}
-	fp, files, err := fingerprints(c)
-	if err != nil {
-		return sum, &SetupError{err}
-	}
-	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Files: files, Command: "send"}, campaign.AddrKey)
-	if err != nil {
-		return sum, &SetupError{err}
-	}
+	j, sup := st.j, st.sup
 	defer j.Close()
 	if c.Mode != "group" {
 		// Every worker needs its intent durable before its message goes:
 		// one sync for all of them (journal.Gather).
 		j.Gather(c.Send.Concurrency, gatherWait)
-	}
-	if began := j.Began(); began.Fingerprint != fp {
-		if !opts.Force {
-			return sum, &ChangedError{Journal: opts.Journal, Began: began.Time, Files: changedFiles(began, files)}
-		}
-		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on, as forced\n", opts.Journal, began.Time.Format(time.DateTime))
 	}
 	recs, err := campaign.OpenRecipients(c)
 	if err != nil {
@@ -281,6 +268,42 @@ func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions)
 		}
 	}
 	return sum, err
+}
+
+// runStart is what a send run opens before its first recipient, Send's
+// and Coordinate's alike.
+type runStart struct {
+	sup   *campaign.Suppressions
+	fp    string
+	files map[string]string // the fingerprint's hash per file
+	j     *journal.Journal
+}
+
+// startRun loads the suppress lists, fingerprints the campaign and opens
+// and locks its journal as command. A journal begun with other files is
+// refused (a *ChangedError) unless opts.Force, which warns on out; other
+// failures are a *SetupError. The caller closes the journal.
+func startRun(c *campaign.Campaign, opts SendOptions, command string, out io.Writer) (*runStart, error) {
+	sup, err := campaign.LoadSuppressions(c)
+	if err != nil {
+		return nil, &SetupError{err}
+	}
+	fp, files, err := fingerprints(c)
+	if err != nil {
+		return nil, &SetupError{err}
+	}
+	j, err := journal.Open(opts.Journal, journal.Header{Campaign: c.Name, Fingerprint: fp, Files: files, Command: command}, campaign.AddrKey)
+	if err != nil {
+		return nil, &SetupError{err}
+	}
+	if began := j.Began(); began.Fingerprint != fp {
+		if !opts.Force {
+			j.Close()
+			return nil, &ChangedError{Journal: opts.Journal, Began: began.Time, Files: changedFiles(began, files)}
+		}
+		fmt.Fprintf(out, "warning: %s: campaign files changed since the journal began (%s); going on, as forced\n", opts.Journal, began.Time.Format(time.DateTime))
+	}
+	return &runStart{sup: sup, fp: fp, files: files, j: j}, nil
 }
 
 // sendRun is the state of one Send.
