@@ -129,33 +129,16 @@ func clusterSend(ctx context.Context, c *campaign.Campaign, f *sendFlags, stdin 
 		return exitUsage
 	}
 	defer cn.Close()
-	opts := f.options()
-	pl, err := mailing.NewPlan(ctx, c, opts, stderr)
-	if code := interrupted(ctx, err, stderr); code != 0 {
-		return code
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", errText(err))
-		return exitUsage
-	}
 	ws, _ := cn.Workers(ctx)
 	rate := "no limit"
 	if c.Send.Rate != "" {
 		rate = c.Send.Rate + " in all"
 	}
-	printPlan(stdout, c, pl, fmt.Sprintf("cluster %s (%d workers live now, rate %s, writes kept on %d server(s))", f.cluster, len(ws), rate, cn.Replicas()))
-	if code, ok := refuse(pl, f, stderr); !ok {
+	relay := fmt.Sprintf("cluster %s (%d workers live now, rate %s, writes kept on %d server(s))", f.cluster, len(ws), rate, cn.Replicas())
+	pl, opts, code, ok := planAndAsk(ctx, c, f, relay, stdin, stdout, stderr)
+	if !ok {
 		return code
 	}
-	if !f.yes {
-		if code := confirm(ctx, stdin, stdout, stderr); code != exitOK {
-			if code == exitCancelled {
-				return exitOK
-			}
-			return code
-		}
-	}
-	opts.Journal = pl.Journal
 	return sendRun(ctx, pl.ToSend, stdout, stderr, tty, opts, func(ctx context.Context, opts mailing.SendOptions) (*mailing.SendSummary, error) {
 		sum, err := mailing.Coordinate(ctx, c, cn, opts, mailing.ClusterOptions{})
 		if err != nil && ctx.Err() != nil {

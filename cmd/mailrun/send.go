@@ -73,28 +73,10 @@ func cmdSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if f.testAddr != "" {
 		return testSend(ctx, c, pool, &f, stdout, stderr)
 	}
-	opts := f.options()
-	pl, err := mailing.NewPlan(ctx, c, opts, stderr)
-	if code := interrupted(ctx, err, stderr); code != 0 {
+	pl, opts, code, ok := planAndAsk(ctx, c, &f, relay, stdin, stdout, stderr)
+	if !ok {
 		return code
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mailrun send:", errText(err))
-		return exitUsage
-	}
-	printPlan(stdout, c, pl, relay)
-	if code, ok := refuse(pl, &f, stderr); !ok {
-		return code
-	}
-	if !f.yes {
-		if code := confirm(ctx, stdin, stdout, stderr); code != exitOK {
-			if code == exitCancelled {
-				return exitOK // the user's answer, not a failure
-			}
-			return code
-		}
-	}
-	opts.Journal = pl.Journal
 	return sendRun(ctx, pl.ToSend, stdout, stderr, tty, opts, func(ctx context.Context, opts mailing.SendOptions) (*mailing.SendSummary, error) {
 		return mailing.Send(ctx, c, pool, opts)
 	})
@@ -128,6 +110,36 @@ func dialPlan(c *campaign.Campaign, f *sendFlags, stderr io.Writer) (*sender.Poo
 	}
 	relay := fmt.Sprintf("%s, rate %s, %d connections", client, rate, max(pc.Concurrency, 1))
 	return sender.NewPool(client, pc), relay, true
+}
+
+// planAndAsk works out the plan, prints it with relay (where the mail
+// goes), refuses what refuse refuses and asks, as send does with and
+// without --cluster. ok false ends the command with code; a "no" is
+// exitOK, the user's answer and not a failure.
+func planAndAsk(ctx context.Context, c *campaign.Campaign, f *sendFlags, relay string, stdin io.Reader, stdout, stderr io.Writer) (*mailing.Plan, mailing.SendOptions, int, bool) {
+	opts := f.options()
+	pl, err := mailing.NewPlan(ctx, c, opts, stderr)
+	if code := interrupted(ctx, err, stderr); code != 0 {
+		return nil, opts, code, false
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailrun send:", errText(err))
+		return nil, opts, exitUsage, false
+	}
+	printPlan(stdout, c, pl, relay)
+	if code, ok := refuse(pl, f, stderr); !ok {
+		return nil, opts, code, false
+	}
+	if !f.yes {
+		if code := confirm(ctx, stdin, stdout, stderr); code != exitOK {
+			if code == exitCancelled {
+				code = exitOK
+			}
+			return nil, opts, code, false
+		}
+	}
+	opts.Journal = pl.Journal
+	return pl, opts, exitOK, true
 }
 
 // exitCancelled is confirm's answer for a "no": nothing sent, as asked.
