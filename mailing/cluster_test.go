@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -258,4 +259,51 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestClusterWorkerRelayDown: a worker whose relay cannot be reached
+// pauses and gives its batch back instead of stopping; the other worker
+// sends everyone, once each.
+func TestClusterWorkerRelayDown(t *testing.T) {
+	e := newClusterEnv(t, smtptest.Options{}, "")
+	addrs := e.generatedAddrs(2*BatchSize + 3)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	var out lockedLog
+	awayErrs := e.workers(1, WorkerOptions{Name: "away", SMTP: "smtp://" + closed + "?security=none", RelayPause: time.Second, Out: &out})
+	time.Sleep(cluster.Heartbeat()) // the away worker takes the first batch
+	e.workers(1, WorkerOptions{Name: "good"})
+	sum, _ := e.coordinate(SendOptions{})
+	if sum.Sent != len(addrs) {
+		t.Fatalf("summary %+v\naway worker:\n%s", sum, out.String())
+	}
+	e.wantDeliveries(allOf(addrs, 1))
+	if errs := awayErrs(); len(errs) != 0 {
+		t.Errorf("the worker whose relay is away stopped: %v", errs)
+	}
+	if !strings.Contains(out.String(), "relay unreachable, retrying in 1s") {
+		t.Errorf("the away worker did not say it pauses:\n%s", out.String())
+	}
+}
+
+// lockedLog collects a worker's lines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

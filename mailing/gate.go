@@ -71,6 +71,13 @@ func (g *relayGate) down(now time.Time) bool {
 	return true
 }
 
+// paused reports whether a pause is under way.
+func (g *relayGate) paused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return time.Now().Before(g.until)
+}
+
 // up notes that a message went through: the relay is back.
 func (g *relayGate) up() {
 	g.mu.Lock()

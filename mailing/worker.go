@@ -42,6 +42,9 @@ type WorkerOptions struct {
 	// Idle, when above zero, ends Work after that long without work
 	// (tests and one-off runs); zero works until ctx ends.
 	Idle time.Duration
+	// RelayPause is the first pause when the relay cannot be reached (it
+	// doubles, up to 5 minutes); zero means 20 seconds, as for Send.
+	RelayPause time.Duration
 }
 
 // WorkerError stops a worker that cannot send: its relay refused the
@@ -116,6 +119,8 @@ type workCampaign struct {
 	pool  *sender.Pool
 	rate  float64
 	burst int
+	// gate pauses the worker's messages while the relay is away.
+	gate *relayGate
 	// sem bounds the messages on their way, over every batch in flight,
 	// to the pool's connections: a claim is taken just before a message's
 	// first command, so a worker killed with kill -9 leaves at most that
@@ -132,6 +137,9 @@ func (w *worker) loop(ctx context.Context) error {
 	defer batches.Wait()
 	idleSince := time.Now()
 	for w.stopCtx.Err() == nil {
+		if w.paused() {
+			continue
+		}
 		select {
 		case inFlight <- struct{}{}:
 		case <-w.stopCtx.Done():
@@ -201,7 +209,9 @@ func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 	complete := true
 	for _, rc := range wb.Rcpts {
 		sem <- struct{}{}
-		if w.stopCtx.Err() != nil {
+		// A stop, or a relay gone away, gives the rest of the batch back
+		// to the cluster at once.
+		if w.stopCtx.Err() != nil || wc.gate.paused() {
 			<-sem
 			mu.Lock()
 			complete = false
@@ -250,6 +260,9 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 		return w.settle(wb, key, rev, claim)
 	}
 	claim.MessageID = msg.MessageID
+	if wc.gate.wait(w.stopCtx) != nil {
+		return false // stopped while the relay was away
+	}
 	var rev uint64
 	var claimErr error
 	// Until it is claimed the message only waits for its turn, and a stop
@@ -298,12 +311,20 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 		w.printf("%s:%d <%s>: send: %s: %s", wc.c.File(wc.c.Recipients.File), rc.Row, rc.Email, e.Status, e.Error)
 	}
 	ok := w.settle(wb, key, rev, claim)
-	if err != nil && (sender.IsFatal(err) || errors.Is(err, sender.ErrUnreachable)) {
-		reason := "the relay refused this worker"
-		if errors.Is(err, sender.ErrUnreachable) {
-			reason = "the relay cannot be reached"
+	switch {
+	case errors.Is(err, sender.ErrUnreachable):
+		// The relay is away: this worker pauses (the campaign's
+		// relayGate) and its batch goes back at once, for a worker
+		// whose relay answers; the recipient, deferred, is claimed
+		// again by whoever sends it.
+		if !wc.gate.down(time.Now()) {
+			w.fail(&WorkerError{Reason: fmt.Sprintf("the relay has been unreachable for %s (send.give_up_after)", wc.gate.giveUp), Err: err})
 		}
-		w.fail(&WorkerError{Reason: reason, Err: err})
+		return false
+	case err != nil && sender.IsFatal(err):
+		w.fail(&WorkerError{Reason: "the relay refused this worker", Err: err})
+	case err == nil:
+		wc.gate.up()
 	}
 	return ok
 }
@@ -386,7 +407,8 @@ func (w *worker) campaign(wb *workBatch) (*workCampaign, error) {
 	if w.o.Concurrency > 0 {
 		pc.Concurrency = w.o.Concurrency
 	}
-	wc := &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst, sem: make(chan struct{}, max(pc.Concurrency, 1))}
+	wc := &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst, sem: make(chan struct{}, max(pc.Concurrency, 1)),
+		gate: newRelayGate(w.o.RelayPause, c.Send.GiveUpAfter, func(s string) { w.printf("campaign %s: %s", wb.Campaign, s) })}
 	pc.Rate, pc.Burst = share(wb.Rate, wb.Burst, w.live)
 	wc.pool = sender.NewPool(client, pc)
 	w.camps[wb.Files] = wc
@@ -428,6 +450,24 @@ func (w *worker) rebalancer() {
 			w.rebalance()
 		}
 	}
+}
+
+// paused waits out the pause of any campaign's relay before the worker
+// takes more work, so the others take it meanwhile; it reports whether
+// the worker stopped.
+func (w *worker) paused() bool {
+	w.mu.Lock()
+	gates := make([]*relayGate, 0, len(w.camps))
+	for _, wc := range w.camps {
+		gates = append(gates, wc.gate)
+	}
+	w.mu.Unlock()
+	for _, g := range gates {
+		if g.wait(w.stopCtx) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *worker) fail(e *WorkerError) {
