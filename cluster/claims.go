@@ -55,13 +55,23 @@ func ClaimKey(campaign, addrKey string) string {
 	return campaign + "." + hex.EncodeToString(h[:20])
 }
 
+// Over says which earlier outcomes a claim may take over, beside
+// deferred and skipped (nothing reached the relay for those): a send with
+// --retry-failed takes over failed, one with --resend-unknown unknown,
+// but only outcomes at revision UpTo or below, the last one that send saw
+// when it began, so that an outcome of the send itself is never sent
+// again. A revision, not a time: the machines' clocks need not agree.
+type Over struct {
+	States []string `json:"states,omitempty"`
+	UpTo   uint64   `json:"up_to,omitempty"`
+}
+
 // Claim takes the recipient for c.Worker with a create-only write. It
 // returns the revision to settle with, or ErrTaken (wrapped, with the
-// current holder) when a claim or an outcome other than deferred holds the
-// key; a deferred outcome, or one of the states in over (a send with
-// --retry-failed takes over failed), is taken over by compare-and-set on
+// current holder) when a claim or an outcome holds the key that over does
+// not let it take; an outcome it may take is taken by compare-and-set on
 // its revision, so only one worker gets it.
-func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim, over ...string) (uint64, error) {
+func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim, over Over) (uint64, error) {
 	key := ClaimKey(campaign, addrKey)
 	c.State = Sending
 	data, err := json.Marshal(c)
@@ -82,7 +92,8 @@ func (cn *Conn) Claim(ctx context.Context, campaign, addrKey string, c Claim, ov
 	switch {
 	case cur.State == Sending && cur.Token == c.Token:
 		return curRev, nil // our own create, whose reply was lost
-	case cur.State != Deferred && !slices.Contains(over, cur.State):
+	case cur.State != Deferred && cur.State != Skipped &&
+		(!slices.Contains(over.States, cur.State) || curRev > over.UpTo):
 		return 0, fmt.Errorf("%s: %w (%s by %s)", c.Email, ErrTaken, cur.State, cur.Worker)
 	}
 	rev, err = cn.claims.Update(ctx, key, data, curRev)

@@ -50,15 +50,15 @@ func TestClaimOnce(t *testing.T) {
 	a, b := open(t, h.URL()), open(t, h.URL())
 	ctx := context.Background()
 	ck := CampaignKey("spring news")
-	rev, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1", Email: "ann@example.org"})
+	rev, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1", Email: "ann@example.org"}, Over{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Claim(ctx, ck, "ann@example.org", Claim{Worker: "b", Token: "t2"}); !errors.Is(err, ErrTaken) {
+	if _, err := b.Claim(ctx, ck, "ann@example.org", Claim{Worker: "b", Token: "t2"}, Over{}); !errors.Is(err, ErrTaken) {
 		t.Fatalf("second claim: got %v, want ErrTaken", err)
 	}
 	// A create whose reply was lost: the same token finds its own claim.
-	if r2, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1"}); err != nil || r2 != rev {
+	if r2, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "t1"}, Over{}); err != nil || r2 != rev {
 		t.Fatalf("own claim again: rev %d, %v; want %d", r2, err, rev)
 	}
 	if err := a.Settle(ctx, ck, "ann@example.org", rev, Claim{State: Deferred, Token: "t1", Email: "ann@example.org"}); err != nil {
@@ -66,7 +66,7 @@ func TestClaimOnce(t *testing.T) {
 	}
 	won := 0
 	for i, c := range []*Conn{a, b} {
-		_, err := c.Claim(ctx, ck, "ann@example.org", Claim{Worker: "w", Token: string(rune('x' + i))})
+		_, err := c.Claim(ctx, ck, "ann@example.org", Claim{Worker: "w", Token: string(rune('x' + i))}, Over{})
 		switch {
 		case err == nil:
 			won++
@@ -226,4 +226,53 @@ func TestHubTLSPassword(t *testing.T) {
 		t.Fatalf("with the password and the CA: %v", err)
 	}
 	c.Close()
+}
+
+// TestClaimOver: a failed outcome is taken over only by a send that asked
+// for it (Over.States) and saw it when it began (Over.UpTo); a skipped one
+// (nothing sent) by anyone.
+func TestClaimOver(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	c := open(t, h.URL())
+	ctx := context.Background()
+	ck := CampaignKey("over")
+	settle := func(addr, state string) uint64 {
+		rev, err := c.Claim(ctx, ck, addr, Claim{Token: "t"}, Over{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Settle(ctx, ck, addr, rev, Claim{State: state, Token: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := c.Claims(ctx, ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ce := range all {
+			if ce.Key == ClaimKey(ck, addr) {
+				return ce.Rev
+			}
+		}
+		t.Fatalf("%s: no claim", addr)
+		return 0
+	}
+	rev := settle("f@example.org", Failed)
+	for _, tc := range []struct {
+		over Over
+		ok   bool
+	}{
+		{Over{}, false},
+		{Over{States: []string{Failed}, UpTo: rev - 1}, false}, // an outcome of this very send
+		{Over{States: []string{Unknown}, UpTo: rev}, false},
+		{Over{States: []string{Failed}, UpTo: rev}, true},
+	} {
+		_, err := c.Claim(ctx, ck, "f@example.org", Claim{Token: "n"}, tc.over)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrTaken) {
+			t.Errorf("over %+v: got %v, want taken=%v", tc.over, err, tc.ok)
+		}
+	}
+	settle("s@example.org", Skipped)
+	if _, err := c.Claim(ctx, ck, "s@example.org", Claim{Token: "n"}, Over{}); err != nil {
+		t.Errorf("skipped: %v, want it taken", err)
+	}
 }

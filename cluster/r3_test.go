@@ -103,11 +103,11 @@ func TestReplicatedClaims(t *testing.T) {
 	}
 	ctx := context.Background()
 	ck := CampaignKey("r3")
-	rev, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "1", Email: "ann@example.org"})
+	rev, err := a.Claim(ctx, ck, "ann@example.org", Claim{Worker: "a", Token: "1", Email: "ann@example.org"}, Over{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Claim(ctx, ck, "ann@example.org", Claim{Worker: "b", Token: "2"}); !errors.Is(err, ErrTaken) {
+	if _, err := b.Claim(ctx, ck, "ann@example.org", Claim{Worker: "b", Token: "2"}, Over{}); !errors.Is(err, ErrTaken) {
 		t.Fatalf("second claim on R3: %v, want ErrTaken", err)
 	}
 	if err := a.Settle(ctx, ck, "ann@example.org", rev, Claim{State: Deferred, Token: "1"}); err != nil {
@@ -115,7 +115,7 @@ func TestReplicatedClaims(t *testing.T) {
 	}
 	won := 0
 	for i, c := range []*Conn{a, b} {
-		if _, err := c.Claim(ctx, ck, "ann@example.org", Claim{Token: fmt.Sprint(i + 10)}); err == nil {
+		if _, err := c.Claim(ctx, ck, "ann@example.org", Claim{Token: fmt.Sprint(i + 10)}, Over{}); err == nil {
 			won++
 		} else if !errors.Is(err, ErrTaken) {
 			t.Fatal(err)
@@ -132,7 +132,7 @@ func TestReplicatedClaims(t *testing.T) {
 	for {
 		all, err := a.Claims(ctx, ck)
 		if err == nil && len(all) == 1 && all[0].State == Sending {
-			if _, err = a.Claim(ctx, ck, "bob@example.org", Claim{Token: "3"}); err == nil {
+			if _, err = a.Claim(ctx, ck, "bob@example.org", Claim{Token: "3"}, Over{}); err == nil {
 				break
 			}
 		}

@@ -31,17 +31,17 @@ const maxPublished = 256 << 20
 // workBatch is one batch of work as it travels through the queue. The
 // recipients' data travels with it, so a worker never reads the list.
 type workBatch struct {
-	Campaign string     `json:"campaign"` // the campaign's name
-	Key      string     `json:"key"`      // cluster.CampaignKey of it
-	File     string     `json:"file"`     // the campaign file, in its folder
-	Files    string     `json:"files"`    // the files' content key
-	Pass     int        `json:"pass"`
-	N        int        `json:"n"`
-	Rcpts    []workRcpt `json:"rcpts"`
-	Rate     float64    `json:"rate"`
-	Burst    int        `json:"burst"`
-	Sent     time.Time  `json:"queued"`
-	Over     []string   `json:"over,omitempty"` // states a worker may take over
+	Campaign string       `json:"campaign"` // the campaign's name
+	Key      string       `json:"key"`      // cluster.CampaignKey of it
+	File     string       `json:"file"`     // the campaign file, in its folder
+	Files    string       `json:"files"`    // the files' content key
+	Pass     int          `json:"pass"`
+	N        int          `json:"n"`
+	Rcpts    []workRcpt   `json:"rcpts"`
+	Rate     float64      `json:"rate"`
+	Burst    int          `json:"burst"`
+	Sent     time.Time    `json:"queued"`
+	Over     cluster.Over `json:"over"` // what a worker may take over
 }
 
 type workRcpt struct {
@@ -318,17 +318,21 @@ func (co *coordinator) queue(recs *campaign.Recipients, sup *campaign.Suppressio
 	return err
 }
 
-// over lists the outcomes a worker may take over in this run, beside
-// deferred: the send's --retry-failed and --resend-unknown.
-func (co *coordinator) over() []string {
-	var s []string
+// over says what a worker may take over in this run, beside deferred and
+// skipped: the send's --retry-failed and --resend-unknown, for outcomes
+// recorded before the run began (the claims it read first).
+func (co *coordinator) over() cluster.Over {
+	o := cluster.Over{}
+	for _, ce := range co.claims {
+		o.UpTo = max(o.UpTo, ce.Rev)
+	}
 	if co.r.opts.RetryFailed {
-		s = append(s, cluster.Failed)
+		o.States = append(o.States, cluster.Failed)
 	}
 	if co.r.opts.ResendUnknown {
-		s = append(s, cluster.Unknown)
+		o.States = append(o.States, cluster.Unknown)
 	}
-	return s
+	return o
 }
 
 func (co *coordinator) want(key string) {

@@ -146,7 +146,7 @@ func TestClusterRedeliveredBatch(t *testing.T) {
 	}
 	ck := cluster.CampaignKey(e.campaign().Name)
 	for _, a := range addrs[:2] {
-		if _, err := dead.Claim(context.Background(), ck, campaign.AddrKey(a), cluster.Claim{Worker: "dead", Token: "t", Email: a}); err != nil {
+		if _, err := dead.Claim(context.Background(), ck, campaign.AddrKey(a), cluster.Claim{Worker: "dead", Token: "t", Email: a}, cluster.Over{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -306,4 +306,24 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestClusterRetryFailed: a recipient the relay refused is failed and
+// stays so on a plain rerun; a rerun with RetryFailed sends it, once.
+func TestClusterRetryFailed(t *testing.T) {
+	e := newClusterEnv(t, smtptest.Options{}, "")
+	addrs := e.generatedAddrs(4)
+	e.srv.RejectRcptTimes(addrs[1], 1, 550, "5.1.1", "no such user")
+	e.workers(1, WorkerOptions{})
+	if sum, _ := e.coordinate(SendOptions{}); sum.Sent != 3 || sum.Failed != 1 {
+		t.Fatalf("first run: %+v", sum)
+	}
+	if sum, _ := e.coordinate(SendOptions{}); sum.Sent != 0 || sum.Previously != 4 {
+		t.Fatalf("plain rerun: %+v", sum)
+	}
+	if sum, _ := e.coordinate(SendOptions{RetryFailed: true}); sum.Sent != 1 {
+		t.Fatalf("rerun with RetryFailed: %+v", sum)
+	}
+	e.wantDeliveries(allOf(addrs, 1))
+	e.wantStatus(allOf(addrs, journal.Sent))
 }

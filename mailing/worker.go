@@ -251,12 +251,12 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 	ctx := context.WithoutCancel(w.stopCtx)
 	msg, err := wc.rd.Render(rec)
 	if err != nil {
-		rev, cerr := w.cn.Claim(ctx, wb.Key, key, claim, wb.Over...)
+		rev, cerr := w.cn.Claim(ctx, wb.Key, key, claim, wb.Over)
 		if cerr != nil {
 			return errors.Is(cerr, cluster.ErrTaken)
 		}
 		claim.State, claim.Error = cluster.Skipped, err.Error()
-		w.printf("%s:%d <%s>: render: %v", wc.c.File(wc.c.Recipients.File), rc.Row, rc.Email, err)
+		w.printf("%s: %s:%d <%s>: render: %v", wb.Campaign, wc.c.Recipients.File, rc.Row, rc.Email, err)
 		return w.settle(wb, key, rev, claim)
 	}
 	claim.MessageID = msg.MessageID
@@ -286,7 +286,7 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 				claimErr = err
 				return err
 			}
-			rev, claimErr = w.cn.Claim(ctx, wb.Key, key, claim, wb.Over...)
+			rev, claimErr = w.cn.Claim(ctx, wb.Key, key, claim, wb.Over)
 			started = claimErr == nil
 			return claimErr
 		},
@@ -308,7 +308,7 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 		claim.Code, claim.Enhanced, claim.Text = e.Reply.Code, e.Reply.Enhanced, e.Reply.Text
 	}
 	if e.Status != journal.Sent {
-		w.printf("%s:%d <%s>: send: %s: %s", wc.c.File(wc.c.Recipients.File), rc.Row, rc.Email, e.Status, e.Error)
+		w.printf("%s: %s:%d <%s>: send: %s: %s", wb.Campaign, wc.c.Recipients.File, rc.Row, rc.Email, e.Status, e.Error)
 	}
 	ok := w.settle(wb, key, rev, claim)
 	switch {
