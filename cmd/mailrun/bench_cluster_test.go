@@ -441,7 +441,7 @@ func probeClaims(ctx context.Context, cn *cluster.Conn, name string, every time.
 		addr := fmt.Sprintf("probe%07d@example.org", i)
 		c := cluster.Claim{Worker: "probe", Token: strconv.Itoa(i), Row: i + 2, Email: addr, Time: time.Now().UTC()}
 		start := time.Now()
-		rev, err := cn.Claim(ctx, ck, addr, c)
+		rev, err := cn.Claim(ctx, ck, addr, c, cluster.Over{})
 		if err != nil {
 			return r
 		}
