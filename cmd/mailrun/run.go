@@ -303,7 +303,11 @@ func openBrowser(ctx context.Context, path string, stderr io.Writer) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
-		fmt.Fprintf(stderr, "mailrun preview: %s %s: %v %s; open it yourself\n", name, abs, err, strings.TrimSpace(string(out)))
+		why := err.Error()
+		if said := strings.TrimSpace(string(out)); said != "" {
+			why += ": " + said
+		}
+		fmt.Fprintf(stderr, "mailrun preview: %s %s: %s; open it yourself\n", name, abs, campaign.Printable(why))
 	}
 }
 
