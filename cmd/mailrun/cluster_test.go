@@ -30,8 +30,11 @@ func TestClusterKill9(t *testing.T) {
 		burst       = 10 // its default at 10/s and above
 		concurrency = 4
 	)
-	e, addrs := newCrashEnv(t, n)
-	setRate(t, e, fmt.Sprintf("%d/s", rate))
+	// The relay holds each reply 300 ms, so a killed worker has messages
+	// on their way: they are the unknowns the promise bounds.
+	e := newSendEnv(t, "newsletter", smtptest.Options{DataDelay: 300 * time.Millisecond},
+		fmt.Sprintf("  rate: %d/s\n  concurrency: %d\n", rate, concurrency))
+	addrs := writeList(t, e.dir, n)
 	hub, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -103,11 +106,21 @@ func TestClusterKill9(t *testing.T) {
 	t.Logf("%d delivered, %d unknown, at most %d in any 10 s, over %s", len(at), len(unknown), most, at[len(at)-1].Sub(at[0]).Round(time.Millisecond))
 }
 
-// setRate replaces the crash env's send.rate.
-func setRate(t *testing.T, e *sendEnv, rate string) {
+// writeList writes n recipients in the newsletter's columns into dir's
+// recipients.csv and returns their addresses.
+func writeList(t *testing.T, dir string, n int) []string {
 	t.Helper()
-	path := filepath.Join(e.dir, "campaign.yaml")
-	replaceInFile(t, path, "  rate: 40/s\n", "  rate: "+rate+"\n")
+	var b strings.Builder
+	b.WriteString("email,first_name,last_name,id,plan\n")
+	addrs := make([]string, n)
+	for i := range n {
+		addrs[i] = fmt.Sprintf("user%03d@example.org", i)
+		fmt.Fprintf(&b, "%s,User,No%d,id%d,pro\n", addrs[i], i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recipients.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return addrs
 }
 
 // waitLong waits up to d for the process to end and returns its exit code.
@@ -128,16 +141,7 @@ func (p *proc) waitLong(t *testing.T, d time.Duration) int {
 // had claimed included.
 func TestClusterWorkerBadPassword(t *testing.T) {
 	e := newSendEnv(t, "newsletter", smtptest.Options{Auth: true}, "  concurrency: 2\n")
-	var b strings.Builder
-	b.WriteString("email,first_name,last_name,id,plan\n")
-	var addrs []string
-	for i := range 120 {
-		addrs = append(addrs, fmt.Sprintf("user%03d@example.org", i))
-		fmt.Fprintf(&b, "%s,User,No%d,id%d,pro\n", addrs[i], i, i)
-	}
-	if err := os.WriteFile(filepath.Join(e.dir, "recipients.csv"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addrs := writeList(t, e.dir, 120)
 	hub, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,11 @@ type Options struct {
 	// ErrorLimitSilent closes the connection at ErrorLimit without the
 	// 421, as a server that just hangs up does.
 	ErrorLimitSilent bool
+	// DataDelay is how long the server holds a message's reply after its
+	// data arrived, as a relay that scans or spools does; a client that
+	// dies meanwhile leaves the message undelivered, its outcome unknown
+	// to the client.
+	DataDelay time.Duration
 	// MaxMessageBytes is advertised as SIZE (RFC 1870); go-smtp refuses
 	// a larger SIZE= on MAIL FROM, and larger data, with 552 5.3.4. Zero
 	// advertises SIZE without a limit.
@@ -506,6 +511,9 @@ func (se *session) Data(r io.Reader) error {
 	data, err := se.read(r)
 	if err != nil {
 		return err
+	}
+	if d := se.s.opt.DataDelay; d > 0 {
+		time.Sleep(d)
 	}
 	if connClosed(se.c.Conn()) {
 		return errDropped
