@@ -31,6 +31,9 @@ func TestHelpAndVersion(t *testing.T) {
 		if strings.Contains(r.stdout, "\n  -yes") {
 			t.Errorf("%v: got a flag spelled -yes, want --yes", args)
 		}
+		if strings.Count(r.stdout, "Usage:") != 1 || r.stderr != "" {
+			t.Errorf("%v: want the help once, on stdout; got stdout\n%s\nstderr\n%s", args, r.stdout, r.stderr)
+		}
 	}
 	r := mailrun(t, nil, "check", "-h")
 	r.want(t, exitOK, "check -h")

@@ -127,7 +127,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 			arg = " " + name
 		}
 		fmt.Fprintf(w, "  %s%s%s\n    \t%s", dash, f.Name, arg, strings.ReplaceAll(usage, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)
@@ -139,7 +139,9 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 // --help print the command's help to stdout: then ok is false and code 0.
 func parse(fs *flag.FlagSet, args []string, want int, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
 	fs.SetOutput(stderr)
-	fs.Usage = func() { printUsage(fs.Output(), fs) }
+	// Parse would print the usage itself, to stderr, for --help too: the
+	// help goes to stdout once, a mistake's usage to stderr once.
+	fs.Usage = func() {}
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
@@ -147,6 +149,7 @@ func parse(fs *flag.FlagSet, args []string, want int, stdout, stderr io.Writer) 
 			return nil, exitOK, false
 		}
 		if err != nil {
+			printUsage(stderr, fs)
 			return nil, exitUsage, false
 		}
 		args = fs.Args()
@@ -158,7 +161,7 @@ func parse(fs *flag.FlagSet, args []string, want int, stdout, stderr io.Writer) 
 	}
 	if len(pos) != want {
 		fmt.Fprintf(stderr, "mailrun %s: want %d argument(s), got %d\n", fs.Name(), want, len(pos))
-		fs.Usage()
+		printUsage(stderr, fs)
 		return nil, exitUsage, false
 	}
 	return pos, 0, true
