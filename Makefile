@@ -57,8 +57,10 @@ bench: build
 # writes per second, the claim round trip and each process's CPU and memory.
 # Knobs: BENCH_CLUSTER_WORKERS (2), BENCH_CLUSTER_CONCURRENCY (4 per worker),
 # BENCH_CLUSTER_PLAIN_CONCURRENCY (workers x concurrency), BENCH_SINK_DELAY
-# (say 20ms before each message's final reply, a real relay's latency) and
-# BENCH_CLUSTER_STORE (the hub's store folder, say /dev/shm).
+# (say 20ms before each message's final reply, a real relay's latency),
+# BENCH_CLUSTER_STORE (the hub's store folder, say /dev/shm) and
+# BENCH_CLUSTER_R3=1 (three clustered NATS servers in the test process, R3,
+# instead of the hub; =sync has them sync every write, as the hub does).
 bench-cluster: build
 	MAILRUN_BENCH=1 MAILRUN_BIN=$(CURDIR)/$(BIN) BENCH_CLUSTER_N=$(or $(BENCH_CLUSTER_N),20000) \
 	  $(GO) test -run '^TestBenchCluster$$' -v -count=1 -timeout 30m ./cmd/mailrun/

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mailrun/mailrun/cluster"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -49,7 +50,12 @@ import (
 //   - BENCH_CLUSTER_PLAIN_CONCURRENCY, the plain send's connections
 //     (workers times concurrency);
 //   - BENCH_SINK_DELAY, how long the sink holds each message's final
-//     reply (say 20ms, for a real relay's latency; none).
+//     reply (say 20ms, for a real relay's latency; none);
+//   - BENCH_CLUSTER_R3=1 replaces the hub by three clustered NATS servers
+//     started in the test process (startBenchR3), so every bucket is kept
+//     three times and each write waits for a quorum of two; their CPU
+//     time is then the test's. BENCH_CLUSTER_R3=sync also has them sync
+//     every write to disk, as the hub does.
 func TestBenchCluster(t *testing.T) {
 	if os.Getenv("MAILRUN_BENCH") == "1" && os.Getenv("BENCH_CLUSTER_N") == "" {
 		t.Skip("set BENCH_CLUSTER_N (make bench-cluster) to run the cluster benchmark")
@@ -90,19 +96,28 @@ func TestBenchCluster(t *testing.T) {
 		}
 		t.Cleanup(func() { os.RemoveAll(store) })
 	}
-	url := "nats://" + freeAddr(t)
-	hub := benchStart(t, bin, "hub", "--listen", strings.TrimPrefix(url, "nats://"), "--store", store)
-	hub.waitLog(t, "hub: listening on", 30*time.Second)
+	r3, r3sync := os.Getenv("BENCH_CLUSTER_R3") == "1", os.Getenv("BENCH_CLUSTER_R3") == "sync"
+	r3 = r3 || r3sync
+	var url, hubName string
+	var hub *benchProc
+	if r3 {
+		url, hubName = startBenchR3(t, store, r3sync), "3 servers (R3)"
+		if r3sync {
+			hubName = "3 servers (R3, synced)"
+		}
+	} else {
+		url, hubName = "nats://"+freeAddr(t), "hub"
+		hub = benchStart(t, bin, "hub", "--listen", strings.TrimPrefix(url, "nats://"), "--store", store)
+		hub.waitLog(t, "hub: listening on", 30*time.Second)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
 	defer cancel()
-	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
-	cn, err := cluster.Open(octx, url, cluster.Options{Name: "mailrun bench probe"})
-	ocancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cn := openBench(ctx, t, url)
 	defer cn.Close()
+	if want := map[bool]int{false: 1, true: 3}[r3]; cn.Replicas() != want {
+		t.Fatalf("replicas %d, want %d", cn.Replicas(), want)
+	}
 	nc, err := nats.Connect(url, nats.Timeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +161,10 @@ func TestBenchCluster(t *testing.T) {
 	for _, w := range ws {
 		wruns = append(wruns, w.stop(t))
 	}
-	hubRun := hub.stop(t)
+	var hubRun benchRun
+	if hub != nil {
+		hubRun = hub.stop(t)
+	}
 
 	// The figures.
 	plainRate, plainTook := sendRate(plain)
@@ -154,17 +172,21 @@ func TestBenchCluster(t *testing.T) {
 	claimWrites := after[0] - before[0] - live.writes
 	otherWrites := after[1] - before[1] + after[2] - before[2]
 	secs := clusterTook.Seconds()
-	benchReport(t, "cluster bench: %d recipients, no rate limit, benchSink on loopback (reply delay %s), %d CPUs, hub store %s", n, delay, runtime.NumCPU(), store)
+	benchReport(t, "cluster bench: %d recipients, no rate limit, benchSink on loopback (reply delay %s), %d CPUs, %s, store %s", n, delay, runtime.NumCPU(), hubName, store)
 	benchReport(t, "  plain send   (%d conns):          %7.0f msg/s  (%s in send, %s wall)", plainConns, plainRate, plainTook.Round(time.Millisecond), plain.elapsed.Round(time.Millisecond))
 	benchReport(t, "  cluster send (%d workers x %d):   %7.0f msg/s  (%s in send, %s wall)", workers, workerConns, clusterRate, clusterTook.Round(time.Millisecond), coord.elapsed.Round(time.Millisecond))
 	benchReport(t, "  ratio cluster/plain: %.2f (issue 12 wants >= 0.50)", clusterRate/plainRate)
 	benchReport(t, "  at the sink, first to last message: plain %.0f msg/s (%s), cluster %.0f msg/s (%s), ratio %.2f",
 		plainSink, plainSpan.Round(time.Millisecond), clusterSink, clusterSpan.Round(time.Millisecond), clusterSink/plainSink)
-	benchReport(t, "  hub writes: %d claim-bucket writes (%.2f per recipient) = %.0f/s; runs bucket + work queue %d = %.0f/s",
-		claimWrites, float64(claimWrites)/float64(n), float64(claimWrites)/secs, otherWrites, float64(otherWrites)/secs)
-	benchReport(t, "  claim round trip (create, synced): during the run %s, idle hub %s", live.claim, idle.claim)
-	benchReport(t, "  settle round trip (update, synced): during the run %s, idle hub %s", live.settle, idle.settle)
-	benchReport(t, "  %-26s %7s %7s %9s %6s %8s", "process", "CPU s", "sys s", "CPU/msg", "CPU %", "peak MB")
+	benchReport(t, "  %s writes: %d claim-bucket writes (%.2f per recipient) = %.0f/s; runs bucket + work queue %d = %.0f/s",
+		hubName, claimWrites, float64(claimWrites)/float64(n), float64(claimWrites)/secs, otherWrites, float64(otherWrites)/secs)
+	acked := "synced"
+	if r3 {
+		acked = "quorum"
+	}
+	benchReport(t, "  claim round trip (create, %s): during the run %s, idle %s", acked, live.claim, idle.claim)
+	benchReport(t, "  settle round trip (update, %s): during the run %s, idle %s", acked, live.settle, idle.settle)
+	benchReport(t, "  %-36s %7s %7s %9s %6s %8s", "process", "CPU s", "sys s", "CPU/msg", "CPU %", "peak MB")
 	row := func(name string, cpu, sys, wall time.Duration, peak float64) {
 		sysText, peakText := "-", "-"
 		if sys > 0 {
@@ -173,17 +195,23 @@ func TestBenchCluster(t *testing.T) {
 		if peak > 0 {
 			peakText = fmt.Sprintf("%.1f", peak)
 		}
-		benchReport(t, "  %-26s %7.2f %7s %7.0fµs %5.0f%% %8s", name, cpu.Seconds(), sysText,
+		benchReport(t, "  %-36s %7.2f %7s %7.0fµs %5.0f%% %8s", name, cpu.Seconds(), sysText,
 			float64(cpu.Microseconds())/float64(n), 100*cpu.Seconds()/wall.Seconds(), peakText)
 	}
 	row("plain: mailrun send", plain.cpu, 0, plain.elapsed, plain.peakMB)
 	row("plain: test (sink)", plainSelf, 0, plain.elapsed, 0)
-	row("cluster: hub", hubRun.cpu, hub.sys, coord.elapsed, hubRun.peakMB)
+	if hub != nil {
+		row("cluster: hub", hubRun.cpu, hub.sys, coord.elapsed, hubRun.peakMB)
+	}
 	for i, w := range wruns {
 		row(fmt.Sprintf("cluster: worker %d", i+1), w.cpu, ws[i].sys, coord.elapsed, w.peakMB)
 	}
 	row("cluster: coordinator", coord.cpu, 0, coord.elapsed, coord.peakMB)
-	row("cluster: test (sink+probe)", clusterSelf, 0, coord.elapsed, 0)
+	selfName := "cluster: test (sink+probe)"
+	if r3 {
+		selfName = "cluster: test (3 servers+sink+probe)"
+	}
+	row(selfName, clusterSelf, 0, coord.elapsed, 0)
 	var total time.Duration
 	for _, w := range wruns {
 		total += w.cpu
@@ -191,6 +219,70 @@ func TestBenchCluster(t *testing.T) {
 	total += hubRun.cpu + coord.cpu + clusterSelf
 	benchReport(t, "  CPU per message: plain %.0fµs, cluster %.0fµs (hub and workers include their idle time before and after the send)",
 		float64((plain.cpu+plainSelf).Microseconds())/float64(n), float64(total.Microseconds())/float64(n))
+}
+
+// startBenchR3 starts three NATS servers with JetStream clustered on
+// loopback, each with its store in a folder of its own under root, and
+// returns their client URLs joined with commas, as a user gives them to
+// mailrun. The servers keep nats-server's defaults, as a team's own
+// cluster would: a write is acknowledged once a quorum of two holds it,
+// and flushed to disk every two minutes rather than synced each time (the
+// hub syncs each, having no replica), unless sync.
+func startBenchR3(t *testing.T, root string, sync bool) string {
+	t.Helper()
+	var ports []int
+	for range 6 {
+		_, p, _ := net.SplitHostPort(freeAddr(t))
+		port, _ := strconv.Atoi(p)
+		ports = append(ports, port)
+	}
+	var routes, urls []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
+	}
+	var servers []*server.Server
+	for i := range 3 {
+		name := fmt.Sprintf("bench-s%d", i+1)
+		s, err := server.NewServer(&server.Options{
+			ServerName: name, Host: "127.0.0.1", Port: ports[i],
+			JetStream: true, StoreDir: filepath.Join(root, name), SyncAlways: sync, NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "mailrun-bench", Host: "127.0.0.1", Port: ports[3+i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		servers = append(servers, s)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(30 * time.Second) {
+			t.Fatal("a cluster server did not start within 30s")
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// openBench opens the probe's connection to url, retrying for up to 60
+// seconds: a cluster elects its JetStream leader before it creates the
+// buckets.
+func openBench(ctx context.Context, t *testing.T, url string) *cluster.Conn {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cn, err := cluster.Open(octx, url, cluster.Options{Name: "mailrun bench probe"})
+		cancel()
+		if err == nil {
+			return cn
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready within 60s: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // benchClusterCampaign is benchCampaign sending to sink with conns
