@@ -118,7 +118,10 @@ func (cn *Conn) Settle(ctx context.Context, campaign, addrKey string, rev uint64
 	_, err = cn.claims.Update(ctx, key, data, rev)
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		cur, curRev, gerr := cn.get(ctx, key)
-		if gerr == nil && cur.State == Unknown && cur.Token == c.Token {
+		switch {
+		case gerr == nil && cur.Token == c.Token && cur.State == c.State:
+			err = nil // our own write, whose reply was lost
+		case gerr == nil && cur.State == Unknown && cur.Token == c.Token:
 			_, err = cn.claims.Update(ctx, key, data, curRev)
 		}
 	}
@@ -130,18 +133,27 @@ func (cn *Conn) Settle(ctx context.Context, campaign, addrKey string, rev uint64
 
 // GiveUp marks a claim still sending at rev unknown: its worker is gone
 // and nobody can tell whether the message went. Another write since rev
-// (the worker's outcome) wins.
-func (cn *Conn) GiveUp(ctx context.Context, key string, rev uint64, c Claim) error {
+// (the worker's outcome) wins; either way GiveUp returns the key as it is
+// now.
+func (cn *Conn) GiveUp(ctx context.Context, key string, rev uint64, c Claim) (ClaimEntry, error) {
 	c.State = Unknown
 	c.Error = "the worker holding it stopped before its outcome was recorded"
 	data, err := json.Marshal(c)
 	if err != nil {
-		return err
+		return ClaimEntry{}, err
 	}
-	if _, err := cn.claims.Update(ctx, key, data, rev); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return fmt.Errorf("give up %s: %w", c.Email, err)
+	newRev, err := cn.claims.Update(ctx, key, data, rev)
+	switch {
+	case err == nil:
+		return ClaimEntry{Key: key, Rev: newRev, Claim: c}, nil
+	case !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return ClaimEntry{}, fmt.Errorf("give up %s: %w", c.Email, err)
 	}
-	return nil
+	cur, curRev, err := cn.get(ctx, key)
+	if err != nil {
+		return ClaimEntry{}, fmt.Errorf("give up %s: %w", c.Email, err)
+	}
+	return ClaimEntry{Key: key, Rev: curRev, Claim: cur}, nil
 }
 
 func (cn *Conn) get(ctx context.Context, key string) (Claim, uint64, error) {

@@ -276,3 +276,46 @@ func TestClaimOver(t *testing.T) {
 		t.Errorf("skipped: %v, want it taken", err)
 	}
 }
+
+// TestGiveUpLosesToOutcome: the coordinator gives up a claim whose worker
+// recorded its outcome in between: the outcome stays, and GiveUp returns
+// it, so the coordinator journals the truth.
+func TestGiveUpLosesToOutcome(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	c := open(t, h.URL())
+	ctx := context.Background()
+	ck := CampaignKey("giveup")
+	rev, err := c.Claim(ctx, ck, "a@example.org", Claim{Token: "t", Email: "a@example.org"}, Over{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Settle(ctx, ck, "a@example.org", rev, Claim{State: Sent, Token: "t", Email: "a@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	ce, err := c.GiveUp(ctx, ClaimKey(ck, "a@example.org"), rev, Claim{Token: "t", Email: "a@example.org"})
+	if err != nil || ce.State != Sent {
+		t.Fatalf("GiveUp after the outcome: %+v, %v; want the sent outcome", ce, err)
+	}
+	// A claim still sending is given up.
+	rev, err = c.Claim(ctx, ck, "b@example.org", Claim{Token: "t", Email: "b@example.org"}, Over{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, err = c.GiveUp(ctx, ClaimKey(ck, "b@example.org"), rev, Claim{Token: "t", Email: "b@example.org"})
+	if err != nil || ce.State != Unknown || ce.Rev <= rev {
+		t.Fatalf("GiveUp of a claim: %+v, %v; want unknown at a newer revision", ce, err)
+	}
+	// The worker's late outcome still replaces the unknown.
+	if err := c.Settle(ctx, ck, "b@example.org", rev, Claim{State: Sent, Token: "t", Email: "b@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.Claims(ctx, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.State != Sent {
+			t.Errorf("%s: %s, want sent", e.Email, e.State)
+		}
+	}
+}

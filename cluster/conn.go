@@ -131,7 +131,9 @@ func (c *Conn) setup(ctx context.Context) error {
 	}
 	if c.workers, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: workersBucket, Description: "mailrun: live workers, renewed every heartbeat",
-		Storage: jetstream.MemoryStorage, Replicas: r, TTL: presenceTTL,
+		// On disk, though it expires: a memory bucket is gone after a
+		// hub restart, and with it every worker's share of the rate.
+		Storage: jetstream.FileStorage, Replicas: r, TTL: presenceTTL,
 	}); err != nil {
 		return fmt.Errorf("open bucket %s: %w", workersBucket, err)
 	}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -33,7 +35,8 @@ func (cn *Conn) Join(ctx context.Context, w Worker) error {
 	if err != nil {
 		return err
 	}
-	key := CampaignKey(w.Name)
+	// Two workers given one name must still count as two.
+	key := CampaignKey(w.Name + "-" + randomSuffix())
 	if _, err := cn.workers.Put(ctx, key, data); err != nil {
 		return err
 	}
@@ -82,3 +85,9 @@ func (cn *Conn) Workers(ctx context.Context) ([]Worker, error) {
 // Heartbeat is how often a worker renews its presence; a joining worker
 // waits for it before sending, so the others have cut their share first.
 func Heartbeat() time.Duration { return heartbeat }
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -93,57 +93,74 @@ type Batch struct {
 
 // Queue publishes batch n of campaign key ck, unless an earlier
 // coordinator did: a marker in the runs bucket says so past the stream's
-// duplicate window, and the message id (ck.n) lets the stream drop a
-// duplicate within it. The marker is written pending before and queued
-// after the publish; a coordinator that dies between the two publishes
-// again, which the duplicate window drops, and the claims guard beyond.
+// duplicate window, and the message id (the marker's key) lets the stream
+// drop a duplicate within it. The marker is created pending before the
+// publish and turned queued after it by compare-and-set, so that it never
+// overwrites a worker's "done"; a coordinator that dies between the two
+// publishes again, which the duplicate window drops, and the claims guard
+// beyond it.
 func (cn *Conn) Queue(ctx context.Context, ck string, pass, n int, data []byte) (queued bool, err error) {
 	key := batchKey(ck, pass, n)
-	if e, err := cn.runs.Get(ctx, key); err == nil && string(e.Value()) != batchPending {
-		return false, nil
-	}
-	if _, err := cn.runs.Put(ctx, key, []byte(batchPending)); err != nil {
-		return false, fmt.Errorf("batch %d: %w", n, err)
+	var rev uint64
+	for rev == 0 {
+		e, err := cn.runs.Get(ctx, key)
+		switch {
+		case err == nil && string(e.Value()) != batchPending:
+			return false, nil // queued or done by an earlier coordinator
+		case err == nil:
+			rev = e.Revision()
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rev, err = cn.runs.Create(ctx, key, []byte(batchPending))
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // another coordinator just made it: read it
+			}
+			if err != nil {
+				return false, fmt.Errorf("batch %d: %w", n, err)
+			}
+		default:
+			return false, fmt.Errorf("batch %d: %w", n, err)
+		}
 	}
 	if _, err := cn.js.Publish(ctx, workSubject+ck, data, jetstream.WithMsgID(key)); err != nil {
 		return false, fmt.Errorf("batch %d: publish: %w", n, err)
 	}
-	if _, err := cn.runs.Put(ctx, key, []byte(batchQueued)); err != nil {
+	_, err = cn.runs.Update(ctx, key, []byte(batchQueued), rev)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return false, fmt.Errorf("batch %d: %w", n, err)
 	}
 	return true, nil
 }
 
 // BatchesDone counts the batches of a pass of ck that a worker finished,
-// and all its batches.
+// and all its batches, reading the markers with their values in one
+// listing.
 func (cn *Conn) BatchesDone(ctx context.Context, ck string, pass int) (done, all int, err error) {
 	// A listing is a consumer of its own: bounded, so one that a restart
 	// of the hub left without its messages fails and is asked again.
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	l, err := cn.runs.ListKeysFiltered(ctx, ck+".batch.p"+strconv.Itoa(pass)+".*")
+	w, err := cn.runs.Watch(ctx, ck+".batch.p"+strconv.Itoa(pass)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return 0, 0, err
 	}
-	defer l.Stop()
-	var keys []string
-	for k := range l.Keys() {
-		keys = append(keys, k)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, 0, fmt.Errorf("list the batches: %w", err)
-	}
-	for _, k := range keys {
-		e, err := cn.runs.Get(ctx, k)
-		if err != nil {
-			return 0, 0, err
+	defer w.Stop()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return 0, 0, fmt.Errorf("list the batches: %w", ctx.Err())
+			}
+			if e == nil {
+				return done, all, nil
+			}
+			all++
+			if string(e.Value()) == batchDone {
+				done++
+			}
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("list the batches: %w", ctx.Err())
 		}
-		all++
-		if string(e.Value()) == batchDone {
-			done++
-		}
 	}
-	return done, all, nil
 }
 
 // listTimeout bounds one listing of keys or claims.
@@ -174,16 +191,20 @@ func (cn *Conn) Next(ctx context.Context, wait time.Duration) (*Batch, error) {
 // resetting its ack wait.
 func (b *Batch) Progress() error { return b.msg.InProgress() }
 
-// Done acknowledges the batch (every recipient has its outcome or was
-// held by another worker) and marks it done for the coordinator.
+// Done marks the batch done for the coordinator (every recipient has its
+// outcome or was held by another worker), then acknowledges it. The mark
+// comes first: an ack whose marker was lost would leave the coordinator
+// waiting for a batch the queue no longer holds, while a mark whose ack
+// was lost only gives the batch to a worker that finds every recipient
+// taken.
 func (b *Batch) Done(ctx context.Context) error {
-	if err := b.msg.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("ack batch: %w", err)
-	}
 	if key := b.msg.Headers().Get(jetstream.MsgIDHeader); key != "" {
 		if _, err := b.cn.runs.Put(ctx, key, []byte(batchDone)); err != nil {
 			return fmt.Errorf("mark batch done: %w", err)
 		}
+	}
+	if err := b.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("ack batch: %w", err)
 	}
 	return nil
 }

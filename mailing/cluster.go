@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/cluster"
 	"github.com/mailrun/mailrun/journal"
+	"github.com/mailrun/mailrun/render"
 )
 
 // BatchSize is how many recipients go in one batch of work: enough that
@@ -138,7 +140,7 @@ func Coordinate(ctx context.Context, c *campaign.Campaign, cn *cluster.Conn, opt
 	}
 	j, sup := st.j, st.sup
 	defer j.Close()
-	co2 := &coordinator{c: c, cn: cn, ck: cluster.CampaignKey(c.Name), opts: co}
+	co2 := &coordinator{c: c, cn: cn, ck: cluster.CampaignKey(c.Name), opts: co, lastWorkerCheck: time.Now()}
 	if err := co2.begin(ctx, st.fp, st.files, opts.Force, out); err != nil {
 		return sum, err
 	}
@@ -176,9 +178,12 @@ type coordinator struct {
 
 	mu       sync.Mutex
 	claims   map[string]cluster.ClaimEntry // key -> claim read at the start
-	expect   map[string]bool               // keys of this pass's recipients
+	expect   map[string]render.Recipient   // keys of this pass's recipients
 	recorded map[string]uint64             // key -> revision journaled
 	state    map[string]journal.Status     // key -> the outcome counted
+
+	lastWorkerCheck time.Time // noWorkers, from wait's goroutine only
+	idleNoted       bool
 }
 
 // begin reads or creates the campaign's run in the cluster, refuses a run
@@ -236,7 +241,7 @@ func (co *coordinator) run(recs *campaign.Recipients, sup *campaign.Suppressions
 	for _, ce := range all {
 		co.claims[ce.Key] = ce
 	}
-	co.expect, co.recorded, co.state = map[string]bool{}, map[string]uint64{}, map[string]journal.Status{}
+	co.expect, co.recorded, co.state = map[string]render.Recipient{}, map[string]uint64{}, map[string]journal.Status{}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -303,11 +308,11 @@ func (co *coordinator) queue(recs *campaign.Recipients, sup *campaign.Suppressio
 		ce, ok := co.claims[key]
 		switch {
 		case ok && ce.State == cluster.Sending:
-			co.want(key) // in flight, or its worker died: wait for the pass
+			co.want(key, rec) // in flight, or its worker died: wait for the pass
 		case ok && ce.Settled() && !r.again(journal.Status(ce.State)):
 			co.earlier(key, ce)
 		default:
-			co.want(key)
+			co.want(key, rec)
 			cur.Rcpts = append(cur.Rcpts, workRcpt{Row: rec.Row, Email: rec.Email, Fields: rec.Fields})
 		}
 		return nil
@@ -335,9 +340,9 @@ func (co *coordinator) over() cluster.Over {
 	return o
 }
 
-func (co *coordinator) want(key string) {
+func (co *coordinator) want(key string, rec render.Recipient) {
 	co.mu.Lock()
-	co.expect[key] = true
+	co.expect[key] = render.Recipient{Row: rec.Row, Email: rec.Email}
 	co.mu.Unlock()
 }
 
@@ -374,7 +379,7 @@ func (co *coordinator) record(ce cluster.ClaimEntry, final bool) error {
 		return nil
 	}
 	co.mu.Lock()
-	if !co.expect[ce.Key] || co.recorded[ce.Key] >= ce.Rev {
+	if _, ok := co.expect[ce.Key]; !ok || co.recorded[ce.Key] >= ce.Rev {
 		co.mu.Unlock()
 		return nil
 	}
@@ -442,12 +447,26 @@ func (co *coordinator) wait(ctx context.Context) error {
 			return co.finish(ctx)
 		default:
 			downSince = time.Time{}
+			co.noWorkers(ctx)
 		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// noWorkers says, once, when work waits and no worker is live: every
+// worker may have stopped on its relay's refusal, or none was started.
+func (co *coordinator) noWorkers(ctx context.Context) {
+	if co.idleNoted || time.Since(co.lastWorkerCheck) < 10*time.Second {
+		return
+	}
+	co.lastWorkerCheck = time.Now()
+	if ws, err := co.cn.Workers(ctx); err == nil && len(ws) == 0 {
+		co.idleNoted = true
+		co.r.print("cluster: work is queued but no worker is live: start one with mailrun worker URL (the work waits)")
 	}
 }
 
@@ -462,22 +481,21 @@ func (co *coordinator) finish(ctx context.Context) error {
 		byKey[ce.Key] = ce
 	}
 	co.mu.Lock()
-	keys := make([]string, 0, len(co.expect))
-	for k := range co.expect {
-		keys = append(keys, k)
-	}
+	expect := maps.Clone(co.expect)
 	co.mu.Unlock()
-	for _, k := range keys {
+	for k, rec := range expect {
 		ce, ok := byKey[k]
 		switch {
 		case !ok:
-			continue // never claimed: the next pass sends it
+			// Never claimed (a batch that a forced rerun formed
+			// otherwise, say): deferred, and the next pass sends it.
+			co.r.settle(journal.Entry{Row: rec.Row, Email: rec.Email, Status: journal.Deferred,
+				Error: "not claimed by any worker in this pass"}, true)
+			continue
 		case ce.State == cluster.Sending:
-			if err := co.cn.GiveUp(ctx, k, ce.Rev, ce.Claim); err != nil {
+			if ce, err = co.cn.GiveUp(ctx, k, ce.Rev, ce.Claim); err != nil {
 				return err
 			}
-			ce.State, ce.Rev = cluster.Unknown, ce.Rev+1<<62 // newer than any revision seen
-			ce.Error = "the worker holding it stopped before its outcome was recorded"
 		}
 		if err := co.record(ce, true); err != nil {
 			return err

@@ -192,7 +192,9 @@ func (w *worker) loop(ctx context.Context) error {
 func (w *worker) batch(b *cluster.Batch, wb *workBatch, wc *workCampaign) {
 	done := make(chan struct{})
 	go func() { // tell the cluster this worker is alive and on it
-		t := time.NewTicker(max(w.cn.AckWait()/3, 100*time.Millisecond))
+		// Often enough for any ack wait a worker may set on the shared
+		// consumer (3 s or more), whatever this one read when it joined.
+		t := time.NewTicker(min(max(w.cn.AckWait()/3, 100*time.Millisecond), time.Second))
 		defer t.Stop()
 		for {
 			select {
@@ -286,7 +288,7 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 				claimErr = err
 				return err
 			}
-			rev, claimErr = w.cn.Claim(ctx, wb.Key, key, claim, wb.Over)
+			rev, claimErr = w.claim(ctx, wb, key, claim)
 			started = claimErr == nil
 			return claimErr
 		},
@@ -328,6 +330,25 @@ func (w *worker) send(wb *workBatch, wc *workCampaign, rc workRcpt) bool {
 	}
 	return ok
 }
+
+// claim claims the recipient, trying again with the same token while the
+// cluster does not answer (a hub restarting): a create whose reply was
+// lost is then found as this worker's own, instead of leaving a claim
+// nobody sends, which the coordinator would have to call unknown.
+func (w *worker) claim(ctx context.Context, wb *workBatch, key string, c cluster.Claim) (uint64, error) {
+	start := time.Now()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		rev, err := w.cn.Claim(ctx, wb.Key, key, c, wb.Over)
+		if err == nil || errors.Is(err, cluster.ErrTaken) || time.Since(start) > claimFor || w.stopCtx.Err() != nil {
+			return rev, err
+		}
+		time.Sleep(wait)
+	}
+}
+
+// claimFor is how long a claim is tried while the cluster does not
+// answer: a hub restart takes seconds.
+const claimFor = 30 * time.Second
 
 // settle records the outcome, trying again while the cluster cannot be
 // reached (a hub restarting) for up to settleFor, or settleStopping once
