@@ -2,7 +2,9 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +67,14 @@ var excludedFuncs = map[string]string{
 	"genSignedCertWithKey":     "it reads the clock",
 	"encryptAES":               "it is random (IV) and handles secrets",
 	"decryptAES":               "it handles secrets",
+	// Dict mutation: a dict set into itself makes printing it recurse
+	// until the stack overflows, which no recover catches.
+	"set":                "it changes a dict in place (build one with dict)",
+	"unset":              "it changes a dict in place (build one with dict, or use omit)",
+	"merge":              "it changes a dict in place",
+	"mustMerge":          "it changes a dict in place",
+	"mergeOverwrite":     "it changes a dict in place",
+	"mustMergeOverwrite": "it changes a dict in place",
 }
 
 // builtinFuncs are text/template's own functions. sprig redefines slice
@@ -74,10 +84,13 @@ var excludedFuncs = map[string]string{
 var builtinFuncs = []string{"and", "call", "html", "index", "slice", "js", "len", "not", "or",
 	"print", "printf", "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"}
 
-// Bounds of the functions that make output from a count, so that a CSV
-// value (or a typo) cannot make one message gigabytes long: at most
-// maxFuncItems numbers from until, untilStep and seq, at most
-// maxFuncOutput bytes from repeat, indent and nindent.
+// Bounds of the functions whose output can grow past their input, so
+// that a CSV value (or a typo) cannot make one message gigabytes long, or
+// exhaust the memory (a fatal error, which no recover catches, ending
+// serve or a send): at most maxFuncItems numbers from until, untilStep
+// and seq, and 10 times that many items from concat; at most
+// maxFuncOutput bytes from repeat, indent, nindent, replace, the
+// regexReplaceAll family, wrapWith, cat and join.
 const (
 	maxFuncItems  = 10_000
 	maxFuncOutput = 1 << 20
@@ -137,12 +150,16 @@ func excludedHint(err error) error {
 // boundedFuncs are the count-driven functions of m, each refusing a count
 // beyond maxFuncItems or maxFuncOutput before it allocates.
 func boundedFuncs(m map[string]any) map[string]any {
+	bounded := map[string]any{}
+	for name, f := range growingFuncs(m) {
+		bounded[name] = f
+	}
 	until := m["until"].(func(int) []int)
 	untilStep := m["untilStep"].(func(int, int, int) []int)
 	seq := m["seq"].(func(...int) string)
 	indent := m["indent"].(func(int, string) string)
 	nindent := m["nindent"].(func(int, string) string)
-	return map[string]any{
+	for name, f := range map[string]any{
 		"until": func(n int) ([]int, error) {
 			if err := checkItems(0, n, 1); err != nil {
 				return nil, err
@@ -188,7 +205,116 @@ func boundedFuncs(m map[string]any) map[string]any {
 			}
 			return nindent(n, s), nil
 		},
+	} {
+		bounded[name] = f
 	}
+	return bounded
+}
+
+// growingFuncs are the functions of m whose output can outgrow their
+// input, bounded before they allocate where one call can explode
+// (replace of "" by a long string) and after where only repeated calls
+// can (cat of a value with itself), and keys and values in key order:
+// sprig walks a Go map, whose order is random.
+func growingFuncs(m map[string]any) map[string]any {
+	cat := m["cat"].(func(...any) string)
+	join := m["join"].(func(string, any) string)
+	concat := m["concat"].(func(...any) any)
+	wrapWith := m["wrapWith"].(func(int, string, string) string)
+	out := map[string]any{
+		"replace": func(old, new, src string) (string, error) {
+			n := strings.Count(src, old)
+			if err := checkGrowth("replace", len(src), n, len(new)-len(old)); err != nil {
+				return "", err
+			}
+			return strings.ReplaceAll(src, old, new), nil
+		},
+		"wrapWith": func(n int, sep, str string) (string, error) {
+			if err := checkGrowth("wrapWith", len(str), len(str)/max(n, 1)+1, len(sep)); err != nil {
+				return "", err
+			}
+			return wrapWith(n, sep, str), nil
+		},
+		"cat": func(v ...any) (string, error) {
+			return checkOutput("cat", cat(v...))
+		},
+		"join": func(sep string, v any) (string, error) {
+			return checkOutput("join", join(sep, v))
+		},
+		"concat": func(lists ...any) (any, error) {
+			total := 0
+			for _, l := range lists {
+				if v := reflect.ValueOf(l); v.Kind() == reflect.Slice || v.Kind() == reflect.Array {
+					total += v.Len()
+				}
+			}
+			if total > 10*maxFuncItems {
+				return nil, fmt.Errorf("concat: %d items is over %d", total, 10*maxFuncItems)
+			}
+			return concat(lists...), nil
+		},
+		"keys": func(dicts ...map[string]any) []string {
+			var k []string
+			for _, d := range dicts {
+				for key := range d {
+					k = append(k, key)
+				}
+			}
+			slices.Sort(k)
+			return k
+		},
+		"values": func(dict map[string]any) []any {
+			keys := slices.Sorted(maps.Keys(dict))
+			v := make([]any, len(keys))
+			for i, k := range keys {
+				v[i] = dict[k]
+			}
+			return v
+		},
+	}
+	for _, name := range []string{"regexReplaceAll", "mustRegexReplaceAll", "regexReplaceAllLiteral", "mustRegexReplaceAllLiteral"} {
+		literal := strings.Contains(name, "Literal")
+		out[name] = func(regex, s, repl string) (string, error) {
+			re, err := regexp.Compile(regex)
+			if err != nil {
+				return "", err
+			}
+			// Each match becomes repl, and each $ in repl may expand to
+			// as much as the whole input.
+			per := len(repl)
+			if !literal {
+				per += strings.Count(repl, "$") * len(s)
+			}
+			if err := checkGrowth(name, len(s), len(re.FindAllStringIndex(s, maxFuncOutput+1)), per); err != nil {
+				return "", err
+			}
+			if literal {
+				return re.ReplaceAllLiteralString(s, repl), nil
+			}
+			return re.ReplaceAllString(s, repl), nil
+		}
+	}
+	return out
+}
+
+// checkGrowth refuses an output of size plus n times per bytes over
+// maxFuncOutput, computed without overflow.
+func checkGrowth(name string, size, n, per int) error {
+	if per <= 0 || n == 0 {
+		return nil
+	}
+	if n > (maxFuncOutput-min(size, maxFuncOutput))/per {
+		return fmt.Errorf("%s: %d replacements of %d bytes is over %d bytes", name, n, per, maxFuncOutput)
+	}
+	return nil
+}
+
+// checkOutput refuses s when it is over maxFuncOutput bytes.
+func checkOutput(name, s string) (string, error) {
+	if len(s) > maxFuncOutput {
+		return "", fmt.Errorf("%s: %d bytes is over %d", name, len(s), maxFuncOutput)
+	}
+	return s, nil
 }
 
 // checkItems refuses a range from start to stop by step of more than

@@ -79,7 +79,7 @@ func TestFuncsInEveryTemplate(t *testing.T) {
 // error names the file and line, and says why.
 func TestFuncsExcluded(t *testing.T) {
 	for _, name := range []string{"env", "expandenv", "now", "date", "ago", "toDate", "randInt", "randAlpha",
-		"shuffle", "uuidv4", "getHostByName", "osBase", "genPrivateKey", "bcrypt", "encryptAES"} {
+		"shuffle", "uuidv4", "getHostByName", "osBase", "genPrivateKey", "bcrypt", "encryptAES", "set", "merge"} {
 		t.Run(name, func(t *testing.T) {
 			src := "Hello\n\n{{ " + name + ` "HOME" }}` + "\n"
 			for _, body := range []string{"b.md", "b.html"} {
@@ -212,6 +212,21 @@ func TestFuncsBounded(t *testing.T) {
 		{`{{ until 1000000000 }}`, "over"},
 		{`{{ untilStep -9223372036854775807 9223372036854775807 1 }}`, "over"},
 		{`{{ nindent 100000000 "x" }}`, "over"},
+		// Growth from one call, refused before it allocates.
+		{`{{ replace "a" "bb" "aaa" }}`, "bbbbbb"},
+		{`{{ replace "" (repeat 100000 "=") (repeat 20000 "v") }}`, "over"},
+		{`{{ regexReplaceAll "" (repeat 20000 "v") (repeat 100000 "=") }}`, "over"},
+		{`{{ regexReplaceAll "a(x*)" "-ax-" "${1}Z" }}`, "-xZ-"},
+		{`{{ regexReplaceAllLiteral "" (repeat 20000 "v") (repeat 100 "=") }}`, "over"},
+		{`{{ wrapWith 1 (repeat 1000000 "=") (repeat 20000 "v") }}`, "over"},
+		{`{{ wrapWith 2 "|" "abcd" }}`, "ab|cd"},
+		// Growth from repeated calls, refused once past the bound.
+		{`{{ $s := "0123456789" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}{{ len $s }}`, "cat: "},
+		{`{{ $l := list 1 }}{{ range until 40 }}{{ $l = concat $l $l }}{{ end }}{{ len $l }}`, "concat: "},
+		{`{{ $s := "0123456789" }}{{ range until 40 }}{{ $s = join $s (list $s $s) }}{{ end }}`, "join: "},
+		// Map order, which Go randomises, does not reach the message.
+		{`{{ keys (dict "e" 5 "a" 1 "c" 3 "b" 2 "d" 4) | join "," }}`, "a,b,c,d,e"},
+		{`{{ values (dict "e" 5 "a" 1 "c" 3 "b" 2 "d" 4) | join "," }}`, "1,2,3,4,5"},
 	} {
 		t.Run(c.tmpl, func(t *testing.T) {
 			r := funcsRenderer(t, "ok", "b.html")
