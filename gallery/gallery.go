@@ -137,12 +137,12 @@ type partEntry struct {
 // type and content, and returns the name relative to the gallery's folder.
 func (g *Gallery) writePart(pt Part) (string, error) {
 	sum := sha256.Sum256(append([]byte(pt.Type+"\x00"), pt.Data...))
-	ext := ""
-	if exts, _ := mime.ExtensionsByType(pt.Type); len(exts) > 0 {
-		ext = exts[0]
-	}
-	if e := filepath.Ext(pt.Name); e != "" && safeExt(e) {
-		ext = strings.ToLower(e)
+	// The extension comes from an allowed image type only, never from the
+	// part's name or another type: a static server would serve a part
+	// named x.html, or typed text/html, as a page of the gallery's origin.
+	ext := ".bin"
+	if e, ok := ImageType(pt.Type); ok {
+		ext = e
 	}
 	name := hex.EncodeToString(sum[:12]) + ext
 	g.partsDir.Do(func() { g.partsErr = os.MkdirAll(filepath.Join(g.dir, PartsDir), 0o755) })
@@ -155,16 +155,23 @@ func (g *Gallery) writePart(pt Part) (string, error) {
 	return PartsDir + "/" + name, pe.err
 }
 
-func safeExt(e string) bool {
-	if len(e) > 8 {
-		return false
+// imageTypes are the image types a browser shows and that carry no
+// script, with the extension a part of that type is written with.
+var imageTypes = map[string]string{
+	"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "image/avif": ".avif",
+}
+
+// ImageType reports whether ctype (parameters allowed) is an image type a
+// page may show as it is, and the extension its file gets. Any other type,
+// SVG included (it can carry script), is offered as a download only: the
+// one rule of the gallery's files and of mailrun serve's parts.
+func ImageType(ctype string) (ext string, ok bool) {
+	mt, _, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		return "", false
 	}
-	for _, r := range e[1:] {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
+	ext, ok = imageTypes[mt]
+	return ext, ok
 }
 
 // Add appends e to the index. Entries must come in row order; Add is not

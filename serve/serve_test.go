@@ -360,3 +360,44 @@ func TestEventsInNewFolder(t *testing.T) {
 	writeByRename(t, sub, "logo.png", "not yet a png")
 	waitEvent(t, lines, 3*time.Second, "event: reload")
 }
+
+// TestEventsWhileAFileKeepsChanging: a file written every 100 ms, quicker
+// than the settle time, still gets the open pages reloaded within about a
+// second of the first change (maxSettle), not only once it stops.
+func TestEventsWhileAFileKeepsChanging(t *testing.T) {
+	dir, base := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a log file some tool keeps writing in the folder
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; i < 100; i++ {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = os.WriteFile(filepath.Join(dir, "notes.txt"), []byte(fmt.Sprint(i)), 0o644)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	waitEvent(t, lines, 4*time.Second, "event: reload")
+}

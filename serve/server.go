@@ -123,8 +123,21 @@ const liveJS = `// mailrun serve: reload this page when the campaign's files cha
 "use strict";
 (function () {
 	var v = document.documentElement.getAttribute("data-version") || "";
-	var es = new EventSource("/events?v=" + encodeURIComponent(v));
-	es.addEventListener("reload", function () { es.close(); location.reload(); });
+	// A browser keeps six connections per host: a hidden tab lets its
+	// stream go, so that many open tabs do not stop pages loading.
+	var es = null;
+	function open() {
+		if (es) { return; }
+		es = new EventSource("/events?v=" + encodeURIComponent(v));
+		es.addEventListener("reload", function () { es.close(); location.reload(); });
+	}
+	function close() {
+		if (es) { es.close(); es = null; }
+	}
+	document.addEventListener("visibilitychange", function () {
+		if (document.hidden) { close(); } else { open(); }
+	});
+	if (!document.hidden) { open(); }
 })();
 `
 
@@ -280,10 +293,12 @@ func (s *Server) servePart(w http.ResponseWriter, r *http.Request) {
 	}
 	pt := m.m.Inline[i]
 	ctype := "application/octet-stream"
-	if strings.HasPrefix(pt.Type, "image/") && !strings.Contains(pt.Type, "svg") {
-		ctype = pt.Type // an SVG could carry script: it stays a download
+	if _, ok := gallery.ImageType(pt.Type); ok {
+		ctype = pt.Type
 	}
 	w.Header().Set("Content-Type", ctype)
+	// Whatever it is, it runs nothing and loads nothing.
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	_, _ = w.Write(pt.Data)
 }
 
@@ -299,6 +314,7 @@ func (s *Server) serveEML(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": m.r.Name}))
 	_, _ = w.Write(m.r.Data)
 }

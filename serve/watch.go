@@ -18,6 +18,8 @@ const (
 	// editor's save is several events (write a temporary file, rename it,
 	// change its mode), and one reload should follow them.
 	settle = 150 * time.Millisecond
+	// maxSettle bounds the wait for quiet after a change.
+	maxSettle = time.Second
 	// maxDirs bounds the folders watched; a campaign has a handful.
 	maxDirs = 256
 )
@@ -70,6 +72,7 @@ func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, dirs int) {
 	timer.Stop()
 	defer timer.Stop()
 	var changed []string
+	var first time.Time // the first change not yet loaded
 	for {
 		select {
 		case <-ctx.Done():
@@ -95,8 +98,15 @@ func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, dirs int) {
 			if rel, err := filepath.Rel(s.dir, ev.Name); err == nil && !slices.Contains(changed, rel) && len(changed) < 5 {
 				changed = append(changed, rel)
 			}
-			timer.Reset(settle)
+			// Wait for quiet, but never longer than maxSettle after the
+			// first change: a file written every 100 ms must not hold
+			// the reload back for ever.
+			if first.IsZero() {
+				first = time.Now()
+			}
+			timer.Reset(min(settle, max(maxSettle-time.Since(first), 0)))
 		case <-timer.C:
+			first = time.Time{}
 			// A file already gone was an editor's or a tool's temporary.
 			changed = slices.DeleteFunc(changed, func(rel string) bool {
 				_, err := os.Lstat(filepath.Join(s.dir, rel))
