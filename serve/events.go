@@ -73,7 +73,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ch := s.hub.subscribe()
 	if ch == nil {
-		http.Error(w, "too many pages open", http.StatusServiceUnavailable)
+		// Too many pages open: an error would end the page's EventSource
+		// for good; a stream that ends at once with a long retry has it
+		// ask again later, when others may have closed.
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 10000\n\n")
 		return
 	}
 	defer s.hub.unsubscribe(ch)

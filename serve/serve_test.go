@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -400,4 +401,42 @@ func TestEventsWhileAFileKeepsChanging(t *testing.T) {
 	}()
 	defer func() { close(stop); <-done }()
 	waitEvent(t, lines, 4*time.Second, "event: reload")
+}
+
+// TestEventsTooManyPages: past maxStreams open pages, a page's event
+// stream ends at once with a long retry instead of an error, which would
+// end its EventSource for good; once a page closes, it gets in.
+func TestEventsTooManyPages(t *testing.T) {
+	_, base := start(t)
+	v := version(t, base)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func() (*http.Response, *bufio.Reader) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+v, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		if l, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(l, "retry: ") {
+			t.Fatalf("first line %q, %v", l, err)
+		}
+		return resp, br
+	}
+	var held []*http.Response
+	for range maxStreams {
+		resp, _ := open()
+		held = append(held, resp)
+	}
+	resp, br := open()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("page %d: status %d, want 200", maxStreams+1, resp.StatusCode)
+	}
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatalf("page %d: the stream should end at once: %v", maxStreams+1, err)
+	}
+	resp.Body.Close()
+	for _, r := range held {
+		r.Body.Close()
+	}
 }

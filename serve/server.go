@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -71,7 +72,10 @@ type indexPage struct {
 // newServer makes the server of the campaign at path (in folder dir); Run
 // loads the campaign.
 func newServer(path, dir string, log io.Writer) *Server {
-	s := &Server{path: path, dir: dir, log: log}
+	// Versions start at a random point: a page left open from an earlier
+	// run of serve must not match this one's version by chance and miss
+	// its reload.
+	s := &Server{path: path, dir: dir, log: log, version: uint64(rand.Uint32()) << 16}
 	s.routes = s.mux()
 	return s
 }
