@@ -384,10 +384,14 @@ const (
 
 // campaign returns the fetched campaign of a batch, fetching the files,
 // loading it and dialling its relay the first time.
+//
+// Only the loop calls it, one batch at a time; the lock guards the map
+// alone, so that a long fetch does not hold up the rate's rebalance.
 func (w *worker) campaign(wb *workBatch) (*workCampaign, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if wc := w.camps[wb.Files]; wc != nil {
+	wc := w.camps[wb.Files]
+	w.mu.Unlock()
+	if wc != nil {
 		return wc, nil
 	}
 	dir := filepath.Join(w.o.Cache, wb.Files)
@@ -428,11 +432,13 @@ func (w *worker) campaign(wb *workBatch) (*workCampaign, error) {
 	if w.o.Concurrency > 0 {
 		pc.Concurrency = w.o.Concurrency
 	}
-	wc := &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst, sem: make(chan struct{}, max(pc.Concurrency, 1)),
+	wc = &workCampaign{c: c, rd: rd, rate: wb.Rate, burst: wb.Burst, sem: make(chan struct{}, max(pc.Concurrency, 1)),
 		gate: newRelayGate(w.o.RelayPause, c.Send.GiveUpAfter, func(s string) { w.printf("campaign %s: %s", wb.Campaign, s) })}
+	w.mu.Lock()
 	pc.Rate, pc.Burst = share(wb.Rate, wb.Burst, w.live)
 	wc.pool = sender.NewPool(client, pc)
 	w.camps[wb.Files] = wc
+	w.mu.Unlock()
 	w.printf("campaign %s: files %s, relay %s", wb.Campaign, wb.Files, client)
 	return wc, nil
 }
