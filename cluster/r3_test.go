@@ -4,67 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/mailrun/mailrun/internal/natstest"
 )
-
-// freePorts returns n loopback ports free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// startCluster starts three NATS servers with JetStream clustered on
-// loopback, as a team's own cluster would be, and returns their client
-// URLs joined as a user gives them.
-func startCluster(t *testing.T) (string, []*server.Server) {
-	t.Helper()
-	ports := freePorts(t, 6)
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
-	}
-	var urls []string
-	var servers []*server.Server
-	for i := range 3 {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: ports[i],
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "mailrun-test", Host: "127.0.0.1", Port: ports[3+i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		servers = append(servers, s)
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatal("a cluster server did not start within 30 s")
-		}
-	}
-	return strings.Join(urls, ","), servers
-}
 
 // TestReplicatedClaims: against a cluster of three, every bucket is kept
 // three times, a claim is still taken once (a replicated stream reports a
@@ -74,7 +18,7 @@ func TestReplicatedClaims(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster of three servers")
 	}
-	url, servers := startCluster(t)
+	url, servers := natstest.Start(t, t.TempDir(), false)
 	var a, b *Conn
 	deadline := time.Now().Add(60 * time.Second)
 	for a == nil || b == nil {

@@ -120,26 +120,7 @@ func TestUnreadableCampaign(t *testing.T) {
 // shows an older version than the server's.
 func TestEventsOnRenameWrite(t *testing.T) {
 	dir, base := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("got Content-Type %q", ct)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	lines := events(t, base)
 	quiet := time.After(300 * time.Millisecond) // two settle times: nothing pending
 	for waiting := true; waiting; {
 		select {
@@ -157,6 +138,8 @@ func TestEventsOnRenameWrite(t *testing.T) {
 	t.Logf("reload event %s after the rename", time.Since(start).Round(time.Millisecond))
 
 	// A page of the first version, opened now, is told at once it is old.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	req2, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v=1", nil)
 	resp2, err := http.DefaultClient.Do(req2)
 	if err != nil {
@@ -169,6 +152,33 @@ func TestEventsOnRenameWrite(t *testing.T) {
 	if sc.Text() != "event: reload" {
 		t.Errorf("stale page: got no reload (%v)", sc.Err())
 	}
+}
+
+// events opens the event stream of a page showing the current version,
+// for 10 seconds at most, and returns its lines once the stream began.
+func events(t *testing.T, base string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("got Content-Type %q", ct)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	return lines
 }
 
 // version is the version of the files the index shows (data-version).
@@ -336,23 +346,7 @@ func TestNoWire(t *testing.T) {
 // layout or images moved into a subfolder).
 func TestEventsInNewFolder(t *testing.T) {
 	dir, base := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	lines := events(t, base)
 	sub := filepath.Join(dir, "images")
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
@@ -367,23 +361,7 @@ func TestEventsInNewFolder(t *testing.T) {
 // second of the first change (maxSettle), not only once it stops.
 func TestEventsWhileAFileKeepsChanging(t *testing.T) {
 	dir, base := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"events?v="+version(t, base), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	waitEvent(t, lines, 3*time.Second, "retry: 1000")
+	lines := events(t, base)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { // a log file some tool keeps writing in the folder

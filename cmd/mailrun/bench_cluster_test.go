@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/mailrun/mailrun/cluster"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/mailrun/mailrun/internal/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -221,48 +221,15 @@ func TestBenchCluster(t *testing.T) {
 		float64((plain.cpu+plainSelf).Microseconds())/float64(n), float64(total.Microseconds())/float64(n))
 }
 
-// startBenchR3 starts three NATS servers with JetStream clustered on
-// loopback, each with its store in a folder of its own under root, and
-// returns their client URLs joined with commas, as a user gives them to
-// mailrun. The servers keep nats-server's defaults, as a team's own
-// cluster would: a write is acknowledged once a quorum of two holds it,
-// and flushed to disk every two minutes rather than synced each time (the
-// hub syncs each, having no replica), unless sync.
+// startBenchR3 starts three clustered NATS servers (natstest.Start) with
+// their stores under root. They keep nats-server's defaults, as a team's
+// own cluster would: a write is acknowledged once a quorum of two holds
+// it, not synced each time (the hub syncs each, having no replica),
+// unless sync.
 func startBenchR3(t *testing.T, root string, sync bool) string {
 	t.Helper()
-	var ports []int
-	for range 6 {
-		_, p, _ := net.SplitHostPort(freeAddr(t))
-		port, _ := strconv.Atoi(p)
-		ports = append(ports, port)
-	}
-	var routes, urls []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
-	}
-	var servers []*server.Server
-	for i := range 3 {
-		name := fmt.Sprintf("bench-s%d", i+1)
-		s, err := server.NewServer(&server.Options{
-			ServerName: name, Host: "127.0.0.1", Port: ports[i],
-			JetStream: true, StoreDir: filepath.Join(root, name), SyncAlways: sync, NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "mailrun-bench", Host: "127.0.0.1", Port: ports[3+i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		servers = append(servers, s)
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatal("a cluster server did not start within 30s")
-		}
-	}
-	return strings.Join(urls, ",")
+	urls, _ := natstest.Start(t, root, sync)
+	return urls
 }
 
 // openBench opens the probe's connection to url, retrying for up to 60
