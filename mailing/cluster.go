@@ -117,13 +117,7 @@ type ClusterOptions struct {
 // after a crash of Send.
 func Coordinate(ctx context.Context, c *campaign.Campaign, cn *cluster.Conn, opts SendOptions, co ClusterOptions) (*SendSummary, error) {
 	start := time.Now()
-	if opts.Journal == "" {
-		opts.Journal = JournalPath(c)
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
+	opts, out := opts.withDefaults(c)
 	if co.Poll <= 0 {
 		co.Poll = 250 * time.Millisecond
 	}

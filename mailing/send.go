@@ -85,6 +85,19 @@ type SendOptions struct {
 	Progress func(journal.Entry)
 }
 
+// withDefaults fills in the journal next to c and returns the writer of
+// the run's notices (io.Discard without Out), for Send and Coordinate.
+func (o SendOptions) withDefaults(c *campaign.Campaign) (SendOptions, io.Writer) {
+	if o.Journal == "" {
+		o.Journal = JournalPath(c)
+	}
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	return o, out
+}
+
 // SendSummary counts what one send run did, not what earlier runs did.
 type SendSummary struct {
 	Sent, Failed, Deferred, Unknown, Skipped int
@@ -208,13 +221,7 @@ func (e *AbortError) Unwrap() error { return e.Err }
 // journal.ErrLocked when another run holds the journal.
 func Send(ctx context.Context, c *campaign.Campaign, m Mailer, opts SendOptions) (*SendSummary, error) {
 	start := time.Now()
-	if opts.Journal == "" {
-		opts.Journal = JournalPath(c)
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
+	opts, out := opts.withDefaults(c)
 	sum := &SendSummary{Journal: opts.Journal}
 
 	rd, err := newRenderer(c, nil)

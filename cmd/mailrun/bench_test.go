@@ -328,19 +328,7 @@ send:
 	if r.code != exitOK {
 		t.Fatalf("send exit %d, want 0\n%s", r.code, r.log)
 	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for a, k := range srv.deliveries {
-		if k != 1 {
-			t.Errorf("<%s> got the message %d times", a, k)
-		}
-	}
-	if srv.messages != n || len(srv.deliveries) != n {
-		t.Fatalf("the sink got %d messages for %d recipients, want %d for %d\n%s", srv.messages, len(srv.deliveries), n, n, r.log)
-	}
-	if srv.max > 4 {
-		t.Errorf("the sink saw %d simultaneous connections, want at most 4", srv.max)
-	}
+	srv.wantOnce(t, n, 4, r.log)
 	benchReport(t, "send (minimal sink): %d messages in %s: %.0f msg/s, peak memory %.1f MB, mailrun CPU %s (4 connections, no rate limit)",
 		n, r.elapsed.Round(time.Millisecond), float64(n)/r.elapsed.Seconds(), r.peakMB, r.cpu.Round(time.Millisecond))
 }
