@@ -319,3 +319,11 @@ func TestGiveUpLosesToOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenRefusesOtherURLs(t *testing.T) {
+	for _, u := range []string{"bogus://x", "127.0.0.1:4222", "nats://127.0.0.1:4222,http://x"} {
+		if _, err := Open(context.Background(), u, Options{}); err == nil || !strings.Contains(err.Error(), "want nats://") {
+			t.Errorf("Open(%q): %v, want the URL refused", u, err)
+		}
+	}
+}

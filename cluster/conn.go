@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,6 +91,11 @@ func Open(ctx context.Context, url string, o Options) (*Conn, error) {
 	}
 	if ca := os.Getenv(CAEnv); ca != "" {
 		opts = append(opts, nats.RootCAs(ca))
+	}
+	for _, u := range strings.Split(url, ",") {
+		if u = strings.TrimSpace(u); !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			return nil, fmt.Errorf("cluster URL %q: want nats://HOST:PORT or tls://HOST:PORT, several joined by commas", u)
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
