@@ -12,7 +12,10 @@ import (
 
 	"github.com/mailrun/mailrun/campaign"
 	"github.com/mailrun/mailrun/cluster"
+	"github.com/mailrun/mailrun/internal/postfixtest"
 	"github.com/mailrun/mailrun/internal/smtptest"
+	"github.com/mailrun/mailrun/journal"
+	"github.com/mailrun/mailrun/mailing"
 )
 
 // TestClusterKill9 runs a campaign on three real worker processes, kills
@@ -178,5 +181,62 @@ func TestClusterWorkerBadPassword(t *testing.T) {
 		if want := fmt.Sprintf("%d,%s,sent,", i+2, addrs[i]); !strings.HasPrefix(l, want) {
 			t.Errorf("report line %d: %q, want it to start %q", i+1, l, want)
 		}
+	}
+}
+
+// TestClusterPostfix: two worker processes send through a real Postfix
+// (STARTTLS, SASL, the password from each worker's environment): every
+// valid user gets one message, the unknown ones fail with Postfix's 550
+// 5.1.1, and the local journal and report --cluster agree.
+func TestClusterPostfix(t *testing.T) {
+	pf := postfixtest.Start(t)
+	var rows [][]string
+	valid := map[string]bool{}
+	for i := range 30 {
+		addr := pf.Users[i]
+		if i%6 == 5 {
+			addr = fmt.Sprintf("nobody%02d@%s", i, postfixtest.Domain)
+		} else {
+			valid[addr] = true
+		}
+		rows = append(rows, []string{addr, "Reader", fmt.Sprintf("N%02d", i), fmt.Sprintf("r%02d", i), "free"})
+	}
+	dir := postfixCampaign(t, pf, rows, true, "  concurrency: 2\n")
+	// Workers take the password from their environment, never a file.
+	replaceInFile(t, filepath.Join(dir, "campaign.yaml"), "  password_file: postfix-password\n", "  password_env: "+testPasswordEnv+"\n")
+	hub, err := cluster.StartHub(cluster.HubConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+	for i := range 2 {
+		startEnv(t, []string{testPasswordEnv + "=" + pf.Password}, "worker", hub.URL(), "--name", fmt.Sprintf("pf%d", i), "--cache", t.TempDir())
+	}
+	r := mailrun(t, nil, "send", dir, "--cluster", hub.URL(), "--yes")
+	r.want(t, exitFailed, "send --cluster with unknown users")
+	for addr := range valid {
+		if n := pf.Count(t, addr); n != 1 {
+			t.Errorf("<%s>: %d messages, want 1", addr, n)
+		}
+	}
+	rep, err := mailing.Latest(filepath.Join(dir, "november-news.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Recipients) != len(rows) {
+		t.Errorf("journal: %d recipients, want %d", len(rep.Recipients), len(rows))
+	}
+	for _, en := range rep.Recipients {
+		switch {
+		case valid[en.Email] && en.Status != journal.Sent:
+			t.Errorf("<%s>: %s, want sent: %s", en.Email, en.Status, en.Error)
+		case !valid[en.Email] && (en.Status != journal.Failed || en.Reply == nil || en.Reply.Code != 550):
+			t.Errorf("<%s>: %s %+v, want failed with 550", en.Email, en.Status, en.Reply)
+		}
+	}
+	r = mailrun(t, nil, "report", dir, "--cluster", hub.URL())
+	r.want(t, exitOK, "report --cluster")
+	if got := strings.Count(r.stdout, ",sent,"); got != len(valid) {
+		t.Errorf("report --cluster: %d sent, want %d\n%s", got, len(valid), r.stdout)
 	}
 }
